@@ -1,0 +1,20 @@
+"""The exceptions simweb shows its users."""
+
+from __future__ import annotations
+
+__all__ = ["ScenarioError", "SimwebError"]
+
+
+class SimwebError(Exception):
+    """A problem the user can fix; the CLI prints it as one line and exits 2."""
+
+
+class ScenarioError(SimwebError):
+    """A scenario value is wrong. ``path`` names the field (``labs[1].crawl_budget``)."""
+
+    def __init__(self, path: str, message: str, *, source: str | None = None):
+        self.path = path
+        self.message = message
+        self.source = source
+        where = f"{source}: " if source else ""
+        super().__init__(f"{where}{path}: {message}" if path else f"{where}{message}")

@@ -1,0 +1,173 @@
+"""The default ground truth of human writing: a topic mixture of first-order Markov chains.
+
+A document has a topic k drawn from a Zipf law over topics. Its first token is
+drawn from the topic's start law, every next token from the topic's chain. The
+chains share one vocabulary whose token weights follow a Zipf law (Zipf 1949),
+so a few tokens are common and a long tail is rare — the tail that model
+collapse erases first (Shumailov et al. 2024). A token's successor law depends
+on the previous token's word class:
+
+    P_k(j | i) ∝ q_j · b_k[j] · A[class(i), class(j)]
+
+with q the Zipf weights, b_k a log-normal boost per topic and token, and A a
+log-normal class-to-class affinity. Everything about the language is exact:
+``log_prob`` sums over topics, and the topic posterior and per-topic entropy
+are closed forms.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from simweb.sampling import AliasTable
+
+__all__ = ["MarkovLanguage"]
+
+
+def zipf(n: int, exponent: float) -> np.ndarray:
+    w = np.arange(1, n + 1, dtype=np.float64) ** -exponent
+    return w / w.sum()
+
+
+def _logsumexp(a: np.ndarray, axis: int) -> np.ndarray:
+    m = a.max(axis=axis, keepdims=True)
+    return np.squeeze(m, axis) + np.log(np.exp(a - m).sum(axis=axis))
+
+
+class MarkovLanguage:
+    family = "markov"
+    is_tokens = True
+
+    def __init__(self, *, vocab_size: int, doc_length: int, topic_probs: np.ndarray, start: np.ndarray,
+                 transition: np.ndarray, token_class: np.ndarray):
+        self.vocab_size = int(vocab_size)
+        self.doc_length = int(doc_length)
+        self.width = self.doc_length
+        self.dtype = np.dtype(np.uint16)
+        self.topic_probs = np.asarray(topic_probs, dtype=np.float64)  # (K,)
+        self.start = np.asarray(start, dtype=np.float64)  # (K, V)
+        self.transition = np.asarray(transition, dtype=np.float64)  # (K, C, V): law of the next token
+        self.token_class = np.asarray(token_class, dtype=np.int64)  # (V,)
+        self.topics, self.classes = self.transition.shape[:2]
+        with np.errstate(divide="ignore"):
+            self._log_start = np.log(self.start)
+            self._log_transition = np.log(self.transition)
+        self._tables: tuple[AliasTable, AliasTable] | None = None
+
+    @classmethod
+    def from_config(cls, cfg, *, rng: np.random.Generator) -> "MarkovLanguage":
+        V, K, C = cfg.vocab_size, cfg.topics, cfg.classes
+        q = zipf(V, cfg.zipf_exponent)
+        token_class = rng.integers(0, C, size=V)
+        boost = np.exp(cfg.topic_strength * rng.standard_normal((K, V)))
+        affinity = np.exp(cfg.class_strength * rng.standard_normal((C, C)))
+        start = q * boost
+        start /= start.sum(axis=1, keepdims=True)
+        transition = (q * boost)[:, None, :] * affinity[None][:, :, token_class]
+        transition /= transition.sum(axis=2, keepdims=True)
+        return cls(vocab_size=V, doc_length=cfg.doc_length, topic_probs=zipf(K, cfg.topic_zipf_exponent),
+                   start=start, transition=transition, token_class=token_class)
+
+    # ------------------------------------------------------------ sampling
+    def sample(self, n: int, *, rng: np.random.Generator, topics: np.ndarray | None = None):
+        """``n`` documents (uint16 tokens, shape (n, doc_length)) and their topics.
+
+        ``topics`` fixes each document's topic; otherwise topics follow the topic law.
+        """
+        if topics is None:
+            topics = rng.choice(self.topics, size=n, p=self.topic_probs)
+        topics = np.asarray(topics, dtype=np.int64)
+        start_table, next_table = self._alias()
+        out = np.empty((n, self.doc_length), dtype=self.dtype)
+        x = start_table.sample(topics, rng=rng)
+        out[:, 0] = x
+        base = topics * self.classes
+        for t in range(1, self.doc_length):
+            x = next_table.sample(base + self.token_class[x], rng=rng)
+            out[:, t] = x
+        return out, topics
+
+    def _alias(self) -> tuple[AliasTable, AliasTable]:
+        if self._tables is None:
+            self._tables = (AliasTable(self.start), AliasTable(self.transition.reshape(-1, self.vocab_size)))
+        return self._tables
+
+    # ------------------------------------------------------------ exact probabilities
+    def topic_log_likelihood(self, docs: np.ndarray, chunk: int = 4096) -> np.ndarray:
+        """log P(doc | topic k) for every document and topic, shape (n, K)."""
+        docs = np.asarray(docs, dtype=np.int64)
+        out = np.empty((len(docs), self.topics))
+        for lo in range(0, len(docs), chunk):
+            d = docs[lo:lo + chunk]
+            ll = self._log_start[:, d[:, 0]]  # (K, n)
+            prev = self.token_class[d[:, :-1]]
+            ll = ll + self._log_transition[:, prev, d[:, 1:]].sum(axis=2)
+            out[lo:lo + chunk] = ll.T
+        return out
+
+    def log_prob(self, docs: np.ndarray) -> np.ndarray:
+        """Exact log P(doc) = log Σ_k π_k P(doc | k), in nats, shape (n,)."""
+        with np.errstate(divide="ignore"):
+            return _logsumexp(self.topic_log_likelihood(docs) + np.log(self.topic_probs), axis=1)
+
+    def topic_posterior(self, docs: np.ndarray) -> np.ndarray:
+        """P(topic | doc), shape (n, K)."""
+        with np.errstate(divide="ignore"):
+            joint = self.topic_log_likelihood(docs) + np.log(self.topic_probs)
+        joint -= joint.max(axis=1, keepdims=True)
+        post = np.exp(joint)
+        return post / post.sum(axis=1, keepdims=True)
+
+    def token_marginals(self) -> np.ndarray:
+        """P(x_t = j | topic k) for every position, shape (K, L, V), by propagating the chains."""
+        K, L, V = self.topics, self.doc_length, self.vocab_size
+        out = np.empty((K, L, V))
+        m = self.start
+        for t in range(L):
+            out[:, t] = m
+            class_mass = np.zeros((K, self.classes))
+            for k in range(K):
+                class_mass[k] = np.bincount(self.token_class, weights=m[k], minlength=self.classes)
+            m = np.einsum("kc,kcv->kv", class_mass, self.transition)
+        return out
+
+    def unigram(self) -> np.ndarray:
+        """The true share of each token among all tokens humans write, shape (V,)."""
+        return np.einsum("k,klv->v", self.topic_probs, self.token_marginals()) / self.doc_length
+
+    def tail_tokens(self, mass: float) -> np.ndarray:
+        """The rarest tokens that together hold at most ``mass`` of the true unigram law (bool, (V,))."""
+        u = self.unigram()
+        order = np.argsort(u, kind="stable")
+        keep = np.cumsum(u[order]) <= mass
+        tail = np.zeros(self.vocab_size, dtype=bool)
+        tail[order[keep]] = True
+        return tail
+
+    def conditional_entropy(self) -> float:
+        """H(doc | topic) in nats per document, exact: Σ_k π_k [H(start_k) + Σ_t Σ_c P_k(class_t = c) H(T_k[c])]."""
+        marg = self.token_marginals()
+        with np.errstate(divide="ignore", invalid="ignore"):
+            h_start = -np.nansum(self.start * self._log_start, axis=1)  # (K,)
+            h_rows = -np.nansum(self.transition * self._log_transition, axis=2)  # (K, C)
+        total = h_start.copy()
+        for k in range(self.topics):
+            class_mass = np.stack([np.bincount(self.token_class, weights=marg[k, t], minlength=self.classes)
+                                   for t in range(self.doc_length - 1)])
+            total[k] += (class_mass @ h_rows[k]).sum()
+        return float(self.topic_probs @ total)
+
+    def entropy(self, *, rng: np.random.Generator, n: int = 20_000) -> tuple[float, float]:
+        """H(doc) in nats per document and its Monte-Carlo standard error.
+
+        H(doc) = H(doc | topic) + H(topic) − E[H(topic | doc)]; the first two are
+        exact, the last is an average over ``n`` sampled documents.
+        """
+        docs, _ = self.sample(n, rng=rng)
+        post = self.topic_posterior(docs)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            h_post = -np.nansum(post * np.log(post), axis=1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            h_topic = -np.nansum(self.topic_probs * np.log(self.topic_probs))
+        value = self.conditional_entropy() + h_topic - h_post.mean()
+        return float(value), float(h_post.std(ddof=1) / np.sqrt(n))

@@ -1,0 +1,74 @@
+"""Ground truths with closed forms, for the model-collapse literature: a gaussian and a categorical.
+
+A "document" here is one sample: a row of ``dim`` reals, or one outcome.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from simweb.language.markov import zipf
+
+__all__ = ["GaussianLanguage", "CategoricalLanguage"]
+
+
+class GaussianLanguage:
+    """N(mean, std² I) in ``dim`` dimensions (Shumailov et al. 2024's single-gaussian case)."""
+
+    family = "gaussian"
+    is_tokens = False
+    topics = 1
+
+    def __init__(self, *, dim: int, mean: float, std: float):
+        self.dim = self.width = int(dim)
+        self.dtype = np.dtype(np.float64)
+        self.mean = np.full(self.dim, float(mean))
+        self.var = np.full(self.dim, float(std) ** 2)
+
+    @classmethod
+    def from_config(cls, cfg, *, rng: np.random.Generator) -> "GaussianLanguage":
+        return cls(dim=cfg.dim, mean=cfg.mean, std=cfg.std)
+
+    def sample(self, n: int, *, rng: np.random.Generator, topics: np.ndarray | None = None):
+        x = self.mean + np.sqrt(self.var) * rng.standard_normal((n, self.dim))
+        return x, np.zeros(n, dtype=np.int64)
+
+    def log_prob(self, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x, dtype=np.float64)
+        return -0.5 * (((x - self.mean) ** 2 / self.var) + np.log(2 * math.pi * self.var)).sum(axis=1)
+
+    def entropy(self, **_) -> tuple[float, float]:
+        return float(0.5 * np.log(2 * math.pi * math.e * self.var).sum()), 0.0
+
+
+class CategoricalLanguage:
+    """K outcomes with fixed probabilities (Shumailov et al. 2024's discrete case)."""
+
+    family = "categorical"
+    is_tokens = False
+    topics = 1
+    width = 1
+
+    def __init__(self, probs: np.ndarray):
+        self.probs = np.asarray(probs, dtype=np.float64)
+        self.outcomes = len(self.probs)
+        self.dtype = np.dtype(np.int32)
+
+    @classmethod
+    def from_config(cls, cfg, *, rng: np.random.Generator) -> "CategoricalLanguage":
+        probs = np.array(cfg.probs) if cfg.probs is not None else zipf(cfg.outcomes, cfg.zipf_exponent)
+        return cls(probs / probs.sum())
+
+    def sample(self, n: int, *, rng: np.random.Generator, topics: np.ndarray | None = None):
+        x = rng.choice(self.outcomes, size=n, p=self.probs).astype(self.dtype)
+        return x[:, None], np.zeros(n, dtype=np.int64)
+
+    def log_prob(self, x: np.ndarray) -> np.ndarray:
+        with np.errstate(divide="ignore"):
+            return np.log(self.probs[np.asarray(x)[:, 0]])
+
+    def entropy(self, **_) -> tuple[float, float]:
+        p = self.probs[self.probs > 0]
+        return float(-(p * np.log(p)).sum()), 0.0

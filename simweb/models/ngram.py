@@ -1,0 +1,128 @@
+"""The ngram family: a Markov model of order k fitted by counting, with add-α smoothing.
+
+Contexts are the k previous tokens, padded with a begin-of-document symbol
+(id V) at the start, so the first token has a law of its own. With α = 0 a
+transition never seen in training has probability zero for good: retrained on
+its own samples, the model can only lose transitions — the discrete collapse
+of Shumailov et al. (2024).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from simweb.sampling import AliasTable, shape_probs
+
+__all__ = ["NgramModel"]
+
+
+class NgramModel:
+    family = "ngram"
+    is_tokens = True
+
+    def __init__(self, *, vocab_size: int, doc_length: int, order: int = 1, alpha: float = 0.0):
+        self.vocab_size = int(vocab_size)
+        self.doc_length = int(doc_length)
+        self.order = int(order)
+        self.alpha = float(alpha)
+        self.contexts = (self.vocab_size + 1) ** self.order
+        self.probs: np.ndarray | None = None  # (contexts, V), rows sum to 1
+        self._tables: dict[tuple[float, float], AliasTable] = {}
+
+    @classmethod
+    def from_config(cls, cfg, language) -> "NgramModel":
+        return cls(vocab_size=language.vocab_size, doc_length=language.doc_length, order=cfg.order, alpha=cfg.alpha)
+
+    # ------------------------------------------------------------ contexts
+    def context_ids(self, docs: np.ndarray) -> np.ndarray:
+        """The context id of every position, shape (n, L): Σ_i x_{t-i} (V+1)^(i-1), BOS-padded."""
+        docs = np.asarray(docs, dtype=np.int64)
+        n, L = docs.shape
+        base = self.vocab_size + 1
+        padded = np.full((n, L + self.order), self.vocab_size, dtype=np.int64)
+        padded[:, self.order:] = docs
+        ctx = np.zeros((n, L), dtype=np.int64)
+        for i in range(1, self.order + 1):
+            ctx += padded[:, self.order - i:self.order - i + L] * base ** (i - 1)
+        return ctx
+
+    # ------------------------------------------------------------ fit
+    def fit(self, docs: np.ndarray, *, rng: np.random.Generator | None = None, prior=None) -> "NgramModel":
+        """Maximum-likelihood counts plus α per cell; an unseen context falls back to the corpus unigram law."""
+        docs = np.asarray(docs)
+        V = self.vocab_size
+        counts = self.count(docs).astype(np.float64)
+        if prior is not None:
+            counts += prior
+        totals = counts.sum(axis=1, keepdims=True) + self.alpha * V
+        with np.errstate(invalid="ignore", divide="ignore"):
+            probs = (counts + self.alpha) / totals
+        empty = totals[:, 0] == 0
+        if empty.any():
+            unigram = np.bincount(docs.ravel().astype(np.int64), minlength=V).astype(np.float64)
+            unigram = unigram / unigram.sum() if unigram.sum() > 0 else np.full(V, 1.0 / V)
+            probs[empty] = unigram
+        self.probs = probs
+        self._tables = {}
+        return self
+
+    def count(self, docs: np.ndarray) -> np.ndarray:
+        """Transition counts, shape (contexts, V)."""
+        V = self.vocab_size
+        flat = self.context_ids(docs) * V + np.asarray(docs, dtype=np.int64)
+        return np.bincount(flat.ravel(), minlength=self.contexts * V).reshape(self.contexts, V)
+
+    # ------------------------------------------------------------ sample
+    def sample(self, n: int, *, rng: np.random.Generator, temperature: float = 1.0, top_p: float = 1.0,
+               watermark=None) -> np.ndarray:
+        """``n`` documents of ``doc_length`` tokens (uint16), shape (n, L)."""
+        if watermark is not None:
+            raise NotImplementedError("watermarked sampling arrives with the policy suite")
+        table = self._table(temperature, top_p)
+        V, base = self.vocab_size, self.vocab_size + 1
+        out = np.empty((n, self.doc_length), dtype=np.uint16)
+        wrap = base ** self.order
+        # the all-BOS context; the newest token sits in the lowest digit
+        ctx = np.full(n, sum(V * base ** i for i in range(self.order)), dtype=np.int64)
+        for t in range(self.doc_length):
+            x = table.sample(ctx, rng=rng)
+            out[:, t] = x
+            ctx = x if self.order == 1 else (ctx * base + x) % wrap
+        return out
+
+    def _table(self, temperature: float, top_p: float) -> AliasTable:
+        key = (float(temperature), float(top_p))
+        if key not in self._tables:
+            probs = self._require()
+            if key != (1.0, 1.0):
+                probs = shape_probs(probs, temperature=temperature, top_p=top_p)
+            self._tables[key] = AliasTable(probs)
+        return self._tables[key]
+
+    # ------------------------------------------------------------ score
+    def token_log_prob(self, docs: np.ndarray) -> np.ndarray:
+        """log P(x_t | context) for every token, shape (n, L); −inf where the model gives zero."""
+        probs = self._require()
+        docs = np.asarray(docs, dtype=np.int64)
+        with np.errstate(divide="ignore"):
+            return np.log(probs[self.context_ids(docs), docs])
+
+    def log_prob(self, docs: np.ndarray) -> np.ndarray:
+        return self.token_log_prob(docs).sum(axis=1)
+
+    # ------------------------------------------------------------ state
+    def state_dict(self) -> dict[str, np.ndarray]:
+        return {"probs": self._require()}
+
+    def load_state_dict(self, state: dict[str, np.ndarray]) -> "NgramModel":
+        probs = np.asarray(state["probs"], dtype=np.float64)
+        if probs.shape != (self.contexts, self.vocab_size):
+            raise ValueError(f"ngram state has shape {probs.shape}, expected {(self.contexts, self.vocab_size)}")
+        self.probs = probs
+        self._tables = {}
+        return self
+
+    def _require(self) -> np.ndarray:
+        if self.probs is None:
+            raise RuntimeError("the ngram model has not been fitted")
+        return self.probs

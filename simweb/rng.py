@@ -1,0 +1,34 @@
+"""One scenario seed, a tree of named random streams.
+
+Every random draw in simweb takes a ``numpy.random.Generator`` built here from
+``SeedSequence(seed, spawn_key=key)``. Keys are tuples of names and ids
+(``("publish", "farms", tick)``), so a stream depends only on what it is for,
+never on how many other streams were made before it or in which process.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+
+__all__ = ["stream", "key_int"]
+
+
+def key_int(part: int | str) -> int:
+    """Map one key part to a non-negative integer; strings by a stable hash."""
+    if isinstance(part, (bool, np.bool_)):
+        return int(part)
+    if isinstance(part, (int, np.integer)):
+        if part < 0:
+            raise ValueError(f"stream key parts must be >= 0, got {part}")
+        return int(part)
+    if isinstance(part, str):
+        # Python's hash() is salted per process; blake2b is the same everywhere.
+        return int.from_bytes(hashlib.blake2b(part.encode(), digest_size=8).digest(), "little")
+    raise TypeError(f"stream key parts are ints or strings, got {type(part).__name__}")
+
+
+def stream(seed: int, *key: int | str) -> np.random.Generator:
+    """The generator for the stream named ``key`` under scenario ``seed``."""
+    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=tuple(key_int(k) for k in key)))

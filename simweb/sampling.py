@@ -1,0 +1,105 @@
+"""Drawing from many discrete distributions at once: alias tables, temperature and top-p.
+
+The alias method (Walker 1977; Vose 1991) draws from a row of V probabilities
+in O(1): one uniform picks a column and, against that column's threshold,
+either the column or its alias. Every AI page on the simulated web is written
+through :meth:`AliasTable.sample`, so it is the hot loop of the simulator.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["AliasTable", "shape_probs"]
+
+
+def shape_probs(probs: np.ndarray, *, temperature: float = 1.0, top_p: float = 1.0) -> np.ndarray:
+    """Rows of ``probs`` after temperature scaling (p^(1/T), renormalised) and nucleus (top-p) truncation.
+
+    Top-p keeps, per row, the most probable tokens whose mass first reaches ``top_p``
+    (Holtzman et al. 2020). Zero-probability tokens stay at zero.
+    """
+    p = np.array(probs, dtype=np.float64, copy=True, ndmin=2)
+    if temperature != 1.0:
+        with np.errstate(divide="ignore"):
+            logits = np.log(p) / temperature
+        logits -= logits.max(axis=1, keepdims=True)
+        p = np.exp(logits)
+        p /= p.sum(axis=1, keepdims=True)
+    if top_p < 1.0:
+        order = np.argsort(-p, axis=1, kind="stable")
+        sorted_p = np.take_along_axis(p, order, axis=1)
+        before = np.cumsum(sorted_p, axis=1) - sorted_p  # mass of strictly more probable tokens
+        keep_sorted = before < top_p
+        keep = np.empty_like(keep_sorted)
+        np.put_along_axis(keep, order, keep_sorted, axis=1)
+        p = np.where(keep, p, 0.0)
+        p /= p.sum(axis=1, keepdims=True)
+    return p
+
+
+class AliasTable:
+    """Alias tables for R rows of V probabilities each; ``sample(rows)`` draws one token per entry."""
+
+    def __init__(self, probs: np.ndarray):
+        probs = np.asarray(probs, dtype=np.float64)
+        if probs.ndim == 1:
+            probs = probs[None, :]
+        self.rows, self.width = probs.shape
+        threshold, alias = _build(probs / probs.sum(axis=1, keepdims=True))
+        # flat arrays: one gather per draw instead of a 2-D fancy index
+        self._threshold = threshold.ravel()
+        self._alias = alias.ravel()
+
+    def sample(self, rows: np.ndarray | int, *, rng: np.random.Generator, size: int | None = None) -> np.ndarray:
+        """One draw from each row named in ``rows`` (or ``size`` draws from a single row)."""
+        if size is not None:
+            rows = np.full(size, int(rows), dtype=np.int64)
+        u = rng.random(len(rows)) * self.width
+        col = u.astype(np.int64)
+        np.minimum(col, self.width - 1, out=col)
+        flat = col + np.asarray(rows, dtype=np.int64) * self.width
+        return np.where(u - col < self._threshold[flat], col, self._alias[flat])
+
+    def nbytes(self) -> int:
+        return self._threshold.nbytes + self._alias.nbytes
+
+
+def _build(p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Vose's alias construction, vectorised across rows.
+
+    Each row is sorted once; a pointer ``s`` walks up the small entries and ``l``
+    down the large ones. A large entry whose residual drops below 1 becomes the
+    next small one, paired with its neighbour ``l - 1`` (which must then be
+    large: the remaining mass equals the remaining count). V - 1 steps finish
+    every row at once.
+    """
+    R, V = p.shape
+    order = np.argsort(p, axis=1, kind="stable")
+    q = np.take_along_axis(p, order, axis=1) * V
+    threshold = np.ones((R, V))
+    alias_sorted = np.tile(np.arange(V, dtype=np.int64), (R, 1))
+    rows = np.arange(R)
+    s = np.zeros(R, dtype=np.int64)
+    l = np.full(R, V - 1, dtype=np.int64)
+    for _ in range(V - 1):
+        active = s < l
+        if not active.any():
+            break
+        r, sa, la = rows[active], s[active], l[active]
+        use_l = q[r, la] < 1.0
+        small = np.where(use_l, la, sa)
+        large = np.where(use_l, la - 1, la)
+        q_small = q[r, small]
+        threshold[r, small] = q_small
+        alias_sorted[r, small] = large
+        q[r, large] -= 1.0 - q_small
+        s[active] = np.where(use_l, sa, sa + 1)
+        l[active] = np.where(use_l, la - 1, la)
+    np.clip(threshold, 0.0, 1.0, out=threshold)
+    out_threshold = np.empty_like(threshold)
+    out_alias = np.empty((R, V), dtype=np.int64)
+    np.put_along_axis(out_threshold, order, threshold, axis=1)
+    np.put_along_axis(out_alias, order, np.take_along_axis(order, alias_sorted, axis=1), axis=1)
+    dtype = np.int32 if V < 2**31 else np.int64
+    return out_threshold, out_alias.astype(dtype)

@@ -1,0 +1,87 @@
+"""The columns of every output table, declared once. Nulls mark metrics that do not apply to a family."""
+
+from __future__ import annotations
+
+import polars as pl
+
+__all__ = ["generations_schema", "TICKS", "CRAWLS", "IDS"]
+
+IDS = {"run_id": pl.String, "scenario": pl.String, "seed": pl.Int64}
+
+_GENERATION_COLUMNS = {
+    "lab": pl.String,
+    "generation": pl.Int32,
+    "tick": pl.Int32,
+    # training-set composition (ground truth)
+    "train_docs": pl.Int64,
+    "train_web_docs": pl.Int64,
+    "train_reserve_docs": pl.Int64,
+    "train_anchor_docs": pl.Int64,
+    "train_ai_fraction": pl.Float64,
+    "train_ai_fraction_by_lab": None,  # struct, one field per lab: filled by generations_schema
+    "train_mean_ai_generation": pl.Float64,
+    # the crawl and the filter chain, as a detector of AI pages
+    "crawl_pages": pl.Int64,
+    "crawl_ai_fraction": pl.Float64,
+    "kept_pages": pl.Int64,
+    "filter_precision": pl.Float64,
+    "filter_recall": pl.Float64,
+    # model quality, per token in nats (per sample for gaussian / categorical)
+    "human_nll": pl.Float64,
+    "true_entropy": pl.Float64,
+    "excess_nll": pl.Float64,
+    "observed_nll": pl.Float64,
+    "benchmark_docs": pl.Int64,
+    "sample_true_nll": pl.Float64,
+    "unigram_entropy": pl.Float64,
+    "tail_mass_ratio": pl.Float64,
+    "distinct_2": pl.Float64,
+    "topic_coverage": pl.Float64,
+    "mean_sq_error": pl.Float64,
+    "var_ratio": pl.Float64,
+    "w2": pl.Float64,
+    "tv": pl.Float64,
+    "support": pl.Int64,
+}
+
+
+def generations_schema(lab_names: list[str]) -> dict[str, pl.DataType]:
+    schema = dict(IDS)
+    for name, dtype in _GENERATION_COLUMNS.items():
+        schema[name] = pl.Struct({lab: pl.Float64 for lab in lab_names}) if dtype is None else dtype
+    return schema
+
+
+TICKS = {
+    **IDS,
+    "tick": pl.Int32,
+    "population": pl.String,
+    "sites": pl.Int64,
+    "pages": pl.Int64,  # new pages this tick
+    "ai_pages": pl.Int64,
+    "ai_share_new": pl.Float64,
+    "pages_total": pl.Int64,  # the population's pages so far
+    "ai_share_all": pl.Float64,
+    "watermarked_share": pl.Float64,  # of new pages
+    "c2pa_share": pl.Float64,  # of new pages
+    "web_pages": pl.Int64,  # every population
+    "web_ai_share": pl.Float64,
+}
+
+CRAWLS = {
+    **IDS,
+    "lab": pl.String,
+    "crawl": pl.Int32,  # the generation the crawl trains (or benchmarks)
+    "tick": pl.Int32,
+    "purpose": pl.String,  # "train" or "benchmark"
+    "step": pl.Int32,  # 0 = the fetch, then each filter in chain order
+    "filter": pl.String,
+    "pages_in": pl.Int64,
+    "ai_in": pl.Int64,
+    "kept": pl.Int64,
+    "kept_ai": pl.Int64,
+    "dropped": pl.Int64,
+    "dropped_ai": pl.Int64,
+    "precision": pl.Float64,  # AI share of the dropped pages
+    "recall": pl.Float64,  # share of incoming AI pages dropped
+}
