@@ -39,7 +39,7 @@ class Run(_Table):
     name: str = Field("simweb", min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.-]+$")
     seed: int = Field(0, ge=0, le=2**63 - 1)
     ticks: int = Field(12, ge=1, le=100_000)  # simulation steps; tick 0 is the all-human web
-    executor: Literal["local", "ray"] = "local"
+    executor: Literal["local"] = "local"  # "ray" arrives with the Ray executor
 
 
 # ---------------------------------------------------------------- language (the human writers)
