@@ -1,0 +1,62 @@
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import polars as pl
+
+import simweb
+from simweb.agents.publisher import Publisher, adoption_share
+from simweb.engine import Simulation
+from simweb.scenario.models import Adoption
+from tests.helpers import COLLAPSE, scenario
+
+
+def test_adoption_is_the_logistic_curve():
+    cfg = Adoption(start=0.1, end=0.9, midpoint=5.0, rate=0.7)
+    for tick in (0, 3, 5, 8, 40):
+        expected = 0.1 + 0.8 / (1 + math.exp(-0.7 * (tick - 5)))
+        assert math.isclose(adoption_share(cfg, tick), expected, rel_tol=1e-12)
+    assert adoption_share(Adoption(start=0.3, end=0.3), 100) == 0.3
+
+
+def test_ai_share_of_new_pages_follows_adoption_within_sampling_error():
+    sc = scenario(COLLAPSE, "run.ticks=8", "publishers[0].pages_per_tick=4000",
+                  "publishers[0].ai_adoption={start=0.0, end=0.9, midpoint=3.0, rate=1.0}")
+    res = simweb.run(sc)
+    cfg = sc.publishers[0].ai_adoption
+    for row in res.ticks.filter(pl.col("tick") >= 1).iter_rows(named=True):
+        p = adoption_share(cfg, row["tick"])
+        se = math.sqrt(p * (1 - p) / row["pages"])
+        assert abs(row["ai_share_new"] - p) < 5 * se + 1e-12, (row["tick"], row["ai_share_new"], p)
+    first = res.ticks.filter(pl.col("tick") == 0)
+    assert first["ai_pages"][0] == 0  # no model is released before tick 0 ends
+
+
+def test_market_share_splits_ai_pages_between_labs():
+    sc = scenario(COLLAPSE, "labs.keep.market_share=3.0", "publishers[0].pages_per_tick=6000", "run.ticks=2")
+    sim = Simulation(sc)
+    sim.step()
+    sim.step()
+    lab = sim.store.column("lab")[sim.store.column("tick") == 1]
+    share_keep = float((lab == 1).mean())
+    se = math.sqrt(0.75 * 0.25 / len(lab))
+    assert abs(share_keep - 0.75) < 5 * se
+
+
+def test_uses_restricts_the_labs_a_population_draws_on():
+    sim = Simulation(scenario(COLLAPSE, 'publishers[0].uses=["keep"]', "labs.keep.market_share=0.1", "run.ticks=3"))
+    for _ in range(3):
+        sim.step()
+    ai = sim.store.column("origin") == 1
+    assert ai.any() and (sim.store.column("lab")[ai] == 1).all()
+
+
+def test_human_pages_follow_site_topics_with_topic_focus():
+    sc = scenario(COLLAPSE, "publishers[0].ai_adoption={start=0.0, end=0.0}", "publishers[0].topic_focus=1.0")
+    sim = Simulation(sc)
+    sim.step()
+    site_topic = sim.graph.topic[sim.store.column("site_id")]
+    assert np.array_equal(sim.store.column("topic"), site_topic)
+    pub = sim.publishers[0]
+    assert isinstance(pub, Publisher)
