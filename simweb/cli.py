@@ -31,11 +31,43 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
     run.add_argument("--quiet", action="store_true", help="no progress bar and no summary table")
 
+    sw = sub.add_parser("sweep", help="run a scenario over a grid of values and seeds (rerun to resume)")
+    sw.add_argument("scenario")
+    sw.add_argument("--grid", action="append", default=[], metavar="PATH=V1,V2,...",
+                    help="values of one scenario path; several --grid make a cartesian product")
+    sw.add_argument("--seeds", type=_positive("--seeds"), default=1, help="replicates per grid point")
+    sw.add_argument("--seed", type=int, help="override run.seed (replicate seeds derive from it)")
+    sw.add_argument("--out", help="sweep directory (default: sweeps/<name>)")
+    sw.add_argument("--workers", type=_positive("--workers"), help="processes (default: the CPUs available)")
+    sw.add_argument("--quiet", action="store_true")
+
+    rep = sub.add_parser("reproduce", help="check simweb against the closed forms of the model-collapse papers")
+    rep.add_argument("--replicates", type=_positive("--replicates"), default=400)
+    rep.add_argument("--only", action="append", default=[], metavar="TARGET", help="run only this target")
+    rep.add_argument("--set", dest="overrides", action="append", default=[], metavar="PATH=VALUE",
+                     help="override a value in every target (e.g. run.ticks=30 for a quick check)")
+    rep.add_argument("--out", default="reproduction.parquet", help="Parquet file for the table")
+    rep.add_argument("--workers", type=_positive("--workers"), help="processes (default: the CPUs available)")
+    rep.add_argument("--quiet", action="store_true")
+
     val = sub.add_parser("validate", help="check a scenario file and print it resolved")
     val.add_argument("scenario")
     val.add_argument("--set", dest="overrides", action="append", default=[], metavar="PATH=VALUE")
     val.add_argument("--quiet", action="store_true", help="print nothing on success")
     return parser
+
+
+def _positive(name: str):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name}: expected an integer >= 1, got {text!r}") from None
+        if value < 1:
+            raise argparse.ArgumentTypeError(f"{name}: expected an integer >= 1, got {value}")
+        return value
+
+    return parse
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -101,7 +133,73 @@ def _cmd_run(args) -> int:
     return 0
 
 
-_COMMANDS = {"run": _cmd_run, "validate": _cmd_validate}
+def _cmd_sweep(args) -> int:
+    from rich.console import Console
+
+    from simweb.scenario import load_scenario
+    from simweb.sweep import default_workers, run_sweep
+
+    base = load_scenario(args.scenario, seed=args.seed)
+    out = Path(args.out) if args.out else Path("sweeps") / base.run.name
+    console = Console(stderr=True)
+    progress_line = not args.quiet
+
+    def on_done(done: int, total: int, outcome: dict) -> None:
+        if progress_line:
+            tag = "skipped (done before)" if outcome.get("skipped") else outcome["state"]
+            console.print(f"[{done}/{total}] {tag}" + (f": {outcome['error']}" if outcome["error"] else ""),
+                          highlight=False)
+
+    status = run_sweep(args.scenario, args.grid, seeds=args.seeds, out=out, workers=args.workers or default_workers(),
+                       seed=args.seed, on_done=on_done)
+    counts = status.group_by("state").len().sort("state")
+    summary = ", ".join(f"{row['len']} {row['state']}" for row in counts.iter_rows(named=True))
+    if not args.quiet:
+        print(f"sweep of {status.height} runs: {summary}; results in {out}/ "
+              "(generations.parquet, ticks.parquet, status.parquet, runs/)")
+    return 0
+
+
+def _cmd_reproduce(args) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from simweb.recorder import atomic_write
+    from simweb.reproduce import TARGETS, Z_PASS, reproduce
+    from simweb.sweep import default_workers
+
+    names = [t.name for t in TARGETS]
+    for name in args.only:
+        if name not in names:
+            from simweb.scenario.load import _did_you_mean
+
+            raise SimwebError(f"--only: no target named {name!r}{_did_you_mean(name, names)}; "
+                              f"targets: {', '.join(names)}")
+    console = Console(stderr=True)
+    table = reproduce(replicates=args.replicates, only=args.only, overrides=args.overrides,
+                      workers=args.workers or default_workers(),
+                      on_target=None if args.quiet else lambda name: console.print(f"running {name} ...",
+                                                                                    highlight=False))
+    out = Path(args.out)
+    if out.parent != Path(""):
+        out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(out, table)
+    if not args.quiet:
+        view = Table(title=f"simweb against the literature ({args.replicates} replicates; pass: |z| <= {Z_PASS:g})",
+                     title_justify="left")
+        for col in ("paper", "quantity", "formula", "simulated (mean ± SE)", "z", "result"):
+            view.add_column(col, justify="right" if col in ("formula", "z") else "left")
+        for row in table.iter_rows(named=True):
+            view.add_row(row["paper"], row["quantity"], f"{row['formula']:.5g}",
+                         f"{row['simulated_mean']:.5g} ± {row['std_error']:.2g}", f"{row['z']:+.2f}",
+                         "pass" if row["passed"] else "FAIL")
+        stdout = Console()
+        (stdout if stdout.is_terminal else Console(width=200)).print(view)
+        print(f"table written to {out}")
+    return 0 if table["passed"].all() else 1
+
+
+_COMMANDS = {"run": _cmd_run, "sweep": _cmd_sweep, "reproduce": _cmd_reproduce, "validate": _cmd_validate}
 
 
 if __name__ == "__main__":

@@ -18,9 +18,28 @@ import polars as pl
 from simweb import __version__
 from simweb.errors import SimwebError
 
-__all__ = ["write_run", "check_out_dir"]
+__all__ = ["write_run", "check_out_dir", "atomic_write"]
 
 FILES = ("generations.parquet", "ticks.parquet", "crawls.parquet", "scenario.toml", "manifest.json")
+
+
+def atomic_write(path: str | Path, data) -> None:
+    """Write text, bytes or a polars frame (as Parquet) to ``path`` through a temporary file and a rename."""
+    path = Path(path)
+    tmp = path.parent / f".{path.name}.tmp-{uuid.uuid4().hex[:8]}"
+    try:
+        if isinstance(data, pl.DataFrame):
+            data.write_parquet(tmp)
+        elif isinstance(data, str):
+            tmp.write_text(data, encoding="utf-8")
+        else:
+            tmp.write_bytes(data)
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def check_out_dir(out: str | Path, *, overwrite: bool) -> Path:

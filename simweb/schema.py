@@ -42,6 +42,8 @@ _GENERATION_COLUMNS = {
     "w2": pl.Float64,
     "tv": pl.Float64,
     "support": pl.Int64,
+    "gini_simpson": pl.Float64,
+    "probs": pl.List(pl.Float64),  # categorical with <= 64 outcomes: the model's probabilities
 }
 
 

@@ -20,7 +20,8 @@ so a collapsed model's NLL is large and finite.
 
 Gaussian: ``mean_sq_error`` = ‖μ − μ*‖², ``var_ratio`` = mean σ²/σ*², ``w2`` the
 2-Wasserstein distance. Categorical: ``tv`` total variation, ``support`` outcomes
-with non-zero probability. Both also give ``human_nll`` / ``true_entropy`` /
+with non-zero probability, ``gini_simpson`` = 1 − Σp² (the chance two draws differ),
+and ``probs`` itself when there are at most 64 outcomes. Both also give ``human_nll`` / ``true_entropy`` /
 ``excess_nll`` in nats per sample.
 """
 
@@ -33,6 +34,8 @@ import numpy as np
 from simweb import rng as rngs
 
 __all__ = ["Evaluator"]
+
+MAX_LISTED_OUTCOMES = 64  # categorical models with at most this many outcomes record their probabilities
 
 
 class Evaluator:
@@ -69,12 +72,10 @@ class Evaluator:
             "observed_nll": self.nll(model, benchmark) if benchmark is not None and len(benchmark) else None,
             "benchmark_docs": int(len(benchmark)) if benchmark is not None else 0,
         }
-        rng = rngs.stream(self.seed, "evaluation", "samples", lab, generation)
-        samples = model.sample(self.cfg.sample_docs, rng=rng)
-        family = self.language.family
         if self.language.is_tokens:
-            row.update(self._token_metrics(samples))
-        elif family == "gaussian":
+            rng = rngs.stream(self.seed, "evaluation", "samples", lab, generation)
+            row.update(self._token_metrics(model.sample(self.cfg.sample_docs, rng=rng)))
+        elif self.language.family == "gaussian":
             row.update(self._gaussian_metrics(model))
         else:
             row.update(self._categorical_metrics(model))
@@ -104,5 +105,7 @@ class Evaluator:
         return {"mean_sq_error": float(((mu - mu0) ** 2).sum()), "var_ratio": float((var / var0).mean()), "w2": w2}
 
     def _categorical_metrics(self, model) -> dict:
-        return {"tv": float(0.5 * np.abs(model.probs - self.language.probs).sum()),
-                "support": int((model.probs > 0).sum())}
+        p = model.probs
+        return {"tv": float(0.5 * np.abs(p - self.language.probs).sum()), "support": int((p > 0).sum()),
+                "gini_simpson": float(1.0 - (p ** 2).sum()),
+                "probs": [float(v) for v in p] if len(p) <= MAX_LISTED_OUTCOMES else None}

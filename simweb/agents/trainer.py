@@ -14,7 +14,7 @@ import numpy as np
 
 from simweb import rng as rngs
 from simweb.errors import SimwebError
-from simweb.models import build_model
+from simweb.models import Prior, build_model
 from simweb.web.store import AI, PageStore
 
 __all__ = ["Trainer"]
@@ -30,6 +30,7 @@ class Trainer:
         self.pool = np.empty(0, dtype=np.int64)  # every web page kept so far (accumulate regimes)
         self.generation = -1
         self._reserve: np.ndarray | None = None
+        self.reference: dict[str, np.ndarray] | None = None  # generation 0's state, for a prior toward it
 
     @property
     def reserve(self) -> np.ndarray:
@@ -68,7 +69,10 @@ class Trainer:
         if len(corpus) == 0:
             raise EmptyCorpusError(f"lab {cfg.name!r}, generation {gen}: nothing to train on "
                                    "(the crawl kept no page and the lab has no reserve or anchors)")
-        model = build_model(cfg.model, self.language).fit(corpus, rng=rngs.stream(self.seed, "fit", cfg.name, gen))
+        model = build_model(cfg.model, self.language).fit(corpus, rng=rngs.stream(self.seed, "fit", cfg.name, gen),
+                                                          prior=self._prior())
+        if gen == 0:
+            self.reference = model.state_dict()
         lab_of_page = store.column("lab")[web_ids]
         is_ai = store.column("origin")[web_ids] == AI
         total = len(corpus)
@@ -83,6 +87,16 @@ class Trainer:
             "train_mean_ai_generation": float(store.column("generation")[web_ids][is_ai].mean()) if is_ai.any() else None,
         }
         return model, composition
+
+
+    def _prior(self) -> Prior | None:
+        prior = self.cfg.prior
+        if prior is None:
+            return None
+        if prior.toward == "uniform":
+            return Prior(prior.strength)
+        # generation 0 has no reference of its own yet: it is fitted on the all-human web, unregularised
+        return Prior(prior.strength, self.reference) if self.reference is not None else None
 
 
 class EmptyCorpusError(SimwebError):

@@ -2,7 +2,7 @@
 
 One interface for every family (the torch transformer will fit it too):
 
-- ``fit(content, *, rng, prior=None) -> self`` on a corpus of fixed-width rows;
+- ``fit(content, *, rng, prior=None) -> self`` on a corpus of fixed-width rows (``prior``: a :class:`Prior`);
 - ``sample(n, *, rng, temperature=1.0, top_p=1.0, watermark=None) -> content``;
 - ``log_prob(content) -> (n,)`` nats per document (token families also give
   ``token_log_prob(content) -> (n, L)``);
@@ -12,9 +12,10 @@ One interface for every family (the torch transformer will fit it too):
 from __future__ import annotations
 
 from simweb.models.ngram import NgramModel
+from simweb.models.prior import Prior
 from simweb.models.simple import CategoricalModel, GaussianModel
 
-__all__ = ["build_model", "NgramModel", "GaussianModel", "CategoricalModel"]
+__all__ = ["build_model", "NgramModel", "GaussianModel", "CategoricalModel", "Prior"]
 
 _FAMILIES = {"ngram": NgramModel, "gaussian": GaussianModel, "categorical": CategoricalModel}
 

@@ -48,12 +48,15 @@ class NgramModel:
 
     # ------------------------------------------------------------ fit
     def fit(self, docs: np.ndarray, *, rng: np.random.Generator | None = None, prior=None) -> "NgramModel":
-        """Maximum-likelihood counts plus α per cell; an unseen context falls back to the corpus unigram law."""
+        """Maximum-likelihood counts plus α per cell (plus a :class:`Prior`'s pseudo-counts).
+
+        A context never seen, with α = 0 and no prior, falls back to the corpus unigram law.
+        """
         docs = np.asarray(docs)
         V = self.vocab_size
         counts = self.count(docs).astype(np.float64)
-        if prior is not None:
-            counts += prior
+        if prior is not None and prior.strength > 0:
+            counts += prior.strength * prior.probs(counts.shape)
         totals = counts.sum(axis=1, keepdims=True) + self.alpha * V
         with np.errstate(invalid="ignore", divide="ignore"):
             probs = (counts + self.alpha) / totals

@@ -39,6 +39,14 @@ class GaussianModel:
             raise ValueError(f"a gaussian fit with variance={self.variance!r} needs more than {ddof} samples, got {n}")
         self.mean = x.mean(axis=0)
         self.var = x.var(axis=0, ddof=ddof)
+        if prior is not None and prior.strength > 0:
+            if prior.reference is None:
+                raise ValueError("a gaussian prior needs a reference model (there is no uniform gaussian)")
+            c = prior.strength
+            mu0, var0 = np.asarray(prior.reference["mean"]), np.asarray(prior.reference["var"])
+            spread = x.var(axis=0) * n  # sum of squares about the sample mean
+            self.var = (spread + c * var0 + n * c / (n + c) * (self.mean - mu0) ** 2) / (n + c - ddof)
+            self.mean = (n * self.mean + c * mu0) / (n + c)
         return self
 
     def sample(self, n: int, *, rng: np.random.Generator, temperature: float = 1.0, top_p: float = 1.0,
@@ -84,8 +92,8 @@ class CategoricalModel:
 
     def fit(self, x: np.ndarray, *, rng: np.random.Generator | None = None, prior=None) -> "CategoricalModel":
         counts = np.bincount(np.asarray(x, dtype=np.int64).ravel(), minlength=self.outcomes).astype(np.float64)
-        if prior is not None:
-            counts += prior
+        if prior is not None and prior.strength > 0:
+            counts += prior.strength * prior.probs(counts.shape)
         if counts.sum() == 0:
             raise ValueError("a categorical fit needs at least one sample")
         self.probs = counts / counts.sum()

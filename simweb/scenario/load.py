@@ -312,6 +312,8 @@ def _check_references(sc: Scenario, source: str | None) -> None:
             if cells > _MAX_CELLS:
                 fail(f"labs[{i}].model.order", f"(vocab_size+1)^order x vocab_size = {cells:,} table cells, "
                      f"more than {_MAX_CELLS:,}; got order {lab.model.order} with vocab_size {lang.vocab_size}")
+        if lab.prior is not None and lab.prior.toward == "uniform" and lang.family == "gaussian":
+            fail(f"labs[{i}].prior.toward", "a gaussian has no uniform reference; use 'first_generation', got 'uniform'")
         if lab.first_release >= sc.run.ticks:
             fail(f"labs[{i}].first_release", f"expected a tick < run.ticks ({sc.run.ticks}), got {lab.first_release}")
         if lab.reserve_fraction > 0 and lab.reserve_docs == 0:

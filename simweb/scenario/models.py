@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
 
 __all__ = [
     "Adoption", "CategoricalLanguage", "CategoricalModel", "ClassifierFilter", "DateCutoffFilter",
-    "Evaluation", "GaussianLanguage", "GaussianModel", "Lab", "MarkovLanguage", "NgramModel",
+    "Evaluation", "GaussianLanguage", "PriorConfig", "GaussianModel", "Lab", "MarkovLanguage", "NgramModel",
     "Publisher", "Run", "Scenario", "Web", "TOKEN_LANGUAGES", "MODEL_FOR_LANGUAGE",
 ]
 
@@ -167,6 +167,13 @@ Filter = Annotated[
 ]
 
 
+class PriorConfig(_Table):
+    """Pseudo-observations toward a reference added to every fit (Jangjoo, Marsili & Roudi 2026's MAP fix)."""
+
+    strength: float = Field(gt=0.0)  # pseudo-counts per context row (ngram), per fit (categorical), pseudo-samples (gaussian)
+    toward: Literal["uniform", "first_generation"] = "first_generation"  # the lab's own generation 0, or uniform
+
+
 # ---------------------------------------------------------------- labs
 class Lab(_Table):
     name: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.-]+$")
@@ -184,6 +191,7 @@ class Lab(_Table):
     reserve_docs: int = Field(0, ge=0)  # verified human documents the lab owns
     reserve_fraction: float = Field(0.0, ge=0.0, lt=1.0)  # share of each training set drawn from the reserve
     anchors: int = Field(0, ge=0)  # fresh ground-truth documents added to every generation (Jangjoo et al. 2026)
+    prior: PriorConfig | None = None  # regularisation toward a reference model
 
 
 class Evaluation(_Table):

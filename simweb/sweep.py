@@ -1,0 +1,255 @@
+"""Sweeps: one scenario over a grid of values and many seeds, every point a run.
+
+A point is a set of ``--set`` overrides plus a seed. Replicate seeds come from
+the sweep's seed through the stream tree (``SeedSequence(seed, spawn_key=
+("replicate", i))``), never ``seed + i``, and each is an ordinary seed: ``simweb
+run SCENARIO --seed S`` reproduces that replicate alone. Results are combined
+in point order, whatever order the runs finish in.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import re
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+import numpy as np
+import polars as pl
+
+from simweb.errors import ScenarioError
+from simweb.scenario.load import _parse_value, parse_scenario
+
+__all__ = ["Point", "expand_grid", "replicate_seed", "run_points", "combine", "run_sweep", "simulate_points"]
+
+
+@dataclass(frozen=True)
+class Point:
+    index: int
+    grid: tuple[tuple[str, str], ...]  # (path, raw value) pairs, in --grid order
+    replicate: int
+    seed: int
+
+    @property
+    def name(self) -> str:
+        return f"p{self.index:05d}"
+
+    @property
+    def overrides(self) -> list[str]:
+        return [f"{path}={value}" for path, value in self.grid] + [f"run.seed={self.seed}"]
+
+
+def replicate_seed(seed: int, replicate: int) -> int:
+    """The seed of replicate ``replicate`` of a sweep with seed ``seed`` (63 bits, so TOML can hold it)."""
+    state = np.random.SeedSequence(seed, spawn_key=(0x5EED, replicate)).generate_state(2, np.uint32)
+    return int((int(state[0]) << 31) ^ int(state[1])) & (2**63 - 1)
+
+
+def _split_values(path: str, raw: str) -> list[str]:
+    """``v1,v2,...`` split on commas outside brackets, braces and quotes."""
+    values, depth, quote, cur = [], 0, None, ""
+    for ch in raw:
+        if quote:
+            quote = None if ch == quote else quote
+        elif ch in "\"'":
+            quote = ch
+        elif ch in "[{":
+            depth += 1
+        elif ch in "]}":
+            depth -= 1
+        elif ch == "," and depth == 0:
+            values.append(cur.strip())
+            cur = ""
+            continue
+        cur += ch
+    values.append(cur.strip())
+    if any(v == "" for v in values):
+        raise ScenarioError("--grid", f"{path}: empty value in {raw!r}")
+    return values
+
+
+def expand_grid(grid: Sequence[str], seeds: int, seed: int) -> list[Point]:
+    """Every combination of the grid values (first --grid varies slowest) × ``seeds`` replicates."""
+    axes = []
+    for item in grid:
+        if "=" not in item:
+            raise ScenarioError("--grid", f"expected path=v1,v2,..., got {item!r}")
+        path, raw = item.split("=", 1)
+        path = path.strip()
+        if not path or not re.fullmatch(r"[A-Za-z0-9_.\[\]-]+", path):
+            raise ScenarioError("--grid", f"cannot read the path {path!r}")
+        axes.append([(path, v) for v in _split_values(path, raw)])
+    paths = [a[0][0] for a in axes]
+    if len(set(paths)) != len(paths):
+        raise ScenarioError("--grid", f"a path appears twice: {paths}")
+    points = []
+    for combo in itertools.product(*axes) if axes else [()]:
+        for r in range(seeds):
+            points.append(Point(len(points), tuple(combo), r, replicate_seed(seed, r) if seeds > 1 else seed))
+    return points
+
+
+def validate_points(text: str, points: Iterable[Point], source: str | None = None) -> None:
+    """Validate every point before any runs, so a bad grid value fails at once with its path."""
+    seen = set()
+    for p in points:
+        if p.grid in seen:
+            continue
+        seen.add(p.grid)
+        parse_scenario(text, p.overrides, source=source)
+
+
+def run_points(fn: Callable[[Any], Any], items: Sequence[Any], *, workers: int,
+               on_done: Callable[[int, Any], None] | None = None) -> list[Any]:
+    """Apply ``fn`` to every item on ``workers`` processes; results come back in item order."""
+    results: list[Any] = [None] * len(items)
+    if workers <= 1 or len(items) <= 1:
+        for i, item in enumerate(items):
+            results[i] = fn(item)
+            if on_done:
+                on_done(i, results[i])
+        return results
+    # spawn, not fork: polars and torch keep thread pools that a fork would copy mid-flight
+    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
+        futures = {pool.submit(fn, item): i for i, item in enumerate(items)}
+        from concurrent.futures import as_completed
+
+        for fut in as_completed(futures):
+            i = futures[fut]
+            results[i] = fut.result()
+            if on_done:
+                on_done(i, results[i])
+    return results
+
+
+def default_workers() -> int:
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
+
+
+def combine(frames: Sequence[pl.DataFrame | None], points: Sequence[Point]) -> pl.DataFrame | None:
+    """Stack per-point frames with the grid values and the replicate as leading columns, in point order."""
+    parts = []
+    for frame, point in zip(frames, points):
+        if frame is None:
+            continue
+        lead = {"point": point.index, "replicate": point.replicate}
+        for path, raw in point.grid:
+            value = _parse_value(raw)
+            lead[path] = value if isinstance(value, (bool, int, float, str)) else raw
+        parts.append(frame.with_columns([pl.lit(v).alias(k) for k, v in lead.items()]).select(
+            list(lead) + frame.columns))
+    if not parts:
+        return None
+    return pl.concat(parts, how="vertical_relaxed")
+
+
+# ---------------------------------------------------------------- running points
+def _run_point(task: tuple) -> dict:
+    """Worker: run one point; write its run directory (if any); never raise."""
+    import time
+    import traceback
+
+    import simweb
+    from simweb.errors import SimwebError
+
+    text, source, overrides, run_dir, keep_frames = task
+    start = time.perf_counter()
+    if run_dir is not None and (Path(run_dir) / "manifest.json").is_file():
+        return {"state": "done", "error": None, "wall_time_s": 0.0, "skipped": True, "generations": None}
+    try:
+        scenario = parse_scenario(text, overrides, source=source)
+        results = simweb.run(scenario, out=run_dir, overwrite=False)
+    except SimwebError as err:
+        return {"state": "failed", "error": str(err), "wall_time_s": time.perf_counter() - start, "skipped": False,
+                "generations": None}
+    except Exception as err:  # recorded, so one broken point does not stop the sweep
+        last = traceback.format_exception_only(type(err), err)[-1].strip()
+        return {"state": "failed", "error": f"internal error: {last}", "wall_time_s": time.perf_counter() - start,
+                "skipped": False, "generations": None}
+    return {"state": "done", "error": None, "wall_time_s": time.perf_counter() - start, "skipped": False,
+            "generations": results.generations if keep_frames else None}
+
+
+def simulate_points(text: str, points: Sequence[Point], *, workers: int, source: str | None = None,
+                    on_done: Callable[[int, dict], None] | None = None) -> pl.DataFrame:
+    """Run every point in memory and return their combined generations frame (no files written)."""
+    tasks = [(text, source, p.overrides, None, True) for p in points]
+    outcomes = run_points(_run_point, tasks, workers=workers, on_done=on_done)
+    failed = [(p, o) for p, o in zip(points, outcomes) if o["state"] != "done"]
+    if failed:
+        point, outcome = failed[0]
+        raise RuntimeError(f"{len(failed)} of {len(points)} runs failed; {point.name}: {outcome['error']}")
+    return combine([o["generations"] for o in outcomes], points)
+
+
+STATUS = {"point": pl.Int64, "name": pl.String, "replicate": pl.Int64, "seed": pl.Int64, "overrides": pl.String,
+          "state": pl.String, "error": pl.String, "wall_time_s": pl.Float64}
+
+
+def run_sweep(path: str | Path, grid: Sequence[str], *, seeds: int, out: str | Path, workers: int,
+              seed: int | None = None, on_done: Callable[[int, int, dict], None] | None = None) -> pl.DataFrame:
+    """Run (or resume) a sweep into ``out``; returns the status table.
+
+    ``out`` holds ``runs/<point>/`` run directories, ``status.parquet`` (queued /
+    done / failed with the error), ``sweep.json`` (what was asked) and the combined
+    ``generations.parquet`` and ``ticks.parquet`` with the grid values as columns.
+    Running the same command again skips the points already done.
+    """
+    import json
+
+    from simweb.errors import SimwebError
+    from simweb.recorder import atomic_write
+
+    path = Path(path)
+    from simweb.scenario.load import load_scenario
+
+    base = load_scenario(path, seed=seed)
+    text = path.read_text(encoding="utf-8")
+    points = expand_grid(grid, seeds, base.run.seed)
+    validate_points(text, points, source=str(path))
+    out = Path(out)
+    spec = {"scenario": text, "grid": list(grid), "seeds": seeds, "seed": base.run.seed}
+    spec_file = out / "sweep.json"
+    if spec_file.is_file():
+        if json.loads(spec_file.read_text(encoding="utf-8")) != spec:
+            raise SimwebError(f"--out: {str(out)!r} holds a different sweep (scenario, grid or seeds differ); "
+                              "choose another directory")
+    elif out.exists() and any(out.iterdir()):
+        raise SimwebError(f"--out: {str(out)!r} exists and is not a sweep directory")
+    (out / "runs").mkdir(parents=True, exist_ok=True)
+    atomic_write(spec_file, json.dumps(spec, indent=2) + "\n")
+
+    status = {p.index: {"point": p.index, "name": p.name, "replicate": p.replicate, "seed": p.seed,
+                        "overrides": " ".join(p.overrides[:-1]), "state": "queued", "error": None,
+                        "wall_time_s": None} for p in points}
+
+    def write_status() -> pl.DataFrame:
+        frame = pl.DataFrame([status[i] for i in sorted(status)], schema=STATUS, orient="row")
+        atomic_write(out / "status.parquet", frame)
+        return frame
+
+    write_status()
+    tasks = [(text, str(path), p.overrides, str(out / "runs" / p.name), False) for p in points]
+    done = 0
+
+    def finished(i: int, outcome: dict) -> None:
+        nonlocal done
+        done += 1
+        status[i].update(state=outcome["state"], error=outcome["error"], wall_time_s=round(outcome["wall_time_s"], 3))
+        write_status()
+        if on_done:
+            on_done(done, len(points), outcome)
+
+    run_points(_run_point, tasks, workers=workers, on_done=finished)
+    final = write_status()
+    ok = [p for p in points if status[p.index]["state"] == "done"]
+    for table in ("generations", "ticks"):
+        frames = [pl.read_parquet(out / "runs" / p.name / f"{table}.parquet") for p in ok]
+        combined = combine(frames, ok)
+        if combined is not None:
+            atomic_write(out / f"{table}.parquet", combined)
+    return final

@@ -1,0 +1,73 @@
+"""Smaller versions of every literature target, through the real loop, against their own closed forms.
+
+The pass rule is the reproduction's own: |mean − formula| ≤ Z_PASS standard errors of the replicates.
+Seeds are fixed, so the outcome is the same on every run; a loop that leaks the truth must fail.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from simweb.models import CategoricalModel, GaussianModel
+from simweb.reproduce import TARGETS, Z_PASS, absorption_by, reproduce
+
+SHORT = ["run.ticks=40"]
+
+
+@pytest.fixture(scope="module")
+def short_table():
+    names = [t.name for t in TARGETS if t.name != "shumailov_fixation"]
+    return reproduce(replicates=200, only=names, overrides=SHORT)
+
+
+def test_every_short_target_matches_its_closed_form(short_table):
+    assert short_table.height >= 15
+    bad = short_table.filter(~short_table["passed"])
+    assert bad.height == 0, bad.select("target", "quantity", "formula", "simulated_mean", "std_error", "z")
+    assert (short_table["std_error"] > 0).all()
+
+
+def test_fixation_follows_the_starting_shares():
+    table = reproduce(replicates=150, only=["shumailov_fixation"], overrides=["run.ticks=150"])
+    assert table.height == 3 and table["passed"].all(), table
+    # every replicate ended on one outcome
+    assert math.isclose(table["simulated_mean"].sum(), 1.0)
+
+
+def test_the_exact_absorption_chain_is_a_distribution_that_absorbs():
+    probs = absorption_by(10, 0.3, 200)
+    assert np.all(np.diff(probs) >= -1e-15) and probs[-1] > 0.999
+    # generation 0 is absorbed only if all 10 human samples agree
+    assert math.isclose(probs[0], 0.3 ** 10 + 0.7 ** 10)
+
+
+def test_a_trainer_that_leaks_the_true_gaussian_fails(monkeypatch):
+    def leaky_fit(self, x, *, rng=None, prior=None):
+        self.mean, self.var = np.zeros(self.dim), np.ones(self.dim)  # the language's parameters
+        return self
+
+    monkeypatch.setattr(GaussianModel, "fit", leaky_fit)
+    table = reproduce(replicates=50, only=["shumailov_gaussian_mle", "shumailov_gaussian_unbiased"],
+                      overrides=SHORT, workers=1)
+    # every check past the first fit, where the loop has had time to drift, must catch the leak
+    late = table.filter(~table["quantity"].str.contains("g=0:"))
+    assert late.height >= 4 and not late["passed"].any(), table
+
+
+def test_a_trainer_that_leaks_the_true_categorical_fails(monkeypatch):
+    def leaky_fit(self, x, *, rng=None, prior=None):
+        self.probs = np.array([0.3, 0.7])
+        return self
+
+    monkeypatch.setattr(CategoricalModel, "fit", leaky_fit)
+    table = reproduce(replicates=50, only=["jangjoo_no_anchor"], overrides=SHORT, workers=1)
+    # nothing is ever absorbed: every check with enough absorption to see fails
+    strong = table.filter(table["formula"] > 0.5)
+    assert strong.height >= 1 and not strong["passed"].any(), table
+
+
+def test_z_threshold_is_the_documented_one(short_table):
+    assert ((short_table["z"].abs() <= Z_PASS) == short_table["passed"]).all()
