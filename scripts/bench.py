@@ -291,7 +291,53 @@ def bench_sampler(cfg: Config) -> Section:
 
 # ------------------------------------------------------------------ driver
 
-SECTIONS = {"quickstart": bench_quickstart, "sampler": bench_sampler}
+# ------------------------------------------------------------------ pure loop (issue: reproduce the literature)
+
+PURE_LOOP = REPO / "scenarios" / "papers" / "shumailov_gaussian_mle.toml"
+
+
+def bench_pure_loop(cfg: Config) -> Section:
+    """Per-generation cost of the smallest loop (gaussian, n = 100), and R replicates x 100 generations.
+
+    The literature targets run hundreds of replicates of such loops, so this cost bounds how fast
+    `simweb reproduce` can be: the goal is <= 2 ms per generation and 400 x 100 generations in <= 2 minutes
+    on 2 cores.
+    """
+    import simweb
+    from simweb.engine import Simulation
+    from simweb.sweep import default_workers, expand_grid, simulate_points
+
+    sc = simweb.load_scenario(PURE_LOOP)
+    Simulation(sc).run()  # warm caches and imports
+    reps = 5
+    per_gen = []
+    for _ in range(reps):
+        start = time.perf_counter()
+        Simulation(sc).run()
+        per_gen.append((time.perf_counter() - start) / sc.run.ticks)
+    replicates = 100 if cfg.quick else 400
+    workers = default_workers()
+    text = PURE_LOOP.read_text()
+    start = time.perf_counter()
+    frame = simulate_points(text, expand_grid([], replicates, sc.run.seed), workers=workers)
+    sweep_s = time.perf_counter() - start
+    generations = frame.height
+    best = min(per_gen)
+    return Section(
+        title=f"pure loop: {PURE_LOOP.relative_to(REPO)} (gaussian, n = 100, {sc.run.ticks} generations)",
+        header=["measure", "value", "unit", "goal"],
+        rows=[["one generation, local executor (best of 5 runs, incl. run set-up)", f"{best * 1e3:.3f}", "ms",
+               "<= 2 ms"],
+              [f"{replicates} replicates x {sc.run.ticks} generations on {workers} processes", f"{sweep_s:.1f}", "s",
+               "<= 120 s for 400" if not cfg.quick else "-"],
+              ["generations per second in that sweep", f"{generations / sweep_s:,.0f}", "1/s", "-"]],
+        figures={"ms_per_generation": [x * 1e3 for x in per_gen], "replicates": replicates, "workers": workers,
+                 "sweep_s": sweep_s, "generations": generations},
+        notes=["the sweep includes starting the worker processes (spawn) and building the combined frame"],
+    )
+
+
+SECTIONS = {"quickstart": bench_quickstart, "sampler": bench_sampler, "pure_loop": bench_pure_loop}
 
 
 def machine() -> dict:

@@ -47,6 +47,7 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("--set", dest="overrides", action="append", default=[], metavar="PATH=VALUE",
                      help="override a value in every target (e.g. run.ticks=30 for a quick check)")
     rep.add_argument("--out", default="reproduction.parquet", help="Parquet file for the table")
+    rep.add_argument("--markdown", help="also write the table as Markdown (for the README)")
     rep.add_argument("--workers", type=_positive("--workers"), help="processes (default: the CPUs available)")
     rep.add_argument("--quiet", action="store_true")
 
@@ -162,6 +163,7 @@ def _cmd_sweep(args) -> int:
 
 def _cmd_reproduce(args) -> int:
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     from simweb.recorder import atomic_write
@@ -184,19 +186,31 @@ def _cmd_reproduce(args) -> int:
     if out.parent != Path(""):
         out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(out, table)
+    if args.markdown:
+        atomic_write(args.markdown, _markdown(table, args.replicates))
     if not args.quiet:
         view = Table(title=f"simweb against the literature ({args.replicates} replicates; pass: |z| <= {Z_PASS:g})",
                      title_justify="left")
         for col in ("paper", "quantity", "formula", "simulated (mean ± SE)", "z", "result"):
             view.add_column(col, justify="right" if col in ("formula", "z") else "left")
         for row in table.iter_rows(named=True):
-            view.add_row(row["paper"], row["quantity"], f"{row['formula']:.5g}",
+            view.add_row(escape(row["paper"]), escape(row["quantity"]), f"{row['formula']:.5g}",
                          f"{row['simulated_mean']:.5g} ± {row['std_error']:.2g}", f"{row['z']:+.2f}",
                          "pass" if row["passed"] else "FAIL")
         stdout = Console()
         (stdout if stdout.is_terminal else Console(width=200)).print(view)
         print(f"table written to {out}")
     return 0 if table["passed"].all() else 1
+
+
+def _markdown(table, replicates: int) -> str:
+    lines = [f"| paper | quantity | formula | simulated mean ± SE ({replicates} replicates) | z | result |",
+             "|---|---|---:|---:|---:|---|"]
+    for r in table.iter_rows(named=True):
+        quantity = r["quantity"].replace("|", "\\|")
+        lines.append(f"| {r['paper']} | {quantity} | {r['formula']:.5g} | {r['simulated_mean']:.5g} ± "
+                     f"{r['std_error']:.2g} | {r['z']:+.2f} | {'pass' if r['passed'] else 'FAIL'} |")
+    return "\n".join(lines) + "\n"
 
 
 _COMMANDS = {"run": _cmd_run, "sweep": _cmd_sweep, "reproduce": _cmd_reproduce, "validate": _cmd_validate}
