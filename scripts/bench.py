@@ -304,16 +304,16 @@ def bench_pure_loop(cfg: Config) -> Section:
     on 2 cores.
     """
     import simweb
-    from simweb.engine import Simulation
+    from simweb.engine import Engine
     from simweb.sweep import default_workers, expand_grid, simulate_points
 
     sc = simweb.load_scenario(PURE_LOOP)
-    Simulation(sc).run()  # warm caches and imports
+    Engine(sc).run()  # warm caches and imports
     reps = 5
     per_gen = []
     for _ in range(reps):
         start = time.perf_counter()
-        Simulation(sc).run()
+        Engine(sc).run()
         per_gen.append((time.perf_counter() - start) / sc.run.ticks)
     replicates = 100 if cfg.quick else 400
     workers = default_workers()

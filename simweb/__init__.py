@@ -22,14 +22,26 @@ def load_scenario(path, overrides=(), *, seed=None):
     return _load(path, overrides, seed=seed)
 
 
-def run(scenario, *, out=None, overwrite: bool = False, on_tick=None):
-    """Run a scenario; returns :class:`Results` (polars frames) and writes them to ``out`` if given."""
-    from simweb.engine import Simulation
+def run(scenario, *, out=None, overwrite: bool = False, on_tick=None, executor=None, address=None, warn=None):
+    """Run a scenario; returns :class:`Results` (polars frames) and writes them to ``out`` if given.
+
+    ``executor`` is "local" or "ray" (default: the scenario's ``run.executor``); an executor object
+    may be passed instead. ``address`` joins an existing Ray cluster (else ``RAY_ADDRESS``, else a
+    local one is started and stopped again).
+    """
+    from simweb.engine import Engine
+    from simweb.executors import make_executor
     from simweb.recorder import check_out_dir, write_run
 
     if out is not None:
         check_out_dir(out, overwrite=overwrite)
-    results = Simulation(scenario).run(on_tick=on_tick)
+    ex = executor if executor is not None and not isinstance(executor, str) else make_executor(
+        executor or scenario.run.executor, address=address)
+    try:
+        results = Engine(scenario, executor=ex, shards=scenario.run.shards, warn=warn).run(on_tick=on_tick)
+    finally:
+        if executor is None or isinstance(executor, str):
+            ex.shutdown()
     if out is not None:
         write_run(out, results, overwrite=overwrite)
     return results

@@ -27,7 +27,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--set", dest="overrides", action="append", default=[], metavar="PATH=VALUE",
                      help="override a scenario value, e.g. labs[0].crawl_budget=500 or labs.naive.regime=accumulate")
     run.add_argument("--seed", type=int, help="override run.seed")
-    run.add_argument("--executor", choices=["local"], help="override run.executor")
+    run.add_argument("--executor", choices=["local", "ray"], help="override run.executor (default: ray)")
+    run.add_argument("--address", help="join this Ray cluster (else RAY_ADDRESS, else start a local one)")
+    run.add_argument("--shards", type=_positive("--shards"), help="override run.shards (publisher shards)")
     run.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
     run.add_argument("--quiet", action="store_true", help="no progress bar and no summary table")
 
@@ -93,6 +95,8 @@ def _load(args):
     overrides = list(args.overrides)
     if getattr(args, "executor", None):
         overrides.append(f"run.executor={args.executor}")
+    if getattr(args, "shards", None):
+        overrides.append(f"run.shards={args.shards}")
     return load_scenario(args.scenario, overrides, seed=getattr(args, "seed", None))
 
 
@@ -124,10 +128,10 @@ def _cmd_run(args) -> int:
         with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                       TextColumn("ticks"), TimeElapsedColumn(), console=console, transient=True) as progress:
             task = progress.add_task(scenario.run.name, total=scenario.run.ticks)
-            results = simweb.run(scenario, out=out, overwrite=args.overwrite,
+            results = simweb.run(scenario, out=out, overwrite=args.overwrite, address=args.address,
                                  on_tick=lambda tick: progress.update(task, completed=tick))
     else:
-        results = simweb.run(scenario, out=out, overwrite=args.overwrite)
+        results = simweb.run(scenario, out=out, overwrite=args.overwrite, address=args.address)
     if not args.quiet:
         stdout = Console()
         print_summary(results, out, stdout if stdout.is_terminal else Console(width=120))

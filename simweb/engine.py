@@ -1,28 +1,43 @@
 """The tick loop: publish → (for each lab releasing now) crawl → train → evaluate → release.
 
-All state of a run lives in one :class:`Simulation`; nothing in module globals.
-Labs act in scenario order, and every random draw comes from a named stream,
-so the results do not depend on timing or on how the agents are hosted.
+All state of a run lives in one :class:`Engine`; nothing in module globals. The
+engine keeps the site graph, the page index and the recorder; the agents —
+publisher shards, one scraper and one trainer per lab — run wherever the
+executor puts them, and the engine speaks to them only through it. Labs act in
+scenario order and every random draw comes from a named stream, so results do
+not depend on the executor, the number of shards, or timing.
+
+At every generation boundary the engine takes a checkpoint. When an agent dies
+mid-run (Ray executor), every agent is restored from it and the run goes on:
+the output is the same as if nothing had happened.
 """
 
 from __future__ import annotations
 
+import copy
 import hashlib
+import sys
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import polars as pl
 
-from simweb import rng as rngs
-from simweb.agents import Evaluator, Publisher, Scraper, Trainer
-from simweb.language import build_language
+from simweb import checkpoint as ckpt
+from simweb.agents.publisher import Publisher, PublisherShard, shard_of
+from simweb.agents.scraper import Scraper
+from simweb.agents.trainer import Trainer
+from simweb.executors import ActorLost, LocalExecutor
 from simweb.scenario import Scenario, dump_scenario
 from simweb.schema import CRAWLS, TICKS, generations_schema
-from simweb.web import AI, PageStore, SiteGraph
+from simweb.web import AI, SiteGraph
+from simweb.web.store import PageIndex
 
-__all__ = ["Simulation", "Results", "run_id_of"]
+__all__ = ["Engine", "Results", "run_id_of", "MAX_RECOVERIES"]
+
+MAX_RECOVERIES = 5  # agent deaths a run survives before it gives up
 
 
 @dataclass
@@ -41,120 +56,242 @@ def run_id_of(scenario_toml: str) -> str:
     return hashlib.blake2b(scenario_toml.encode(), digest_size=6).hexdigest()
 
 
-class Simulation:
-    def __init__(self, scenario: Scenario):
+class Engine:
+    def __init__(self, scenario: Scenario, *, executor=None, shards: int | None = None,
+                 checkpoint_dir: str | Path | None = None, warn: Callable[[str], None] | None = None):
         self.scenario = scenario
-        self.seed = seed = scenario.run.seed
+        self.seed = scenario.run.seed
+        self.ex = executor or LocalExecutor()
+        self.n_shards = shards or _default_shards(self.ex)
+        self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else None
+        self.warn = warn or (lambda msg: print(f"simweb: warning: {msg}", file=sys.stderr))
         self.scenario_toml = dump_scenario(scenario)
-        self.ids = {"run_id": run_id_of(self.scenario_toml), "scenario": scenario.run.name, "seed": seed}
-        self.language = lang = build_language(scenario.language, seed)
+        self.ids = {"run_id": run_id_of(self.scenario_toml), "scenario": scenario.run.name, "seed": self.seed}
         self.lab_names = [lab.name for lab in scenario.labs]
-        self.graph = SiteGraph(links_per_site=scenario.web.links_per_site, homophily=scenario.web.homophily,
-                               population_share=np.array([p.site_share for p in scenario.publishers]),
-                               topic_probs=getattr(lang, "topic_probs", np.ones(1)))
-        self.store = PageStore(width=lang.width, dtype=lang.dtype)
-        shares = [lab.market_share for lab in scenario.labs]
-        self.publishers = [Publisher(p, i, lang, self.lab_names, shares, seed) for i, p in enumerate(scenario.publishers)]
-        self.scrapers = [Scraper(lab, i, seed) for i, lab in enumerate(scenario.labs)]
-        self.trainers = [Trainer(lab, i, lang, len(scenario.labs), seed) for i, lab in enumerate(scenario.labs)]
-        self.evaluator = Evaluator(scenario.evaluation, lang, seed)
-        self.released: dict[int, tuple[int, object]] = {}  # lab index → (generation, model) publishers use
+        from simweb.language import build_language
+
+        topic_probs = getattr(build_language(scenario.language, self.seed), "topic_probs", np.ones(1))
+        self.publishers = [Publisher(p, i, topic_probs, self.lab_names, [lab.market_share for lab in scenario.labs],
+                                     self.seed) for i, p in enumerate(scenario.publishers)]
+        self.timings = {"publish": 0.0, "crawl": 0.0, "train": 0.0, "checkpoint": 0.0}
+        self.recoveries = 0
+        # in-process agents cannot die on their own: checkpoints are needed only on disk or under Ray
+        self.checkpointing = self.checkpoint_dir is not None or self.ex.name != "local"
+        self._reset_driver()
+        self._start_agents()
+        self._checkpoint = self.checkpoint() if self.checkpointing else None  # tick 0: a restart from scratch
+
+    # ------------------------------------------------------------ state of the driver
+    def _reset_driver(self) -> None:
+        web = self.scenario.web
+        self.graph = SiteGraph(links_per_site=web.links_per_site, homophily=web.homophily,
+                               population_share=np.array([p.site_share for p in self.scenario.publishers]),
+                               topic_probs=self.publishers[0].topic_probs)
+        self.index = PageIndex()
+        self.registry: dict[int, tuple[int, object]] = {}  # lab → (generation, model state or its reference)
         self.rows: dict[str, list[dict]] = {"generations": [], "ticks": [], "crawls": []}
-        self.timings = {"publish": 0.0, "crawl": 0.0, "train": 0.0, "evaluate": 0.0}
         self.tick = 0
+
+    def _start_agents(self) -> None:
+        sc, ex = self.scenario, self.ex
+        if hasattr(ex, "plan"):
+            ex.plan({"shard": self.n_shards, "scraper": len(sc.labs), "trainer": len(sc.labs)})
+        self.shards = [ex.start(PublisherShard, s, self.n_shards, sc, self.seed, role="shard")
+                       for s in range(self.n_shards)]
+        self.scrapers = [ex.start(Scraper, lab, i, sc, self.seed, role="scraper") for i, lab in enumerate(sc.labs)]
+        self.trainers = [ex.start(Trainer, lab, i, sc, self.seed, role="trainer") for i, lab in enumerate(sc.labs)]
+
+    @property
+    def released(self) -> dict[int, int]:
+        """Lab index → the generation publishers use now."""
+        return {lab: gen for lab, (gen, _) in self.registry.items()}
 
     # ------------------------------------------------------------ the loop
     def run(self, *, on_tick: Callable[[int], None] | None = None) -> Results:
         start = time.perf_counter()
-        while self.tick < self.scenario.run.ticks:
-            self.step()
-            if on_tick is not None:
-                on_tick(self.tick)
-        return self.results(wall_time=time.perf_counter() - start)
+        try:
+            while self.tick < self.scenario.run.ticks:
+                try:
+                    self.step()
+                except ActorLost as err:
+                    self.recover(err)
+                    continue
+                if on_tick is not None:
+                    on_tick(self.tick)
+            return self.results(wall_time=time.perf_counter() - start)
+        finally:
+            for handle in self.shards + self.scrapers + self.trainers:
+                self.ex.kill(handle)
+
+    def recover(self, err: Exception) -> None:
+        self.recoveries += 1
+        if self.recoveries > MAX_RECOVERIES:
+            raise RuntimeError(f"agents died {self.recoveries} times; giving up ({err})")
+        self.warn(f"an agent died at tick {self.tick} ({err}); restoring every agent from the checkpoint "
+                  f"of tick {self._checkpoint['meta']['tick']} and going on")
+        for handle in self.shards + self.scrapers + self.trainers:
+            self.ex.kill(handle)
+        self._start_agents()
+        self.restore(self._checkpoint)
 
     def step(self) -> None:
-        tick = self.tick
+        tick, ex, sc = self.tick, self.ex, self.scenario
         t0 = time.perf_counter()
-        web = self.scenario.web
-        self.graph.grow(web.initial_sites if tick == 0 else web.sites_per_tick, tick,
+        sites0, edges0 = self.graph.n_sites, len(self.graph.edges)
+        from simweb import rng as rngs
+
+        self.graph.grow(sc.web.initial_sites if tick == 0 else sc.web.sites_per_tick, tick,
                         rng=rngs.stream(self.seed, "web", tick))
-        new_pages = [self._publish(pub, tick) for pub in self.publishers]
-        self._record_tick(tick, new_pages)
+        released = self.released
+        plans = [pub.plan(tick, self.graph.sites_of(pub.index), self.graph.topic, released) for pub in self.publishers]
+        plans = [p for p in plans if p is not None]
+        first_id = len(self.index)
+        pages = {k: np.concatenate([p[k] for p in plans]) for k in plans[0]} if plans else self.index.state(first_id)
+        self.index.extend(pages)
+        pages_ref = ex.put(pages)
+        delta_ref = ex.put({"graph": self.graph.state(sites0, edges0), "pages": pages})
+        labs = sorted(self.registry)
+        states = [self.registry[lab][1] for lab in labs]
+        gens = {lab: self.registry[lab][0] for lab in labs}
+        ex.get([ex.call(shard, "publish", tick, first_id, pages_ref, gens, *states) for shard in self.shards]
+               + [ex.call(scraper, "observe", delta_ref) for scraper in self.scrapers])
         self.timings["publish"] += time.perf_counter() - t0
-        released_now = {}
-        for i, lab in enumerate(self.scenario.labs):
-            if tick >= lab.first_release and (tick - lab.first_release) % lab.release_every == 0:
-                released_now[i] = self._generation(i, tick)
-        self.released.update(released_now)  # publishers use new models from the next tick on
+        self._record_tick(tick, first_id)
+        releasing = [i for i, lab in enumerate(sc.labs)
+                     if tick >= lab.first_release and (tick - lab.first_release) % lab.release_every == 0]
+        if releasing:
+            self._generations(tick, releasing)
         self.tick += 1
+        if releasing and self.checkpointing:
+            t1 = time.perf_counter()
+            self._checkpoint = self.checkpoint()
+            if self.checkpoint_dir is not None:
+                ckpt.save(self.checkpoint_dir, self._checkpoint)
+            self.timings["checkpoint"] += time.perf_counter() - t1
 
-    def _publish(self, pub: Publisher, tick: int) -> np.ndarray:
-        pages = pub.publish(tick, self.graph.sites_of(pub.index), self.released, self.graph.topic)
-        if pages is None:
-            return np.empty(0, dtype=np.int64)
-        return self.store.append(**pages)
-
-    def _generation(self, i: int, tick: int) -> tuple[int, object]:
-        lab, scraper, trainer = self.scenario.labs[i], self.scrapers[i], self.trainers[i]
-        gen = trainer.generation + 1
+    def _generations(self, tick: int, releasing: list[int]) -> None:
+        ex, sc = self.ex, self.scenario
+        bench_budget = sc.evaluation.benchmark_docs
         t0 = time.perf_counter()
-        crawl = scraper.crawl(tick, self.graph, self.store, budget=lab.crawl_budget, purpose="train", crawl=gen)
+        gen_of = {i: (self.registry[i][0] + 1 if i in self.registry else 0) for i in releasing}
+        # every lab crawls the same web: selections first (metadata), then content from the shards
+        picks = {i: ex.call(self.scrapers[i], "crawl", tick, sc.labs[i].crawl_budget, "train", gen_of[i])
+                 for i in releasing}
+        benches = {i: ex.call(self.scrapers[i], "crawl", tick, bench_budget, "benchmark", gen_of[i])
+                   for i in releasing if bench_budget}
+        picks, benches = ex.get(picks), ex.get(benches)
         t1 = time.perf_counter()
-        model, composition = trainer.train(crawl.kept, self.store)
+        outs = {}
+        for i in releasing:
+            train_parts = self._fetch(picks[i]["ids"])
+            bench = benches.get(i)
+            bench_parts = self._fetch(bench["ids"]) if bench is not None else []
+            outs[i] = ex.call(self.trainers[i], "generate", picks[i], bench, len(train_parts),
+                              *train_parts, *bench_parts, returns=2)
+        infos = ex.get({i: out[1] for i, out in outs.items()})
         t2 = time.perf_counter()
-        benchmark = None
-        if self.scenario.evaluation.benchmark_docs:
-            bench = scraper.crawl(tick, self.graph, self.store, budget=self.scenario.evaluation.benchmark_docs,
-                                  purpose="benchmark", crawl=gen, exclude=np.union1d(crawl.kept, trainer.pool))
-            benchmark = self.store.content(bench.kept)
-            self._record_crawl(lab.name, gen, tick, "benchmark", bench.steps)
-        t3 = time.perf_counter()
-        metrics = self.evaluator.evaluate(model, lab=lab.name, generation=gen, benchmark=benchmark)
-        t4 = time.perf_counter()
-        self.timings["crawl"] += (t1 - t0) + (t3 - t2)
+        self.timings["crawl"] += t1 - t0
         self.timings["train"] += t2 - t1
-        self.timings["evaluate"] += t4 - t3
-        self._record_crawl(lab.name, gen, tick, "train", crawl.steps)
-        fetch, last = crawl.steps[0], crawl.steps[-1]
-        dropped = fetch["pages_in"] - last["kept"]
-        dropped_ai = fetch["ai_in"] - last["kept_ai"]
-        by_lab = composition.pop("train_ai_fraction_by_lab")
-        self.rows["generations"].append({
-            **self.ids, "lab": lab.name, "generation": gen, "tick": tick, **composition,
-            "train_ai_fraction_by_lab": {name: float(by_lab[j]) for j, name in enumerate(self.lab_names)},
-            "crawl_pages": fetch["pages_in"],
-            "crawl_ai_fraction": fetch["ai_in"] / fetch["pages_in"] if fetch["pages_in"] else None,
-            "kept_pages": last["kept"],
-            "filter_precision": dropped_ai / dropped if dropped else None,
-            "filter_recall": dropped_ai / fetch["ai_in"] if fetch["ai_in"] else None,
-            **metrics,
-        })
-        return gen, model
+        for i in releasing:  # scenario order
+            self._record_crawl(i, gen_of[i], tick, "train", picks[i]["steps"])
+            if i in benches:
+                self._record_crawl(i, gen_of[i], tick, "benchmark", benches[i]["steps"])
+            self._record_generation(i, gen_of[i], tick, picks[i]["steps"], infos[i])
+            self.registry[i] = (gen_of[i], outs[i][0])  # publishers use it from the next tick on
+
+    def _fetch(self, ids: np.ndarray) -> list:
+        """References to (ids, content) from each shard holding some of ``ids``."""
+        owner = shard_of(self.index.column("site_id")[ids], self.n_shards)
+        return [self.ex.call(shard, "fetch", ids[owner == s]) for s, shard in enumerate(self.shards)
+                if np.any(owner == s)]
+
+    # ------------------------------------------------------------ checkpoints
+    def checkpoint(self) -> dict:
+        """Everything needed to go on from here, as arrays and JSON-able rows."""
+        ex = self.ex
+        shard_states = ex.get([ex.call(s, "state") for s in self.shards])
+        ids = np.concatenate([s["ids"] for s in shard_states])
+        order = np.argsort(ids, kind="stable")
+        content = np.concatenate([s["content"] for s in shard_states])[order]
+        arrays = {"graph": self.graph.state(), "index": self.index.state(),
+                  "content": {"ids": ids[order], "content": content}}
+        for i, state in enumerate(ex.get([ex.call(t, "state") for t in self.trainers])):
+            arrays[f"trainer/{i}"] = state
+        for i, state in enumerate(ex.get([ex.call(s, "state") for s in self.scrapers])):
+            arrays[f"scraper/{i}"] = state
+        for lab, (gen, state) in self.registry.items():
+            arrays[f"model/{lab}"] = ex.get(state) if not isinstance(state, dict) else state
+        meta = {"tick": self.tick, "run_id": self.ids["run_id"], "registry": {str(k): v[0] for k, v in
+                                                                               self.registry.items()}}
+        return {"meta": meta, "rows": copy.deepcopy(self.rows), "arrays": arrays}
+
+    def restore(self, state: dict) -> None:
+        """Put the driver and every agent back to a checkpoint."""
+        if state["meta"]["run_id"] != self.ids["run_id"]:
+            from simweb.errors import SimwebError
+
+            raise SimwebError("the checkpoint belongs to another run (its scenario or seed differ)")
+        arrays, ex = state["arrays"], self.ex
+        self._reset_driver()
+        self.tick = int(state["meta"]["tick"])
+        self.rows = copy.deepcopy(state["rows"])
+        graph = {k: np.asarray(v) for k, v in arrays["graph"].items()}
+        self.graph.apply(graph)
+        self.index.extend(arrays["index"])
+        self.registry = {int(lab): (int(gen), ex.put(arrays[f"model/{lab}"]))
+                         for lab, gen in state["meta"]["registry"].items()}
+        ids, content = arrays["content"]["ids"], arrays["content"]["content"]
+        owner = shard_of(self.index.column("site_id")[ids], self.n_shards) if len(ids) else np.empty(0, int)
+        calls = [ex.call(shard, "restore", ids[owner == s], content[owner == s]) for s, shard in enumerate(self.shards)]
+        index_ref, graph_ref = ex.put(arrays["index"]), ex.put(graph)
+        calls += [ex.call(s, "restore", arrays[f"scraper/{i}"], graph_ref, index_ref)
+                  for i, s in enumerate(self.scrapers)]
+        calls += [ex.call(t, "restore", arrays[f"trainer/{i}"]) for i, t in enumerate(self.trainers)]
+        ex.get(calls)
+        self._checkpoint = state
 
     # ------------------------------------------------------------ recording
-    def _record_tick(self, tick: int, new_pages: list[np.ndarray]) -> None:
-        origin = self.store.column("origin")
-        population = self.store.column("population")
+    def _record_tick(self, tick: int, first_id: int) -> None:
+        origin = self.index.column("origin")
+        population = self.index.column("population")
         web_ai = int((origin == AI).sum())
-        for pub, ids in zip(self.publishers, new_pages):
+        n_web = len(self.index)
+        new = slice(first_id, n_web)
+        for pub in self.publishers:
             mine = population == pub.index
-            n_all = int(mine.sum())
-            n = len(ids)
-            ai = int((origin[ids] == AI).sum())
+            mine_new = population[new] == pub.index
+            n_all, n = int(mine.sum()), int(mine_new.sum())
+            ai = int((origin[new][mine_new] == AI).sum())
             self.rows["ticks"].append({
                 **self.ids, "tick": tick, "population": pub.cfg.name,
                 "sites": int((self.graph.population == pub.index).sum()),
                 "pages": n, "ai_pages": ai, "ai_share_new": ai / n if n else None,
                 "pages_total": n_all, "ai_share_all": int((origin[mine] == AI).sum()) / n_all if n_all else None,
-                "watermarked_share": float(self.store.column("watermarked")[ids].mean()) if n else None,
-                "c2pa_share": float((self.store.column("c2pa")[ids] > 0).mean()) if n else None,
-                "web_pages": len(self.store), "web_ai_share": web_ai / len(self.store) if len(self.store) else None,
+                "watermarked_share": float(self.index.column("watermarked")[new][mine_new].mean()) if n else None,
+                "c2pa_share": float((self.index.column("c2pa")[new][mine_new] > 0).mean()) if n else None,
+                "web_pages": n_web, "web_ai_share": web_ai / n_web if n_web else None,
             })
 
-    def _record_crawl(self, lab: str, crawl: int, tick: int, purpose: str, steps: list[dict]) -> None:
+    def _record_crawl(self, lab: int, crawl: int, tick: int, purpose: str, steps: list[dict]) -> None:
         for step in steps:
-            self.rows["crawls"].append({**self.ids, "lab": lab, "crawl": crawl, "tick": tick, "purpose": purpose,
-                                        **step})
+            self.rows["crawls"].append({**self.ids, "lab": self.lab_names[lab], "crawl": crawl, "tick": tick,
+                                        "purpose": purpose, **step})
+
+    def _record_generation(self, lab: int, gen: int, tick: int, steps: list[dict], info: dict) -> None:
+        fetch, last = steps[0], steps[-1]
+        dropped = fetch["pages_in"] - last["kept"]
+        dropped_ai = fetch["ai_in"] - last["kept_ai"]
+        info = dict(info)
+        by_lab = info.pop("train_ai_fraction_by_lab")
+        self.rows["generations"].append({
+            **self.ids, "lab": self.lab_names[lab], "generation": gen, "tick": tick, **info,
+            "train_ai_fraction_by_lab": dict(zip(self.lab_names, by_lab)),
+            "crawl_pages": fetch["pages_in"],
+            "crawl_ai_fraction": fetch["ai_in"] / fetch["pages_in"] if fetch["pages_in"] else None,
+            "kept_pages": last["kept"],
+            "filter_precision": dropped_ai / dropped if dropped else None,
+            "filter_recall": dropped_ai / fetch["ai_in"] if fetch["ai_in"] else None,
+        })
 
     def results(self, *, wall_time: float) -> Results:
         order = {name: i for i, name in enumerate(self.lab_names)}
@@ -163,16 +300,25 @@ class Simulation:
             "run_id": self.ids["run_id"],
             "scenario": self.scenario.run.name,
             "seed": self.seed,
-            "executor": self.scenario.run.executor,
+            "executor": self.ex.name,
+            "shards": self.n_shards,
+            "cluster": self.ex.cluster(),
             "ticks": self.tick,
-            "pages": len(self.store),
+            "pages": len(self.index),
             "sites": self.graph.n_sites,
+            "recoveries": self.recoveries,
             "wall_time_s": round(wall_time, 3),
             "stage_time_s": {k: round(v, 3) for k, v in self.timings.items()},
         }
         return Results(generations=_frame(gen_rows, generations_schema(self.lab_names)),
                        ticks=_frame(self.rows["ticks"], TICKS), crawls=_frame(self.rows["crawls"], CRAWLS),
                        scenario_toml=self.scenario_toml, manifest=manifest)
+
+
+def _default_shards(ex) -> int:
+    if ex.name == "local":
+        return 1
+    return max(1, int(ex.cluster()["cpus"]))
 
 
 def _frame(rows: list[dict], schema: dict) -> pl.DataFrame:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from simweb.web.store import AI, PageStore
+from simweb.web.store import AI, PageIndex
 
 __all__ = ["build_filter", "filter_names", "accounting"]
 
@@ -20,7 +20,7 @@ class DateCutoff:
     def __init__(self, cfg):
         self.tick = cfg.tick
 
-    def keep(self, ids: np.ndarray, store: PageStore, *, rng: np.random.Generator) -> np.ndarray:
+    def keep(self, ids: np.ndarray, store: PageIndex, *, rng: np.random.Generator) -> np.ndarray:
         return store.column("tick")[ids] <= self.tick
 
 
@@ -30,7 +30,7 @@ class Classifier:
     def __init__(self, cfg):
         self.tpr, self.fpr = cfg.tpr, cfg.fpr
 
-    def keep(self, ids: np.ndarray, store: PageStore, *, rng: np.random.Generator) -> np.ndarray:
+    def keep(self, ids: np.ndarray, store: PageIndex, *, rng: np.random.Generator) -> np.ndarray:
         is_ai = store.column("origin")[ids] == AI
         flagged = rng.random(len(ids)) < np.where(is_ai, self.tpr, self.fpr)
         return ~flagged

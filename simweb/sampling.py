@@ -55,7 +55,11 @@ class AliasTable:
         """One draw from each row named in ``rows`` (or ``size`` draws from a single row)."""
         if size is not None:
             rows = np.full(size, int(rows), dtype=np.int64)
-        u = rng.random(len(rows)) * self.width
+        return self.draw(rows, rng.random(len(rows)))
+
+    def draw(self, rows: np.ndarray, uniforms: np.ndarray) -> np.ndarray:
+        """One draw from each row named in ``rows``, each driven by one uniform in [0, 1)."""
+        u = uniforms * self.width
         col = u.astype(np.int64)
         np.minimum(col, self.width - 1, out=col)
         flat = col + np.asarray(rows, dtype=np.int64) * self.width

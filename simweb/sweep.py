@@ -162,7 +162,8 @@ def _run_point(task: tuple) -> dict:
         return {"state": "done", "error": None, "wall_time_s": 0.0, "skipped": True, "generations": None}
     try:
         scenario = parse_scenario(text, overrides, source=source)
-        results = simweb.run(scenario, out=run_dir, overwrite=False)
+        # a sweep spreads its runs over processes; inside one, the run itself is in-process
+        results = simweb.run(scenario, out=run_dir, overwrite=False, executor="local")
     except SimwebError as err:
         return {"state": "failed", "error": str(err), "wall_time_s": time.perf_counter() - start, "skipped": False,
                 "generations": None}

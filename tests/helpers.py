@@ -11,6 +11,7 @@ COLLAPSE = """
 name = "collapse"
 seed = 3
 ticks = 6
+executor = "local"
 
 [language]
 vocab_size = 128

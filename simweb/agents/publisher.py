@@ -1,11 +1,19 @@
-"""A publisher population: a group of sites that writes pages with one behaviour.
+"""Publishers: populations of sites that write pages, and the shards that hold what they write.
 
-Each tick it publishes ``pages_per_tick`` pages (plus ``initial_pages`` human
-pages at tick 0) on sites it owns. A page is AI-written with the logistic
-adoption share of that tick (as long as some lab has released a model it
-uses); its model is picked by market share among the released ones. Human
-pages come from the ground-truth language, on the site's topic with
-probability ``topic_focus``.
+Publishing a tick happens in two steps:
+
+1. :class:`Publisher` (one per population) *plans* the tick's pages: how many,
+   on which sites, which are AI-written (the logistic adoption share of the tick,
+   as long as a lab it uses has released a model), by which lab's model (market
+   share), and the topic of each human page (the site's topic with probability
+   ``topic_focus``). A plan is metadata only, drawn from the stream
+   ``("publish", population, tick)``.
+2. :class:`PublisherShard` s *write* the content of the planned pages on the
+   sites they own. Sites are grouped into blocks of ``SITE_BLOCK`` consecutive
+   ids and block b belongs to shard ``b % n_shards``. Every page's content comes
+   from its own row of the noise drawn for its (population, tick, block) from the
+   stream ``("write", population, tick, block)``, so the web is the same whether
+   one shard or seven write it.
 """
 
 from __future__ import annotations
@@ -16,9 +24,17 @@ from typing import Mapping
 import numpy as np
 
 from simweb import rng as rngs
-from simweb.web.store import AI, HUMAN
+from simweb.language import build_language
+from simweb.models import build_model
+from simweb.web.store import AI, HUMAN, ContentStore
 
-__all__ = ["Publisher", "adoption_share"]
+__all__ = ["Publisher", "PublisherShard", "adoption_share", "SITE_BLOCK", "shard_of"]
+
+SITE_BLOCK = 64  # consecutive site ids whose pages one shard owns and writes together
+
+
+def shard_of(site_ids: np.ndarray, n_shards: int) -> np.ndarray:
+    return (np.asarray(site_ids, dtype=np.int64) // SITE_BLOCK) % n_shards
 
 
 def adoption_share(cfg, tick: int) -> float:
@@ -29,17 +45,20 @@ def adoption_share(cfg, tick: int) -> float:
 
 
 class Publisher:
-    def __init__(self, cfg, index: int, language, lab_names: list[str], market_share: list[float], seed: int):
+    """Plans one population's pages each tick."""
+
+    def __init__(self, cfg, index: int, topic_probs: np.ndarray, lab_names: list[str], market_share: list[float],
+                 seed: int):
         self.cfg = cfg
         self.index = index
-        self.language = language
+        self.topic_probs = np.asarray(topic_probs, dtype=np.float64)
         self.seed = seed
         uses = set(cfg.uses) if cfg.uses is not None else set(lab_names)
         self._weights = np.array([w if name in uses else 0.0 for name, w in zip(lab_names, market_share)])
 
-    def publish(self, tick: int, sites: np.ndarray, released: Mapping[int, tuple[int, object]],
-                site_topic: np.ndarray) -> dict[str, np.ndarray] | None:
-        """This tick's pages as columns plus ``content``; ``released`` maps lab index → (generation, model)."""
+    def plan(self, tick: int, sites: np.ndarray, site_topic: np.ndarray,
+             released: Mapping[int, int]) -> dict[str, np.ndarray] | None:
+        """This tick's pages as metadata columns; ``released`` maps lab index → the generation publishers use."""
         cfg = self.cfg
         n = cfg.pages_per_tick + (cfg.initial_pages if tick == 0 else 0)
         if n == 0 or len(sites) == 0:
@@ -48,40 +67,27 @@ class Publisher:
         page_site = sites[rng.integers(0, len(sites), size=n)].astype(np.int32)
         weights = np.array([w if lab in released else 0.0 for lab, w in enumerate(self._weights)])
         share = adoption_share(cfg.ai_adoption, tick) if weights.sum() > 0 else 0.0
-        n_fresh = cfg.pages_per_tick if tick > 0 else n  # the initial pages are human by definition
-        is_ai = np.zeros(n, dtype=bool)
-        is_ai[:n_fresh] = rng.random(n_fresh) < share
+        is_ai = rng.random(n) < share
+        if tick == 0:
+            is_ai[cfg.pages_per_tick:] = False  # the initial pages are human by definition
         lab = np.full(n, -1, dtype=np.int16)
         if is_ai.any():
             lab[is_ai] = rng.choice(len(weights), size=int(is_ai.sum()), p=weights / weights.sum())
-        content = np.empty((n, self.language.width), dtype=self.language.dtype)
-        topic = np.full(n, -1, dtype=np.int16)
         generation = np.full(n, -1, dtype=np.int16)
-
-        human = np.flatnonzero(~is_ai)
-        if len(human):
-            on_topic = rng.random(len(human)) < cfg.topic_focus
-            wanted = np.where(on_topic, site_topic[page_site[human]],
-                              rng.choice(self.language.topics, size=len(human), p=_topic_law(self.language)))
-            docs, topics = self.language.sample(len(human), rng=rngs.stream(self.seed, "write", cfg.name, tick, "human"),
-                                                topics=wanted)
-            content[human] = docs
-            topic[human] = topics
-        for lab_index in np.unique(lab[is_ai]):
-            rows = np.flatnonzero(lab == lab_index)
-            gen, model = released[int(lab_index)]
-            content[rows] = model.sample(len(rows), rng=rngs.stream(self.seed, "write", cfg.name, tick, "lab",
-                                                                     int(lab_index)),
-                                         temperature=cfg.temperature, top_p=cfg.top_p)
-            generation[rows] = gen
+        for lab_index, gen in released.items():
+            generation[lab == lab_index] = gen
+        on_topic = rng.random(n) < cfg.topic_focus
+        topic = np.where(on_topic, site_topic[page_site], rng.choice(len(self.topic_probs), size=n, p=self.topic_probs))
+        topic = np.where(is_ai, -1, topic).astype(np.int16)
+        # pages in site order, so each block's pages are contiguous and in page-id order
+        order = np.argsort(page_site, kind="stable")
         return {
-            "content": content,
-            "site_id": page_site,
+            "site_id": page_site[order],
             "tick": np.full(n, tick, dtype=np.int32),
-            "origin": np.where(is_ai, AI, HUMAN).astype(np.int8),
-            "lab": lab,
-            "generation": generation,
-            "topic": topic,
+            "origin": np.where(is_ai, AI, HUMAN).astype(np.int8)[order],
+            "lab": lab[order],
+            "generation": generation[order],
+            "topic": topic[order],
             "population": np.full(n, self.index, dtype=np.int16),
             "watermarked": np.zeros(n, dtype=bool),
             "c2pa": np.zeros(n, dtype=np.int8),
@@ -90,5 +96,71 @@ class Publisher:
         }
 
 
-def _topic_law(language) -> np.ndarray:
-    return getattr(language, "topic_probs", np.ones(1))
+class PublisherShard:
+    """Writes and keeps the content of the pages on the site blocks it owns."""
+
+    def __init__(self, shard: int, n_shards: int, scenario, seed: int):
+        self.shard = shard
+        self.n_shards = n_shards
+        self.scenario = scenario
+        self.seed = seed
+        self.language = build_language(scenario.language, seed)
+        self.store = ContentStore(width=self.language.width, dtype=self.language.dtype)
+        self._models: dict[int, tuple[int, object]] = {}  # lab → (generation, model)
+
+    def publish(self, tick: int, first_id: int, pages: dict[str, np.ndarray], generations: Mapping[int, int],
+                *states: dict) -> int:
+        """Write the content of this shard's pages among ``pages`` (ids from ``first_id``); returns how many.
+
+        ``generations`` maps each released lab (in increasing order) to its generation; ``states`` are
+        those models' states, in the same order.
+        """
+        models = {lab: (gen, state) for (lab, gen), state in zip(sorted(generations.items()), states)}
+        site = pages["site_id"]
+        mine = np.flatnonzero(shard_of(site, self.n_shards) == self.shard)
+        if len(mine) == 0:
+            return 0
+        ids = first_id + mine
+        population, block = pages["population"][mine], site[mine].astype(np.int64) // SITE_BLOCK
+        # one noise block per (population, block): its rows drive its pages in page-id order
+        keys = np.stack([population, block], axis=1)
+        starts = np.flatnonzero(np.r_[True, np.any(keys[1:] != keys[:-1], axis=1)])
+        bounds = np.r_[starts, len(mine)]
+        noise = np.concatenate([
+            self.language.noise(int(hi - lo), rng=rngs.stream(
+                self.seed, "write", self.scenario.publishers[int(population[lo])].name, tick, int(block[lo])))
+            for lo, hi in zip(bounds[:-1], bounds[1:])])
+        content = np.empty((len(mine), self.language.width), dtype=self.language.dtype)
+        lab = pages["lab"][mine]
+        human = lab < 0
+        if human.any():
+            content[human] = self.language.draw(noise[human], topics=pages["topic"][mine][human])
+        for lab_index in np.unique(lab[~human]):
+            for pop in np.unique(population[lab == lab_index]):
+                rows = (lab == lab_index) & (population == pop)
+                cfg = self.scenario.publishers[int(pop)]
+                content[rows] = self._model(int(lab_index), models).draw(
+                    noise[rows], temperature=cfg.temperature, top_p=cfg.top_p)
+        self.store.append(ids, content)
+        return len(mine)
+
+    def _model(self, lab: int, models: Mapping[int, tuple[int, dict]]):
+        gen, state = models[lab]
+        cached = self._models.get(lab)
+        if cached is None or cached[0] != gen:
+            model = build_model(self.scenario.labs[lab].model, self.language).load_state_dict(state)
+            self._models[lab] = cached = (gen, model)
+        return cached[1]
+
+    def fetch(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(ids, content) of the requested pages, all of which this shard must hold."""
+        ids = np.asarray(ids, dtype=np.int64)
+        return ids, self.store.fetch(ids)
+
+    def state(self) -> dict[str, np.ndarray]:
+        return self.store.state()
+
+    def restore(self, ids: np.ndarray, content: np.ndarray) -> None:
+        self.store = ContentStore(width=self.language.width, dtype=self.language.dtype)
+        self.store.append(ids, content)
+        self._models = {}

@@ -3,8 +3,13 @@
 Strategies order the sites a crawler reaches: ``bfs`` from seed sites along
 links (sites it never reaches are never crawled), ``pagerank`` from the most to
 the least central site, ``random`` over all pages. Within a site the newest
-pages come first. ``new_only`` restricts a crawl to pages published since the
-lab's previous crawl.
+pages come first. ``new_only`` restricts a training crawl to pages published
+since the lab's previous crawl. A benchmark crawl never returns a page the lab
+has trained on.
+
+The scraper keeps its own replica of the site graph and the page index, fed a
+delta every tick; it selects pages from metadata, and the engine fetches their
+content from the publisher shards that hold it.
 """
 
 from __future__ import annotations
@@ -14,64 +19,84 @@ import numpy as np
 from simweb import rng as rngs
 from simweb.filters import accounting, build_filter, filter_names
 from simweb.web.graph import SiteGraph
-from simweb.web.store import AI, PageStore
+from simweb.web.store import AI, PageIndex
 
-__all__ = ["Scraper", "CrawlResult"]
+__all__ = ["Scraper", "Selection"]
+
+META = ("origin", "lab", "generation")  # what a trainer needs to know about each page, for the accounting
 
 
-class CrawlResult:
-    """Pages that passed the filters, plus one accounting row per step (the fetch, then each filter)."""
-
-    def __init__(self, kept: np.ndarray, fetched: int, steps: list[dict]):
-        self.kept = kept
-        self.fetched = fetched
-        self.steps = steps
+class Selection(dict):
+    """The pages a crawl kept (``ids`` and their ``META`` columns) and one accounting row per step."""
 
 
 class Scraper:
-    def __init__(self, cfg, index: int, seed: int):
+    def __init__(self, cfg, index: int, scenario, seed: int):
         self.cfg = cfg
         self.index = index
         self.seed = seed
         self.filters = [build_filter(f) for f in cfg.filters]
         self.filter_names = filter_names(cfg.filters)
         self.last_crawl_tick = -1
+        self.trained = np.empty(0, dtype=np.int64)  # every page kept for training so far
+        web = scenario.web
+        self.graph = SiteGraph(links_per_site=web.links_per_site, homophily=web.homophily,
+                               population_share=np.ones(1), topic_probs=np.ones(1))
+        self.pages = PageIndex()
 
-    def crawl(self, tick: int, graph: SiteGraph, store: PageStore, *, budget: int, purpose: str, crawl: int,
-              exclude: np.ndarray | None = None) -> CrawlResult:
-        """Fetch up to ``budget`` pages and filter them. ``purpose`` ("train" / "benchmark") names the streams."""
+    def observe(self, delta: dict) -> None:
+        """Follow the web: new sites, links and page metadata since the last tick."""
+        self.graph.apply(delta["graph"])
+        self.pages.extend(delta["pages"])
+
+    def crawl(self, tick: int, budget: int, purpose: str, crawl: int) -> Selection:
+        """Fetch up to ``budget`` pages (by metadata) and filter them. ``purpose`` is "train" or "benchmark"."""
         cfg = self.cfg
+        store = self.pages
         rng = rngs.stream(self.seed, "crawl", cfg.name, purpose, crawl)
         eligible = np.ones(len(store), dtype=bool)
-        if cfg.new_only and purpose == "train":
+        if purpose == "train" and cfg.new_only:
             eligible &= store.column("tick") > self.last_crawl_tick
-        if exclude is not None and len(exclude):
-            eligible[exclude] = False
+        if purpose == "benchmark":
+            eligible[self.trained] = False
         ids = np.flatnonzero(eligible)
-        ids = ids[self._order(ids, graph, store, rng)][:budget]
-        ids = np.sort(ids)
-        if purpose == "train":
-            self.last_crawl_tick = tick
+        ids = np.sort(ids[self._order(ids, rng)][:budget])
         is_ai = store.column("origin")[ids] == AI
         steps = [{"step": 0, "filter": "fetch", **accounting(is_ai, np.ones(len(ids), dtype=bool))}]
         for i, (name, flt) in enumerate(zip(self.filter_names, self.filters), start=1):
             keep = flt.keep(ids, store, rng=rngs.stream(self.seed, "filter", cfg.name, purpose, crawl, i))
             steps.append({"step": i, "filter": name, **accounting(is_ai, keep)})
             ids, is_ai = ids[keep], is_ai[keep]
-        return CrawlResult(ids, steps[0]["pages_in"], steps)
+        if purpose == "train":
+            self.last_crawl_tick = tick
+            self.trained = np.union1d(self.trained, ids)
+        return Selection(ids=ids, steps=steps, **{k: store.column(k)[ids] for k in META})
 
-    def _order(self, ids: np.ndarray, graph: SiteGraph, store: PageStore, rng: np.random.Generator) -> np.ndarray:
+    def _order(self, ids: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """Positions of ``ids`` in crawl order; pages on sites the crawl never reaches are left out."""
         strategy = self.cfg.crawl_strategy
         if strategy == "random":
             return rng.permutation(len(ids))
+        graph = self.graph
         if strategy == "bfs":
             k = min(self.cfg.crawl_seeds, graph.n_sites)
             site_rank = graph.bfs_rank(rng.choice(graph.n_sites, size=k, replace=False))
         else:
             site_rank = graph.pagerank_rank()
-        rank = site_rank[store.column("site_id")[ids]]
+        rank = site_rank[self.pages.column("site_id")[ids]]
         reached = np.flatnonzero(rank >= 0)
         # by site visit order, then newest first, then page id
-        order = np.lexsort((ids[reached], -store.column("tick")[ids[reached]], rank[reached]))
+        order = np.lexsort((ids[reached], -self.pages.column("tick")[ids[reached]], rank[reached]))
         return reached[order]
+
+    def state(self) -> dict[str, np.ndarray]:
+        return {"last_crawl_tick": np.array(self.last_crawl_tick), "trained": self.trained.copy()}
+
+    def restore(self, state: dict[str, np.ndarray], graph: dict, pages: dict) -> None:
+        self.last_crawl_tick = int(state["last_crawl_tick"])
+        self.trained = np.asarray(state["trained"], dtype=np.int64)
+        self.graph = SiteGraph(links_per_site=self.graph.links_per_site, homophily=self.graph.homophily,
+                               population_share=np.ones(1), topic_probs=np.ones(1))
+        self.graph.apply(graph)
+        self.pages = PageIndex()
+        self.pages.extend(pages)

@@ -1,11 +1,11 @@
-"""A lab's trainer: assembles each generation's training set and fits the next model.
+"""A lab's trainer: assembles each generation's training set, fits the next model, and evaluates it.
 
 Data regimes (Gerstgrasser et al. 2024; Kazdan et al. 2024): ``replace`` trains
 on the latest crawl only; ``accumulate`` on every page the lab has ever kept;
 ``accumulate_subsample`` on a fixed-size uniform subsample of that pool. On top
 of the web data: a share drawn from the lab's verified human reserve, and
 ``anchors`` fresh ground-truth documents per generation (Jangjoo, Marsili &
-Roudi 2026).
+Roudi 2026), and optionally a prior toward a reference model.
 """
 
 from __future__ import annotations
@@ -13,24 +13,44 @@ from __future__ import annotations
 import numpy as np
 
 from simweb import rng as rngs
+from simweb.agents.evaluator import Evaluator
 from simweb.errors import SimwebError
+from simweb.language import build_language
 from simweb.models import Prior, build_model
-from simweb.web.store import AI, PageStore
+from simweb.web.store import AI
 
-__all__ = ["Trainer"]
+__all__ = ["Trainer", "EmptyCorpusError", "join_parts"]
+
+
+def join_parts(ids: np.ndarray, parts, width: int, dtype) -> np.ndarray:
+    """Content of ``ids`` (sorted) from shard parts [(ids, content), ...] in any order."""
+    parts = [p for p in parts if len(p[0])]
+    if not parts:
+        return np.empty((0, width), dtype=dtype)
+    all_ids = np.concatenate([p[0] for p in parts])
+    content = np.concatenate([p[1] for p in parts])
+    order = np.argsort(all_ids, kind="stable")
+    if not np.array_equal(all_ids[order], ids):
+        raise RuntimeError("the shards returned other pages than the crawl selected")
+    return content[order]
 
 
 class Trainer:
-    def __init__(self, cfg, index: int, language, n_labs: int, seed: int):
+    def __init__(self, cfg, index: int, scenario, seed: int):
         self.cfg = cfg
         self.index = index
-        self.language = language
-        self.n_labs = n_labs
+        self.n_labs = len(scenario.labs)
         self.seed = seed
-        self.pool = np.empty(0, dtype=np.int64)  # every web page kept so far (accumulate regimes)
+        self.language = build_language(scenario.language, seed)
+        self.evaluator = Evaluator(scenario.evaluation, self.language, seed)
         self.generation = -1
-        self._reserve: np.ndarray | None = None
+        # the pool: every web page kept so far (accumulate regimes), with its content and origin columns
+        self.pool_ids = np.empty(0, dtype=np.int64)
+        self.pool_content = np.empty((0, self.language.width), dtype=self.language.dtype)
+        self.pool_meta = {k: np.empty(0, dtype=dt) for k, dt in (("origin", np.int8), ("lab", np.int16),
+                                                                  ("generation", np.int16))}
         self.reference: dict[str, np.ndarray] | None = None  # generation 0's state, for a prior toward it
+        self._reserve: np.ndarray | None = None
 
     @property
     def reserve(self) -> np.ndarray:
@@ -40,24 +60,44 @@ class Trainer:
             self._reserve = docs
         return self._reserve
 
-    def train(self, kept: np.ndarray, store: PageStore):
-        """Fit generation g+1 on ``kept`` web pages (plus reserve and anchors); returns (model, composition)."""
+    def generate(self, selection: dict, benchmark: dict | None, n_train_parts: int, *parts):
+        """Train generation g+1 on the crawl ``selection`` and evaluate it, also on the ``benchmark`` crawl.
+
+        ``parts`` are (ids, content) pairs from the shards: the first ``n_train_parts`` hold the training
+        pages, the rest the benchmark's. Returns (model state, info): the training-set composition and metrics.
+        """
+        width, dtype = self.language.width, self.language.dtype
+        bench_parts = parts[n_train_parts:]
+        content = join_parts(selection["ids"], parts[:n_train_parts], width, dtype)
+        model, composition = self.train(selection, content)
+        bench = join_parts(benchmark["ids"], bench_parts, width, dtype) if benchmark is not None else None
+        metrics = self.evaluator.evaluate(model, lab=self.cfg.name, generation=self.generation, benchmark=bench)
+        return model.state_dict(), {**composition, **metrics}
+
+    def train(self, selection: dict, content: np.ndarray):
+        """Fit generation g+1 on crawled pages (plus reserve and anchors); returns (model, composition)."""
         cfg = self.cfg
         self.generation += 1
         gen = self.generation
+        ids = np.asarray(selection["ids"], dtype=np.int64)
+        meta = {k: np.asarray(selection[k]) for k in self.pool_meta}
         if cfg.regime == "replace":
-            web_ids = np.asarray(kept, dtype=np.int64)
+            web_content, web_meta = content, meta
         else:
-            self.pool = np.union1d(self.pool, kept)
-            web_ids = self.pool
+            new = ~np.isin(ids, self.pool_ids)
+            self.pool_ids = np.concatenate([self.pool_ids, ids[new]])
+            self.pool_content = np.concatenate([self.pool_content, content[new]])
+            self.pool_meta = {k: np.concatenate([v, meta[k][new]]) for k, v in self.pool_meta.items()}
+            web_content, web_meta = self.pool_content, self.pool_meta
             size = cfg.train_docs or cfg.crawl_budget
-            if cfg.regime == "accumulate_subsample" and len(web_ids) > size:
-                pick = rngs.stream(self.seed, "subsample", cfg.name, gen).choice(len(web_ids), size=size, replace=False)
-                web_ids = web_ids[np.sort(pick)]
-        parts = [store.content(web_ids)]
+            if cfg.regime == "accumulate_subsample" and len(web_content) > size:
+                pick = np.sort(rngs.stream(self.seed, "subsample", cfg.name, gen).choice(
+                    len(web_content), size=size, replace=False))
+                web_content, web_meta = web_content[pick], {k: v[pick] for k, v in web_meta.items()}
+        parts = [web_content]
         n_reserve = 0
         if cfg.reserve_fraction > 0:
-            want = int(round(cfg.reserve_fraction / (1 - cfg.reserve_fraction) * len(web_ids)))
+            want = int(round(cfg.reserve_fraction / (1 - cfg.reserve_fraction) * len(web_content)))
             n_reserve = min(cfg.reserve_docs, max(want, 1))
             pick = rngs.stream(self.seed, "reserve_pick", cfg.name, gen).choice(cfg.reserve_docs, size=n_reserve,
                                                                                   replace=False)
@@ -73,21 +113,19 @@ class Trainer:
                                                           prior=self._prior())
         if gen == 0:
             self.reference = model.state_dict()
-        lab_of_page = store.column("lab")[web_ids]
-        is_ai = store.column("origin")[web_ids] == AI
+        is_ai = web_meta["origin"] == AI
         total = len(corpus)
-        by_lab = np.bincount(lab_of_page[is_ai].astype(np.int64), minlength=self.n_labs) / total
+        by_lab = np.bincount(web_meta["lab"][is_ai].astype(np.int64), minlength=self.n_labs) / total
         composition = {
             "train_docs": total,
-            "train_web_docs": int(len(web_ids)),
+            "train_web_docs": int(len(web_content)),
             "train_reserve_docs": n_reserve,
             "train_anchor_docs": int(cfg.anchors),
             "train_ai_fraction": float(is_ai.sum() / total),
-            "train_ai_fraction_by_lab": by_lab,
-            "train_mean_ai_generation": float(store.column("generation")[web_ids][is_ai].mean()) if is_ai.any() else None,
+            "train_ai_fraction_by_lab": [float(v) for v in by_lab],
+            "train_mean_ai_generation": float(web_meta["generation"][is_ai].mean()) if is_ai.any() else None,
         }
         return model, composition
-
 
     def _prior(self) -> Prior | None:
         prior = self.cfg.prior
@@ -97,6 +135,23 @@ class Trainer:
             return Prior(prior.strength)
         # generation 0 has no reference of its own yet: it is fitted on the all-human web, unregularised
         return Prior(prior.strength, self.reference) if self.reference is not None else None
+
+    # ------------------------------------------------------------ checkpoints
+    def state(self) -> dict[str, np.ndarray]:
+        out = {"generation": np.array(self.generation), "pool_ids": self.pool_ids, "pool_content": self.pool_content}
+        out.update({f"pool_{k}": v for k, v in self.pool_meta.items()})
+        if self.reference is not None:
+            out.update({f"reference.{k}": v for k, v in self.reference.items()})
+        return out
+
+    def restore(self, state: dict[str, np.ndarray]) -> None:
+        self.generation = int(state["generation"])
+        self.pool_ids = np.asarray(state["pool_ids"], dtype=np.int64)
+        self.pool_content = np.asarray(state["pool_content"], dtype=self.language.dtype).reshape(
+            -1, self.language.width)
+        self.pool_meta = {k: np.asarray(state[f"pool_{k}"]) for k in self.pool_meta}
+        ref = {k.split(".", 1)[1]: v for k, v in state.items() if k.startswith("reference.")}
+        self.reference = ref or None
 
 
 class EmptyCorpusError(SimwebError):

@@ -31,7 +31,9 @@ def zipf(n: int, exponent: float) -> np.ndarray:
 
 def _logsumexp(a: np.ndarray, axis: int) -> np.ndarray:
     m = a.max(axis=axis, keepdims=True)
-    return np.squeeze(m, axis) + np.log(np.exp(a - m).sum(axis=axis))
+    m = np.where(np.isfinite(m), m, 0.0)  # a row impossible under every term stays at −inf, not nan
+    with np.errstate(divide="ignore"):
+        return np.squeeze(m, axis) + np.log(np.exp(a - m).sum(axis=axis))
 
 
 class MarkovLanguage:
@@ -76,16 +78,25 @@ class MarkovLanguage:
         """
         if topics is None:
             topics = rng.choice(self.topics, size=n, p=self.topic_probs)
+        return self.draw(self.noise(n, rng=rng), topics=topics), np.asarray(topics, dtype=np.int64)
+
+    def noise(self, n: int, *, rng: np.random.Generator) -> np.ndarray:
+        """The randomness of ``n`` documents: one uniform per token, shape (n, doc_length)."""
+        return rng.random((self.doc_length, n)).T  # drawn step-major, so draw() reads it without a copy
+
+    def draw(self, noise: np.ndarray, *, topics: np.ndarray) -> np.ndarray:
+        """Documents of the given topics, each written from its own row of ``noise``."""
         topics = np.asarray(topics, dtype=np.int64)
+        u = np.ascontiguousarray(np.asarray(noise).T)  # (L, n): one contiguous row per step
         start_table, next_table = self._alias()
-        out = np.empty((n, self.doc_length), dtype=self.dtype)
-        x = start_table.sample(topics, rng=rng)
+        out = np.empty((len(topics), self.doc_length), dtype=self.dtype)
+        x = start_table.draw(topics, u[0])
         out[:, 0] = x
         base = topics * self.classes
         for t in range(1, self.doc_length):
-            x = next_table.sample(base + self.token_class[x], rng=rng)
+            x = next_table.draw(base + self.token_class[x], u[t])
             out[:, t] = x
-        return out, topics
+        return out
 
     def _alias(self) -> tuple[AliasTable, AliasTable]:
         if self._tables is None:

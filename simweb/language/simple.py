@@ -11,7 +11,13 @@ import numpy as np
 
 from simweb.language.markov import zipf
 
-__all__ = ["GaussianLanguage", "CategoricalLanguage"]
+__all__ = ["GaussianLanguage", "CategoricalLanguage", "inverse_cdf"]
+
+
+def inverse_cdf(probs: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """Outcomes of uniforms ``u`` under ``probs`` (one law), by binary search in the cumulative sum."""
+    cdf = np.cumsum(probs)
+    return np.minimum(np.searchsorted(cdf, u * cdf[-1], side="right"), len(probs) - 1)
 
 
 class GaussianLanguage:
@@ -32,8 +38,14 @@ class GaussianLanguage:
         return cls(dim=cfg.dim, mean=cfg.mean, std=cfg.std)
 
     def sample(self, n: int, *, rng: np.random.Generator, topics: np.ndarray | None = None):
-        x = self.mean + np.sqrt(self.var) * rng.standard_normal((n, self.dim))
-        return x, np.zeros(n, dtype=np.int64)
+        return self.draw(self.noise(n, rng=rng)), np.zeros(n, dtype=np.int64)
+
+    def noise(self, n: int, *, rng: np.random.Generator) -> np.ndarray:
+        """One standard normal per dimension, shape (n, dim)."""
+        return rng.standard_normal((n, self.dim))
+
+    def draw(self, noise: np.ndarray, *, topics: np.ndarray | None = None) -> np.ndarray:
+        return self.mean + np.sqrt(self.var) * np.asarray(noise)
 
     def log_prob(self, x: np.ndarray) -> np.ndarray:
         x = np.asarray(x, dtype=np.float64)
@@ -62,8 +74,14 @@ class CategoricalLanguage:
         return cls(probs / probs.sum())
 
     def sample(self, n: int, *, rng: np.random.Generator, topics: np.ndarray | None = None):
-        x = rng.choice(self.outcomes, size=n, p=self.probs).astype(self.dtype)
-        return x[:, None], np.zeros(n, dtype=np.int64)
+        return self.draw(self.noise(n, rng=rng)), np.zeros(n, dtype=np.int64)
+
+    def noise(self, n: int, *, rng: np.random.Generator) -> np.ndarray:
+        """One uniform per sample, shape (n, 1)."""
+        return rng.random((n, 1))
+
+    def draw(self, noise: np.ndarray, *, topics: np.ndarray | None = None) -> np.ndarray:
+        return inverse_cdf(self.probs, np.asarray(noise)[:, 0]).astype(self.dtype)[:, None]
 
     def log_prob(self, x: np.ndarray) -> np.ndarray:
         with np.errstate(divide="ignore"):

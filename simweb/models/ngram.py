@@ -79,16 +79,26 @@ class NgramModel:
     def sample(self, n: int, *, rng: np.random.Generator, temperature: float = 1.0, top_p: float = 1.0,
                watermark=None) -> np.ndarray:
         """``n`` documents of ``doc_length`` tokens (uint16), shape (n, L)."""
+        return self.draw(self.noise(n, rng=rng), temperature=temperature, top_p=top_p, watermark=watermark)
+
+    def noise(self, n: int, *, rng: np.random.Generator) -> np.ndarray:
+        """The randomness of ``n`` documents: one uniform per token, shape (n, L)."""
+        return rng.random((self.doc_length, n)).T  # drawn step-major, so draw() reads it without a copy
+
+    def draw(self, noise: np.ndarray, *, temperature: float = 1.0, top_p: float = 1.0, watermark=None) -> np.ndarray:
+        """Documents written from rows of ``noise``: row i alone decides document i."""
         if watermark is not None:
             raise NotImplementedError("watermarked sampling arrives with the policy suite")
         table = self._table(temperature, top_p)
+        u = np.ascontiguousarray(np.asarray(noise).T)  # (L, n): one contiguous row per step
+        n = u.shape[1]
         V, base = self.vocab_size, self.vocab_size + 1
         out = np.empty((n, self.doc_length), dtype=np.uint16)
         wrap = base ** self.order
         # the all-BOS context; the newest token sits in the lowest digit
         ctx = np.full(n, sum(V * base ** i for i in range(self.order)), dtype=np.int64)
         for t in range(self.doc_length):
-            x = table.sample(ctx, rng=rng)
+            x = table.draw(ctx, u[t])
             out[:, t] = x
             ctx = x if self.order == 1 else (ctx * base + x) % wrap
         return out

@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 
+from simweb.language.simple import inverse_cdf
 from simweb.sampling import shape_probs
 
 __all__ = ["GaussianModel", "CategoricalModel"]
@@ -51,16 +52,28 @@ class GaussianModel:
 
     def sample(self, n: int, *, rng: np.random.Generator, temperature: float = 1.0, top_p: float = 1.0,
                watermark=None) -> np.ndarray:
+        return self.draw(self.noise(n, rng=rng), temperature=temperature)
+
+    def noise(self, n: int, *, rng: np.random.Generator) -> np.ndarray:
+        """One standard normal per dimension, shape (n, dim)."""
+        return rng.standard_normal((n, self.dim))
+
+    def draw(self, noise: np.ndarray, *, temperature: float = 1.0, top_p: float = 1.0, watermark=None) -> np.ndarray:
         """Temperature scales the variance, as it scales the log-density."""
         self._require()
-        return self.mean + np.sqrt(self.var * temperature) * rng.standard_normal((n, self.dim))
+        return self.mean + np.sqrt(self.var * temperature) * np.asarray(noise)
 
     def log_prob(self, x: np.ndarray) -> np.ndarray:
+        """Log-density per sample; a dimension with zero variance is a point mass (+inf at the mean, −inf off it)."""
         self._require()
         x = np.asarray(x, dtype=np.float64)
+        point = self.var == 0
         with np.errstate(divide="ignore", invalid="ignore"):
-            z = np.where(self.var > 0, (x - self.mean) ** 2 / self.var, np.where(x == self.mean, 0.0, np.inf))
-            return -0.5 * (z + np.log(2 * math.pi * self.var)).sum(axis=1)
+            dens = -0.5 * ((x - self.mean) ** 2 / self.var + np.log(2 * math.pi * self.var))
+        dens = np.where(point, np.where(x == self.mean, np.inf, -np.inf), dens)
+        impossible = np.isneginf(dens).any(axis=1)
+        with np.errstate(invalid="ignore"):
+            return np.where(impossible, -np.inf, np.where(np.isneginf(dens), 0.0, dens).sum(axis=1))
 
     def state_dict(self) -> dict[str, np.ndarray]:
         self._require()
@@ -101,12 +114,17 @@ class CategoricalModel:
 
     def sample(self, n: int, *, rng: np.random.Generator, temperature: float = 1.0, top_p: float = 1.0,
                watermark=None) -> np.ndarray:
+        return self.draw(self.noise(n, rng=rng), temperature=temperature, top_p=top_p)
+
+    def noise(self, n: int, *, rng: np.random.Generator) -> np.ndarray:
+        """One uniform per sample, shape (n, 1)."""
+        return rng.random((n, 1))
+
+    def draw(self, noise: np.ndarray, *, temperature: float = 1.0, top_p: float = 1.0, watermark=None) -> np.ndarray:
         p = self._require()
         if (temperature, top_p) != (1.0, 1.0):
             p = shape_probs(p, temperature=temperature, top_p=top_p)[0]
-        cdf = np.cumsum(p)
-        x = np.searchsorted(cdf, rng.random(n) * cdf[-1], side="right")
-        return np.minimum(x, self.outcomes - 1).astype(np.int32)[:, None]
+        return inverse_cdf(p, np.asarray(noise)[:, 0]).astype(np.int32)[:, None]
 
     def log_prob(self, x: np.ndarray) -> np.ndarray:
         with np.errstate(divide="ignore"):

@@ -98,7 +98,8 @@ def apply_overrides(data: dict[str, Any], overrides: typing.Sequence[str]) -> di
                     node = node[index]
             elif isinstance(node, dict):
                 if not isinstance(seg, str):
-                    raise ScenarioError(where, f"{_join(segments[:i])} is a table, not a list")
+                    parent = _join(segments[:i]) or "the scenario"
+                    raise ScenarioError(where, f"{parent} is a table, not a list")
                 if last:
                     node[seg] = value
                 else:
@@ -241,7 +242,9 @@ def _describe(error: dict[str, Any], parent: type[BaseModel] | None) -> str:
     if kind == "missing_tag":
         return f"required, but missing: one of {ctx.get('expected_tags')}"
     if kind == "union_tag_not_found":
-        return f"needs a {ctx.get('discriminator', 'kind')} key"
+        if not isinstance(error.get("input"), dict):
+            return f"expected a table, got {got}"
+        return f"needs a {str(ctx.get('discriminator', 'kind')).strip(chr(39) + '()')!r} key"
     noun = {"int": "an integer", "float": "a number", "string": "a string", "bool": "true or false",
             "tuple": "a list", "list": "a list", "model": "a table", "dict": "a table"}
     for prefix, word in noun.items():

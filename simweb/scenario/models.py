@@ -39,7 +39,8 @@ class Run(_Table):
     name: str = Field("simweb", min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.-]+$")
     seed: int = Field(0, ge=0, le=2**63 - 1)
     ticks: int = Field(12, ge=1, le=100_000)  # simulation steps; tick 0 is the all-human web
-    executor: Literal["local"] = "local"  # "ray" arrives with the Ray executor
+    executor: Literal["local", "ray"] = "ray"  # ray: agents as Ray actors (a local cluster if none is given)
+    shards: int | None = Field(None, ge=1, le=4096)  # publisher shards; default: the cluster's CPUs (1 for local)
 
 
 # ---------------------------------------------------------------- language (the human writers)

@@ -1,6 +1,6 @@
-"""The simulated web: a site graph and a columnar page store."""
+"""The simulated web: a site graph, a page index and the content stores of the publisher shards."""
 
 from simweb.web.graph import SiteGraph
-from simweb.web.store import AI, HUMAN, PAGE_COLUMNS, PageStore
+from simweb.web.store import AI, HUMAN, PAGE_COLUMNS, ContentStore, PageIndex
 
-__all__ = ["AI", "HUMAN", "PAGE_COLUMNS", "PageStore", "SiteGraph"]
+__all__ = ["AI", "HUMAN", "PAGE_COLUMNS", "ContentStore", "PageIndex", "SiteGraph"]

@@ -29,6 +29,7 @@ class SiteGraph:
         self.topic = np.empty(0, dtype=np.int16)
         self.created = np.empty(0, dtype=np.int32)  # tick the site joined
         self._in_degree = np.empty(0, dtype=np.int64)
+        self.edges = np.empty((0, 2), dtype=np.int64)  # every link, in the order it was made
 
     @property
     def n_sites(self) -> int:
@@ -61,7 +62,26 @@ class SiteGraph:
             edges.extend((site, int(t)) for t in targets)
             edges.extend((int(s), site) for s in sources)
         self.graph.add_edges_from(edges)
+        self.edges = np.concatenate([self.edges, np.array(edges, dtype=np.int64).reshape(-1, 2)])
         return np.arange(first, first + n_new)
+
+    # ------------------------------------------------------------ replicas and checkpoints
+    def state(self, since_sites: int = 0, since_edges: int = 0) -> dict[str, np.ndarray]:
+        """The sites and links added after the first ``since_*`` (all of them by default), as arrays."""
+        return {"population": self.population[since_sites:], "topic": self.topic[since_sites:],
+                "created": self.created[since_sites:], "in_degree": self._in_degree.copy(),
+                "edges": self.edges[since_edges:]}
+
+    def apply(self, delta: dict[str, np.ndarray]) -> None:
+        """Add sites and links made elsewhere (a replica follows the engine's graph)."""
+        first = self.n_sites
+        self.population = np.concatenate([self.population, delta["population"]])
+        self.topic = np.concatenate([self.topic, delta["topic"]])
+        self.created = np.concatenate([self.created, delta["created"]])
+        self._in_degree = np.asarray(delta["in_degree"]).copy()
+        self.graph.add_nodes_from(range(first, self.n_sites))
+        self.graph.add_edges_from(map(tuple, np.asarray(delta["edges"]).tolist()))
+        self.edges = np.concatenate([self.edges, np.asarray(delta["edges"], dtype=np.int64).reshape(-1, 2)])
 
     def sites_of(self, population: int) -> np.ndarray:
         return np.flatnonzero(self.population == population)

@@ -7,7 +7,7 @@ import polars as pl
 
 import simweb
 from simweb.agents.publisher import Publisher, adoption_share
-from simweb.engine import Simulation
+from simweb.engine import Engine
 from simweb.scenario.models import Adoption
 from tests.helpers import COLLAPSE, scenario
 
@@ -35,28 +35,27 @@ def test_ai_share_of_new_pages_follows_adoption_within_sampling_error():
 
 def test_market_share_splits_ai_pages_between_labs():
     sc = scenario(COLLAPSE, "labs.keep.market_share=3.0", "publishers[0].pages_per_tick=6000", "run.ticks=2")
-    sim = Simulation(sc)
+    sim = Engine(sc)
     sim.step()
     sim.step()
-    lab = sim.store.column("lab")[sim.store.column("tick") == 1]
+    lab = sim.index.column("lab")[sim.index.column("tick") == 1]
     share_keep = float((lab == 1).mean())
     se = math.sqrt(0.75 * 0.25 / len(lab))
     assert abs(share_keep - 0.75) < 5 * se
 
 
 def test_uses_restricts_the_labs_a_population_draws_on():
-    sim = Simulation(scenario(COLLAPSE, 'publishers[0].uses=["keep"]', "labs.keep.market_share=0.1", "run.ticks=3"))
+    sim = Engine(scenario(COLLAPSE, 'publishers[0].uses=["keep"]', "labs.keep.market_share=0.1", "run.ticks=3"))
     for _ in range(3):
         sim.step()
-    ai = sim.store.column("origin") == 1
-    assert ai.any() and (sim.store.column("lab")[ai] == 1).all()
+    ai = sim.index.column("origin") == 1
+    assert ai.any() and (sim.index.column("lab")[ai] == 1).all()
 
 
 def test_human_pages_follow_site_topics_with_topic_focus():
     sc = scenario(COLLAPSE, "publishers[0].ai_adoption={start=0.0, end=0.0}", "publishers[0].topic_focus=1.0")
-    sim = Simulation(sc)
+    sim = Engine(sc)
     sim.step()
-    site_topic = sim.graph.topic[sim.store.column("site_id")]
-    assert np.array_equal(sim.store.column("topic"), site_topic)
-    pub = sim.publishers[0]
-    assert isinstance(pub, Publisher)
+    site_topic = sim.graph.topic[sim.index.column("site_id")]
+    assert np.array_equal(sim.index.column("topic"), site_topic)
+    assert isinstance(sim.publishers[0], Publisher)

@@ -2,26 +2,35 @@ from __future__ import annotations
 
 import math
 
+import networkx as nx
 import numpy as np
 
 from simweb import rng as rngs
 from simweb.agents.scraper import Scraper
 from simweb.scenario.models import Lab
-from simweb.web import PageStore, SiteGraph
+from simweb.web import PageIndex, SiteGraph
+from tests.helpers import scenario
 
 
 def _web(n_sites=60, pages_per_site=20, ai_share=0.4, seed=0, ticks=3):
     rng = np.random.default_rng(seed)
     graph = SiteGraph(links_per_site=2, homophily=1.0, population_share=np.ones(1), topic_probs=np.ones(1))
     graph.grow(n_sites, 0, rng=rng)
-    store = PageStore(width=4, dtype=np.uint16)
+    index = PageIndex()
     for tick in range(ticks):
         n = n_sites * pages_per_site
         ai = rng.random(n) < ai_share
-        store.append(rng.integers(0, 10, (n, 4)), site_id=np.repeat(np.arange(n_sites), pages_per_site),
-                     tick=tick, origin=ai.astype(np.int8), lab=np.where(ai, 0, -1), generation=np.where(ai, 0, -1),
-                     topic=0, population=0, watermarked=False, c2pa=0, edited_fraction=0.0, copied_from=-1)
-    return graph, store
+        index.append(site_id=np.repeat(np.arange(n_sites), pages_per_site), tick=np.full(n, tick),
+                     origin=ai.astype(np.int8), lab=np.where(ai, 0, -1), generation=np.where(ai, 0, -1),
+                     topic=np.zeros(n), population=np.zeros(n), watermarked=np.zeros(n, bool), c2pa=np.zeros(n),
+                     edited_fraction=np.zeros(n), copied_from=np.full(n, -1))
+    return graph, index
+
+
+def _scraper(lab: Lab, seed: int, graph: SiteGraph, index: PageIndex) -> Scraper:
+    scraper = Scraper(lab, 0, scenario(), seed)
+    scraper.observe({"graph": graph.state(), "pages": index.state()})
+    return scraper
 
 
 def _lab(**kw):
@@ -29,60 +38,68 @@ def _lab(**kw):
 
 
 def test_budget_and_random_crawl_are_reproducible():
-    graph, store = _web()
-    a = Scraper(_lab(crawl_budget=500), 0, seed=1).crawl(2, graph, store, budget=500, purpose="train", crawl=0)
-    b = Scraper(_lab(crawl_budget=500), 0, seed=1).crawl(2, graph, store, budget=500, purpose="train", crawl=0)
-    assert len(a.kept) == 500 and len(np.unique(a.kept)) == 500
-    assert np.array_equal(a.kept, b.kept)
-    c = Scraper(_lab(crawl_budget=500), 0, seed=2).crawl(2, graph, store, budget=500, purpose="train", crawl=0)
-    assert not np.array_equal(a.kept, c.kept)
+    graph, index = _web()
+    a = _scraper(_lab(), 1, graph, index).crawl(2, 500, "train", 0)
+    b = _scraper(_lab(), 1, graph, index).crawl(2, 500, "train", 0)
+    assert len(a["ids"]) == 500 and len(np.unique(a["ids"])) == 500
+    assert np.array_equal(a["ids"], b["ids"])
+    assert np.array_equal(a["origin"], index.column("origin")[a["ids"]])
+    c = _scraper(_lab(), 2, graph, index).crawl(2, 500, "train", 0)
+    assert not np.array_equal(a["ids"], c["ids"])
 
 
 def test_new_only_crawls_only_pages_since_the_last_crawl():
-    graph, store = _web(ticks=1)
-    scraper = Scraper(_lab(new_only=True), 0, seed=1)
-    first = scraper.crawl(0, graph, store, budget=10**6, purpose="train", crawl=0)
-    assert len(first.kept) == len(store)
-    rng = np.random.default_rng(5)
-    store.append(rng.integers(0, 10, (50, 4)), site_id=0, tick=1, origin=0, lab=-1, generation=-1, topic=0,
-                 population=0, watermarked=False, c2pa=0, edited_fraction=0.0, copied_from=-1)
-    second = scraper.crawl(1, graph, store, budget=10**6, purpose="train", crawl=1)
-    assert (store.column("tick")[second.kept] == 1).all() and len(second.kept) == 50
+    graph, index = _web(ticks=1)
+    scraper = _scraper(_lab(new_only=True), 1, graph, index)
+    first = scraper.crawl(0, 10**6, "train", 0)
+    assert len(first["ids"]) == len(index)
+    n0 = len(index)
+    index.append(site_id=np.zeros(50), tick=np.ones(50), origin=np.zeros(50), lab=np.full(50, -1),
+                 generation=np.full(50, -1), topic=np.zeros(50), population=np.zeros(50),
+                 watermarked=np.zeros(50, bool), c2pa=np.zeros(50), edited_fraction=np.zeros(50),
+                 copied_from=np.full(50, -1))
+    scraper.observe({"graph": graph.state(graph.n_sites, len(graph.edges)), "pages": index.state(n0)})
+    second = scraper.crawl(1, 10**6, "train", 1)
+    assert (index.column("tick")[second["ids"]] == 1).all() and len(second["ids"]) == 50
+
+
+def test_a_benchmark_crawl_never_returns_a_page_trained_on():
+    graph, index = _web()
+    scraper = _scraper(_lab(), 1, graph, index)
+    train = scraper.crawl(2, 2000, "train", 0)
+    bench = scraper.crawl(2, 10**6, "benchmark", 0)
+    assert len(np.intersect1d(train["ids"], bench["ids"])) == 0
+    assert len(train["ids"]) + len(bench["ids"]) == len(index)
 
 
 def test_bfs_reaches_only_linked_sites_in_visit_order():
-    graph, store = _web()
-    scraper = Scraper(_lab(crawl_strategy="bfs", crawl_seeds=1), 0, seed=3)
-    res = scraper.crawl(2, graph, store, budget=10**6, purpose="train", crawl=0)
-    seed_site = rngs.stream(3, "crawl", "lab", "train", 0).choice(graph.n_sites, size=1, replace=False)
-    import networkx as nx
-
-    reachable = set(nx.descendants(graph.graph, int(seed_site[0]))) | {int(seed_site[0])}
-    assert set(store.column("site_id")[res.kept].tolist()) == reachable
-    small = scraper.crawl(2, graph, store, budget=20, purpose="train", crawl=0)
+    graph, index = _web()
+    scraper = _scraper(_lab(crawl_strategy="bfs", crawl_seeds=1), 3, graph, index)
+    res = scraper.crawl(2, 10**6, "benchmark", 0)
+    seed_site = int(rngs.stream(3, "crawl", "lab", "benchmark", 0).choice(graph.n_sites, size=1, replace=False)[0])
+    reachable = set(nx.descendants(graph.graph, seed_site)) | {seed_site}
+    assert set(index.column("site_id")[res["ids"]].tolist()) == reachable
+    small = scraper.crawl(2, 20, "benchmark", 0)
     # the first 20 pages in crawl order all sit on the seed site (it has 60 pages)
-    assert set(store.column("site_id")[small.kept].tolist()) == {int(seed_site[0])}
+    assert set(index.column("site_id")[small["ids"]].tolist()) == {seed_site}
 
 
 def test_pagerank_crawl_starts_at_the_most_central_site():
-    graph, store = _web()
-    scraper = Scraper(_lab(crawl_strategy="pagerank"), 0, seed=0)
-    res = scraper.crawl(2, graph, store, budget=30, purpose="train", crawl=0)
-    import networkx as nx
-
+    graph, index = _web()
+    res = _scraper(_lab(crawl_strategy="pagerank"), 0, graph, index).crawl(2, 30, "train", 0)
     pr = nx.pagerank(graph.graph)
     top = max(pr, key=lambda s: (pr[s], -s))
-    assert set(store.column("site_id")[res.kept].tolist()) == {top}
+    assert set(index.column("site_id")[res["ids"]].tolist()) == {top}
     # newest pages first within a site: its 20 pages of tick 2, then 10 of tick 1
-    assert np.bincount(store.column("tick")[res.kept], minlength=3).tolist() == [0, 10, 20]
+    assert np.bincount(index.column("tick")[res["ids"]], minlength=3).tolist() == [0, 10, 20]
 
 
 def test_classifier_drops_ai_at_tpr_and_human_at_fpr():
-    graph, store = _web(n_sites=100, pages_per_site=100, ticks=1)
+    graph, index = _web(n_sites=100, pages_per_site=100, ticks=1)
     tpr, fpr = 0.85, 0.05
     lab = _lab(filters=({"kind": "classifier", "tpr": tpr, "fpr": fpr},))
-    res = Scraper(lab, 0, seed=9).crawl(0, graph, store, budget=10**6, purpose="train", crawl=0)
-    fetch, clf = res.steps
+    res = _scraper(lab, 9, graph, index).crawl(0, 10**6, "train", 0)
+    fetch, clf = res["steps"]
     assert fetch["filter"] == "fetch" and clf["filter"] == "classifier"
     n_ai, n_h = clf["ai_in"], clf["pages_in"] - clf["ai_in"]
     recall = clf["dropped_ai"] / n_ai
@@ -94,14 +111,23 @@ def test_classifier_drops_ai_at_tpr_and_human_at_fpr():
     a = n_ai / (n_ai + n_h)
     expected_precision = tpr * a / (tpr * a + fpr * (1 - a))
     assert abs(clf["precision"] - expected_precision) < 0.02
-    kept_ai = store.column("origin")[res.kept] == 1
-    assert len(res.kept) == clf["kept"] and kept_ai.sum() == clf["kept_ai"]
+    kept_ai = index.column("origin")[res["ids"]] == 1
+    assert len(res["ids"]) == clf["kept"] and kept_ai.sum() == clf["kept_ai"]
 
 
 def test_date_cutoff_keeps_pages_up_to_the_tick():
-    graph, store = _web(ticks=3)
+    graph, index = _web(ticks=3)
     lab = _lab(filters=({"kind": "date_cutoff", "tick": 1},))
-    res = Scraper(lab, 0, seed=0).crawl(2, graph, store, budget=10**6, purpose="train", crawl=0)
-    assert (store.column("tick")[res.kept] <= 1).all()
-    assert len(res.kept) == int((store.column("tick") <= 1).sum())
-    assert res.steps[1]["dropped"] == int((store.column("tick") == 2).sum())
+    res = _scraper(lab, 0, graph, index).crawl(2, 10**6, "train", 0)
+    assert (index.column("tick")[res["ids"]] <= 1).all()
+    assert len(res["ids"]) == int((index.column("tick") <= 1).sum())
+    assert res["steps"][1]["dropped"] == int((index.column("tick") == 2).sum())
+
+
+def test_state_and_restore_rebuild_the_replica():
+    graph, index = _web()
+    a = _scraper(_lab(new_only=True), 1, graph, index)
+    a.crawl(2, 100, "train", 0)
+    b = Scraper(_lab(new_only=True), 0, scenario(), 1)
+    b.restore(a.state(), graph.state(), index.state())
+    assert np.array_equal(a.crawl(3, 100, "benchmark", 1)["ids"], b.crawl(3, 100, "benchmark", 1)["ids"])

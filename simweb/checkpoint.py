@@ -1,0 +1,85 @@
+"""Checkpoints: everything a run needs to go on from a generation boundary, as plain arrays and JSON.
+
+A checkpoint holds the driver's state (tick, site graph, page index, recorder
+rows, which model generations are released), every agent's state (page
+content, trainers' pools, scrapers' progress) and the released model states.
+Randomness needs no saving: every stream is derived from the seed and a name.
+
+On disk: ``checkpoint/meta.json`` (schema version, rows, and a SHA-256 of every
+array file) and one ``.npz`` per group of arrays, read with ``allow_pickle=False``.
+A checkpoint is written to a temporary directory and renamed into place, so the
+last good one survives a crash mid-write; a damaged or foreign one is refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import uuid
+from pathlib import Path
+
+import numpy as np
+
+from simweb.errors import SimwebError
+
+__all__ = ["save", "load", "SCHEMA"]
+
+SCHEMA = 1
+
+
+def _file_name(group: str) -> str:
+    return group.replace("/", "__") + ".npz"
+
+
+def save(directory: str | Path, checkpoint: dict) -> None:
+    directory = Path(directory)
+    tmp = directory.parent / f".{directory.name}.tmp-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir(parents=True)
+    try:
+        sums = {}
+        for group, arrays in checkpoint["arrays"].items():
+            path = tmp / _file_name(group)
+            with open(path, "wb") as fh:
+                np.savez(fh, **{k: np.asarray(v) for k, v in arrays.items()})
+                fh.flush()
+                os.fsync(fh.fileno())
+            sums[group] = hashlib.sha256(path.read_bytes()).hexdigest()
+        meta = {"schema": SCHEMA, "meta": checkpoint["meta"], "rows": checkpoint["rows"], "files": sums}
+        with open(tmp / "meta.json", "w", encoding="utf-8") as fh:
+            json.dump(meta, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        old = directory.parent / f".{directory.name}.old-{uuid.uuid4().hex[:8]}"
+        if directory.exists():
+            os.rename(directory, old)
+        os.rename(tmp, directory)
+        shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def load(directory: str | Path) -> dict:
+    directory = Path(directory)
+    meta_path = directory / "meta.json"
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise SimwebError(f"checkpoint {str(directory)!r} cannot be read: {err}") from None
+    if not isinstance(meta, dict) or meta.get("schema") != SCHEMA:
+        raise SimwebError(f"checkpoint {str(directory)!r} has schema {meta.get('schema') if isinstance(meta, dict) else '?'}"
+                          f", this simweb reads schema {SCHEMA}")
+    arrays = {}
+    for group, digest in meta["files"].items():
+        path = directory / _file_name(group)
+        try:
+            data = path.read_bytes()
+        except OSError as err:
+            raise SimwebError(f"checkpoint {str(directory)!r}: {path.name} cannot be read: {err.strerror}") from None
+        if hashlib.sha256(data).hexdigest() != digest:
+            raise SimwebError(f"checkpoint {str(directory)!r}: {path.name} is damaged (checksum mismatch)")
+        with np.load(path, allow_pickle=False) as npz:
+            arrays[group] = {k: npz[k] for k in npz.files}
+    return {"meta": meta["meta"], "rows": meta["rows"], "arrays": arrays}

@@ -1,0 +1,101 @@
+"""The Ray executor: every agent a Ray actor, on a laptop or a cluster.
+
+With no cluster it starts a local one (no dashboard) and shuts it down when the
+run ends; with ``RAY_ADDRESS`` or ``--address`` it joins an existing cluster and
+leaves it running. Actors reserve fractions of a CPU sized so that a run's
+actors always fit the cluster (a 2-core laptop never leaves one pending):
+publisher shards and trainers 40 % of the cluster's CPUs each, shared out,
+scrapers 20 %, each at most one CPU. Shards are spread across nodes.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import ray
+from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError
+
+from simweb.executors import ActorLost
+
+__all__ = ["RayExecutor"]
+
+SHARES = {"shard": 0.4, "trainer": 0.4, "scraper": 0.2}  # of the cluster's CPUs, per role
+
+
+class RayExecutor:
+    name = "ray"
+
+    def __init__(self, *, address: str | None = None):
+        address = address or os.environ.get("RAY_ADDRESS")
+        self._started = False
+        if not ray.is_initialized():
+            if address:
+                ray.init(address=address, log_to_driver=False, logging_level=logging.ERROR)
+            else:
+                ray.init(num_cpus=_local_cpus(), include_dashboard=False, log_to_driver=False,
+                         logging_level=logging.ERROR)
+                self._started = True
+        self.counts: dict[str, int] = {}
+        self._remote: dict[type, object] = {}
+
+    def plan(self, counts: dict[str, int]) -> None:
+        """Tell the executor how many actors of each role will start, to size their CPU reservations."""
+        self.counts = dict(counts)
+
+    def _cpus(self, role: str) -> float:
+        total = float(ray.cluster_resources().get("CPU", 1.0))
+        n = max(self.counts.get(role, 1), 1)
+        return round(min(1.0, SHARES[role] * total / n), 4)
+
+    def start(self, cls, *args, role: str = "", cpus: float | None = None):
+        remote = self._remote.get(cls)
+        if remote is None:
+            remote = self._remote[cls] = ray.remote(cls)
+        options = {"num_cpus": cpus if cpus is not None else self._cpus(role), "max_restarts": 0}
+        if role == "shard":
+            options["scheduling_strategy"] = "SPREAD"
+        return remote.options(**options).remote(*args)
+
+    def call(self, handle, method: str, *args, returns: int = 1):
+        fn = getattr(handle, method)
+        return fn.options(num_returns=returns).remote(*args) if returns != 1 else fn.remote(*args)
+
+    def get(self, results):
+        try:
+            if isinstance(results, dict):
+                keys = list(results)
+                return dict(zip(keys, ray.get([results[k] for k in keys])))
+            return ray.get(results)
+        except (ActorDiedError, ActorUnavailableError, RayActorError) as err:
+            raise ActorLost(_first_line(err)) from None
+
+    def put(self, value):
+        return ray.put(value)
+
+    def kill(self, handle) -> None:
+        try:
+            ray.kill(handle, no_restart=True)
+        except Exception:  # already gone
+            pass
+
+    def cluster(self) -> dict:
+        nodes = [n for n in ray.nodes() if n.get("Alive")]
+        return {"nodes": len(nodes), "cpus": ray.cluster_resources().get("CPU", 0.0),
+                "gpus": ray.cluster_resources().get("GPU", 0.0)}
+
+    def node_of(self, handle) -> str:
+        return ray.get(handle.__ray_call__.remote(lambda self: ray.get_runtime_context().get_node_id()))
+
+    def shutdown(self) -> None:
+        if self._started and ray.is_initialized():
+            ray.shutdown()
+
+
+def _local_cpus() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def _first_line(err: Exception) -> str:
+    text = str(err).strip().splitlines()
+    return text[0] if text else type(err).__name__

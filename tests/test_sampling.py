@@ -1,0 +1,216 @@
+"""Alias tables and probability shaping against brute force and sampling error.
+
+Empirical frequencies are checked cell by cell: a count of n draws with
+probability p must lie within Z standard errors sqrt(p (1 - p) / n) of p, and a
+cell of probability zero must never be drawn.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from simweb.sampling import AliasTable, shape_probs
+
+Z = 5.0  # standard errors allowed per cell
+
+
+# ---------------------------------------------------------------- helpers
+def implied(table: AliasTable) -> np.ndarray:
+    """The exact law each alias row draws from: column j with its threshold, its alias with the rest, each 1/V."""
+    threshold = table._threshold.reshape(table.rows, table.width)
+    alias = table._alias.reshape(table.rows, table.width)
+    out = np.zeros((table.rows, table.width))
+    for r in range(table.rows):
+        for j in range(table.width):
+            out[r, j] += threshold[r, j] / table.width
+            out[r, alias[r, j]] += (1.0 - threshold[r, j]) / table.width
+    return out
+
+
+def random_rows(rng: np.random.Generator, rows: int, width: int, zero_share: float = 0.3) -> np.ndarray:
+    p = rng.random((rows, width)) ** 3  # skewed, so some rows have large and tiny entries
+    p[rng.random((rows, width)) < zero_share] = 0.0
+    p[np.arange(rows), rng.integers(0, width, rows)] += 0.05  # no all-zero row
+    return p / p.sum(axis=1, keepdims=True)
+
+
+def assert_frequencies(counts: np.ndarray, probs: np.ndarray, what: str) -> None:
+    """Per-cell z bounds on a row of counts; zero-probability cells must stay empty."""
+    n = counts.sum()
+    assert n > 0, what
+    freq = counts / n
+    se = np.sqrt(probs * (1.0 - probs) / n)
+    bad = np.abs(freq - probs) > Z * se
+    assert not bad.any(), f"{what}: cells {np.flatnonzero(bad)} freq {freq[bad]} vs p {probs[bad]} (n={n})"
+
+
+def brute_shape(row, temperature: float, top_p: float) -> np.ndarray:
+    """One row shaped by hand: p^(1/T) renormalised, then the most probable tokens until their mass reaches top_p."""
+    p = [x ** (1.0 / temperature) if x > 0 else 0.0 for x in row]
+    s = sum(p)
+    p = [x / s for x in p]
+    if top_p < 1.0:
+        order = sorted(range(len(p)), key=lambda j: (-p[j], j))
+        kept, mass = [], 0.0
+        for j in order:
+            if mass >= top_p:
+                break
+            kept.append(j)
+            mass += p[j]
+        p = [p[j] if j in kept else 0.0 for j in range(len(p))]
+        s = sum(p)
+        p = [x / s for x in p]
+    return np.array(p)
+
+
+# ---------------------------------------------------------------- alias tables: exact law
+@pytest.mark.parametrize("seed", range(5))
+@pytest.mark.parametrize("width", [1, 2, 3, 7, 64])
+def test_alias_tables_imply_exactly_the_input_law(seed, width):
+    rng = np.random.default_rng(seed)
+    p = random_rows(rng, 20, width)
+    table = AliasTable(p)
+    law = implied(table)
+    np.testing.assert_allclose(law, p, rtol=0, atol=1e-12)
+    assert np.all(law[p == 0] == 0.0), "a zero-probability token is reachable"
+
+
+def test_alias_tables_of_special_rows():
+    p = np.array([
+        [1.0, 0.0, 0.0, 0.0],  # one-hot
+        [0.0, 0.0, 0.0, 1.0],  # one-hot at the end
+        [0.25, 0.25, 0.25, 0.25],  # uniform
+        [0.0, 0.5, 0.0, 0.5],  # zeros interleaved
+        [1e-15, 1e-15, 0.5, 0.5 - 2e-15],  # tiny entries
+        [0.97, 0.01, 0.01, 0.01],  # one dominant entry
+    ])
+    np.testing.assert_allclose(implied(AliasTable(p)), p, rtol=0, atol=1e-12)
+
+
+def test_alias_tables_normalise_unnormalised_rows():
+    rng = np.random.default_rng(1)
+    p = random_rows(rng, 6, 9)
+    weights = p * rng.uniform(0.1, 50.0, size=(6, 1))
+    np.testing.assert_allclose(implied(AliasTable(weights)), p, rtol=0, atol=1e-12)
+    one = AliasTable(weights[2])  # a 1-D input is one row
+    assert one.rows == 1
+    np.testing.assert_allclose(implied(one)[0], p[2], rtol=0, atol=1e-12)
+
+
+@settings(max_examples=200, deadline=None, derandomize=True, database=None)
+@given(st.lists(st.one_of(st.just(0.0), st.floats(1e-6, 1.0)), min_size=1, max_size=40).filter(lambda w: sum(w) > 0))
+def test_alias_law_property(weights):
+    w = np.array(weights)
+    law = implied(AliasTable(w))[0]
+    np.testing.assert_allclose(law, w / w.sum(), rtol=0, atol=1e-12)
+    assert np.all(law[w == 0] == 0.0)
+
+
+# ---------------------------------------------------------------- alias tables: draws
+@pytest.mark.parametrize("seed", range(3))
+def test_draw_on_a_uniform_grid_hits_each_token_in_proportion(seed):
+    """Stratified uniforms: each column's split misplaces at most one grid point, so the error is at most V/N."""
+    rng = np.random.default_rng(seed)
+    R, V, N = 4, 11, 110_000
+    p = random_rows(rng, R, V)
+    table = AliasTable(p)
+    u = (np.arange(N) + 0.5) / N
+    for r in range(R):
+        x = table.draw(np.full(N, r), u)
+        freq = np.bincount(x, minlength=V) / N
+        assert np.all(np.abs(freq - p[r]) <= V / N + 1e-12), f"row {r}: {freq} vs {p[r]}"
+        assert np.all(freq[p[r] == 0] == 0.0)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_sample_frequencies_match_each_row(seed):
+    rng = np.random.default_rng(seed)
+    R, V, n = 5, 8, 200_000
+    p = random_rows(rng, R, V)
+    table = AliasTable(p)
+    rows = rng.integers(0, R, n)
+    x = table.sample(rows, rng=np.random.default_rng(seed + 100))
+    assert x.shape == (n,) and x.min() >= 0 and x.max() < V
+    for r in range(R):
+        assert_frequencies(np.bincount(x[rows == r], minlength=V), p[r], f"row {r}")
+
+
+def test_sample_with_size_draws_from_one_row():
+    rng = np.random.default_rng(7)
+    p = random_rows(rng, 3, 6)
+    table = AliasTable(p)
+    x = table.sample(2, rng=np.random.default_rng(8), size=100_000)
+    assert x.shape == (100_000,)
+    assert_frequencies(np.bincount(x, minlength=6), p[2], "row 2")
+
+
+def test_sampling_is_deterministic_under_a_seed():
+    p = random_rows(np.random.default_rng(0), 4, 10)
+    rows = np.arange(1000) % 4
+    a = AliasTable(p).sample(rows, rng=np.random.default_rng(42))
+    b = AliasTable(p).sample(rows, rng=np.random.default_rng(42))
+    c = AliasTable(p).sample(rows, rng=np.random.default_rng(43))
+    assert np.array_equal(a, b)
+    assert not np.array_equal(a, c)
+
+
+# ---------------------------------------------------------------- shape_probs
+def test_temperature_by_hand():
+    p = np.array([0.5, 0.25, 0.25, 0.0])
+    np.testing.assert_allclose(shape_probs(p, temperature=0.5)[0], [2 / 3, 1 / 6, 1 / 6, 0.0], rtol=1e-12)
+    # T = 2: square roots, renormalised
+    r = np.sqrt([0.5, 0.25, 0.25])
+    np.testing.assert_allclose(shape_probs(p, temperature=2.0)[0], [*(r / r.sum()), 0.0], rtol=1e-12)
+
+
+def test_top_p_by_hand():
+    p = np.array([[0.125, 0.5, 0.125, 0.25]])
+    np.testing.assert_array_equal(shape_probs(p, top_p=0.5), [[0.0, 1.0, 0.0, 0.0]])  # 0.5 reaches 0.5
+    np.testing.assert_allclose(shape_probs(p, top_p=0.6), [[0.0, 2 / 3, 0.0, 1 / 3]], rtol=1e-12)
+    np.testing.assert_allclose(shape_probs(p, top_p=0.75), [[0.0, 2 / 3, 0.0, 1 / 3]], rtol=1e-12)
+    out = shape_probs(p, top_p=0.8)  # needs one of the two tied 0.125 tokens
+    assert np.count_nonzero(out) == 3
+    np.testing.assert_allclose(np.sort(out[0])[::-1][:3], [0.5 / 0.875, 0.25 / 0.875, 0.125 / 0.875], rtol=1e-12)
+    np.testing.assert_array_equal(shape_probs(p, top_p=1e-9), [[0.0, 1.0, 0.0, 0.0]])
+
+
+def test_ties_keep_the_smallest_set():
+    p = np.full((1, 4), 0.25)
+    out = shape_probs(p, top_p=0.5)
+    assert np.count_nonzero(out) == 2
+    np.testing.assert_allclose(out[out > 0], [0.5, 0.5], rtol=1e-12)
+
+
+def test_identity_and_no_mutation():
+    p = random_rows(np.random.default_rng(3), 5, 9)
+    before = p.copy()
+    np.testing.assert_allclose(shape_probs(p), p, rtol=0, atol=1e-15)
+    shape_probs(p, temperature=0.3, top_p=0.5)
+    np.testing.assert_array_equal(p, before)
+    assert shape_probs(p[0]).shape == (1, 9)
+
+
+@pytest.mark.parametrize("temperature", [1.0, 0.3, 0.7, 1.5, 4.0])
+@pytest.mark.parametrize("top_p", [1.0, 0.95, 0.7, 0.4, 0.05])
+def test_shape_probs_matches_brute_force_per_row(temperature, top_p):
+    rng = np.random.default_rng(int(temperature * 100) + int(top_p * 1000))
+    p = random_rows(rng, 30, 12)
+    got = shape_probs(p, temperature=temperature, top_p=top_p)
+    want = np.stack([brute_shape(row, temperature, top_p) for row in p])
+    np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-15)
+    assert np.all(got[p == 0] == 0.0), "shaping resurrected a zero-probability token"
+    np.testing.assert_allclose(got.sum(axis=1), 1.0, rtol=1e-12)
+
+
+def test_shaped_rows_sample_at_their_shaped_frequencies():
+    rng = np.random.default_rng(11)
+    p = random_rows(rng, 3, 10, zero_share=0.1)
+    shaped = shape_probs(p, temperature=0.6, top_p=0.8)
+    table = AliasTable(shaped)
+    n = 100_000
+    for r in range(3):
+        x = table.sample(r, rng=rng, size=n)
+        assert_frequencies(np.bincount(x, minlength=10), brute_shape(p[r], 0.6, 0.8), f"row {r}")
