@@ -100,6 +100,8 @@ class Engine:
                        for s in range(self.n_shards)]
         self.scrapers = [ex.start(Scraper, lab, i, sc, self.seed, role="scraper") for i, lab in enumerate(sc.labs)]
         self.trainers = [ex.start(Trainer, lab, i, sc, self.seed, role="trainer") for i, lab in enumerate(sc.labs)]
+        if hasattr(ex, "ready"):
+            ex.ready(self.shards + self.scrapers + self.trainers)
 
     @property
     def released(self) -> dict[int, int]:

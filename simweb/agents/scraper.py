@@ -38,7 +38,7 @@ class Scraper:
         self.filters = [build_filter(f) for f in cfg.filters]
         self.filter_names = filter_names(cfg.filters)
         self.last_crawl_tick = -1
-        self.trained = np.empty(0, dtype=np.int64)  # every page kept for training so far
+        self.trained = np.zeros(0, dtype=bool)  # per page: kept for training by this lab at some point
         web = scenario.web
         self.graph = SiteGraph(links_per_site=web.links_per_site, homophily=web.homophily,
                                population_share=np.ones(1), topic_probs=np.ones(1))
@@ -48,6 +48,7 @@ class Scraper:
         """Follow the web: new sites, links and page metadata since the last tick."""
         self.graph.apply(delta["graph"])
         self.pages.extend(delta["pages"])
+        self.trained = np.concatenate([self.trained, np.zeros(len(self.pages) - len(self.trained), dtype=bool)])
 
     def crawl(self, tick: int, budget: int, purpose: str, crawl: int) -> Selection:
         """Fetch up to ``budget`` pages (by metadata) and filter them. ``purpose`` is "train" or "benchmark"."""
@@ -58,7 +59,7 @@ class Scraper:
         if purpose == "train" and cfg.new_only:
             eligible &= store.column("tick") > self.last_crawl_tick
         if purpose == "benchmark":
-            eligible[self.trained] = False
+            eligible &= ~self.trained
         ids = np.flatnonzero(eligible)
         ids = np.sort(ids[self._order(ids, rng)][:budget])
         is_ai = store.column("origin")[ids] == AI
@@ -69,7 +70,7 @@ class Scraper:
             ids, is_ai = ids[keep], is_ai[keep]
         if purpose == "train":
             self.last_crawl_tick = tick
-            self.trained = np.union1d(self.trained, ids)
+            self.trained[ids] = True
         return Selection(ids=ids, steps=steps, **{k: store.column(k)[ids] for k in META})
 
     def _order(self, ids: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -90,13 +91,14 @@ class Scraper:
         return reached[order]
 
     def state(self) -> dict[str, np.ndarray]:
-        return {"last_crawl_tick": np.array(self.last_crawl_tick), "trained": self.trained.copy()}
+        return {"last_crawl_tick": np.array(self.last_crawl_tick), "trained": np.flatnonzero(self.trained)}
 
     def restore(self, state: dict[str, np.ndarray], graph: dict, pages: dict) -> None:
         self.last_crawl_tick = int(state["last_crawl_tick"])
-        self.trained = np.asarray(state["trained"], dtype=np.int64)
         self.graph = SiteGraph(links_per_site=self.graph.links_per_site, homophily=self.graph.homophily,
                                population_share=np.ones(1), topic_probs=np.ones(1))
         self.graph.apply(graph)
         self.pages = PageIndex()
         self.pages.extend(pages)
+        self.trained = np.zeros(len(self.pages), dtype=bool)
+        self.trained[np.asarray(state["trained"], dtype=np.int64)] = True

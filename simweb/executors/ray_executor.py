@@ -2,10 +2,11 @@
 
 With no cluster it starts a local one (no dashboard) and shuts it down when the
 run ends; with ``RAY_ADDRESS`` or ``--address`` it joins an existing cluster and
-leaves it running. Actors reserve fractions of a CPU sized so that a run's
-actors always fit the cluster (a 2-core laptop never leaves one pending):
-publisher shards and trainers 40 % of the cluster's CPUs each, shared out,
-scrapers 20 %, each at most one CPU. Shards are spread across nodes.
+leaves it running. Each actor reserves a fraction of a CPU small enough that
+all of a run's actors would fit on the cluster's smallest node — so however the
+scheduler packs them, none is left pending (a 2-core laptop included) — and at
+most one CPU. Reservations only place actors; they do not cap what an actor
+uses. Shards are spread across nodes.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from simweb.executors import ActorLost
 
 __all__ = ["RayExecutor"]
 
-SHARES = {"shard": 0.4, "trainer": 0.4, "scraper": 0.2}  # of the cluster's CPUs, per role
+READY_TIMEOUT_S = 120  # an actor not running by then is reported, not waited on forever
 
 
 class RayExecutor:
@@ -44,9 +45,21 @@ class RayExecutor:
         self.counts = dict(counts)
 
     def _cpus(self, role: str) -> float:
-        total = float(ray.cluster_resources().get("CPU", 1.0))
-        n = max(self.counts.get(role, 1), 1)
-        return round(min(1.0, SHARES[role] * total / n), 4)
+        smallest = min((n["Resources"].get("CPU", 0.0) for n in ray.nodes() if n.get("Alive")), default=1.0)
+        actors = max(sum(self.counts.values()), 1)
+        return max(0.01, round(min(1.0, 0.9 * smallest / actors), 4))
+
+    def ready(self, handles: list) -> None:
+        """Wait until every actor runs; a clear error instead of a hang when the cluster cannot place one."""
+        pending = {h.__ray_ready__.remote(): h for h in handles}
+        done, waiting = ray.wait(list(pending), num_returns=len(pending), timeout=READY_TIMEOUT_S)
+        if waiting:
+            from simweb.errors import SimwebError
+
+            raise SimwebError(f"{len(waiting)} of {len(handles)} Ray actors could not start within "
+                              f"{READY_TIMEOUT_S} s; the cluster has {self.cluster()}: free some CPUs or use fewer "
+                              "shards (--shards)")
+        self.get(done)
 
     def start(self, cls, *args, role: str = "", cpus: float | None = None):
         remote = self._remote.get(cls)

@@ -1,0 +1,94 @@
+"""The Ray executor: same agents as actors, same output as the local executor, survives agent deaths."""
+
+from __future__ import annotations
+
+import polars as pl
+import pytest
+
+from simweb.engine import Engine
+from simweb.executors import LocalExecutor
+from tests.helpers import COLLAPSE, scenario
+
+# two labs, two populations, a filter: enough to exercise every path, small enough to run many times
+SCENARIO = COLLAPSE.replace('executor = "local"', 'executor = "ray"') + """
+[[publishers]]
+name = "humans"
+site_share = 0.5
+initial_pages = 200
+pages_per_tick = 100
+ai_adoption = { start = 0.0, end = 0.0 }
+"""
+OVERRIDES = ("web.initial_sites=150", "labs.keep.filters=[{kind=\"classifier\"}]", "labs.keep.market_share=0.5",
+             "run.ticks=5")
+
+
+def _frames(results) -> dict[str, pl.DataFrame]:
+    return {"generations": results.generations, "ticks": results.ticks, "crawls": results.crawls}
+
+
+def _assert_same(a, b) -> None:
+    for name, frame in _frames(a).items():
+        other = _frames(b)[name]
+        assert frame.columns == other.columns, name
+        for col in frame.columns:
+            assert frame[col].equals(other[col]), f"{name}.{col} differs"
+
+
+@pytest.fixture(scope="module")
+def local_results():
+    return Engine(scenario(SCENARIO, *OVERRIDES), executor=LocalExecutor(), shards=1).run()
+
+
+@pytest.fixture(scope="module")
+def ray_executor(ray_cluster):
+    from simweb.executors.ray_executor import RayExecutor
+
+    return RayExecutor()
+
+
+@pytest.mark.parametrize("shards", [1, 2, 7])
+def test_ray_output_equals_local_for_any_shard_count(ray_executor, local_results, shards):
+    res = Engine(scenario(SCENARIO, *OVERRIDES), executor=ray_executor, shards=shards).run()
+    assert res.manifest["executor"] == "ray" and res.manifest["shards"] == shards
+    _assert_same(res, local_results)
+
+
+def test_local_executor_with_many_shards_equals_one(local_results):
+    res = Engine(scenario(SCENARIO, *OVERRIDES), executor=LocalExecutor(), shards=7).run()
+    _assert_same(res, local_results)
+
+
+def test_actors_spread_over_the_nodes_of_a_cluster(ray_executor, ray_cluster):
+    import ray
+
+    assert len([n for n in ray.nodes() if n["Alive"]]) >= 3
+    engine = Engine(scenario(SCENARIO, *OVERRIDES), executor=ray_executor, shards=3)
+    try:
+        nodes = {ray_executor.node_of(h) for h in engine.shards + engine.scrapers + engine.trainers}
+        shard_nodes = {ray_executor.node_of(h) for h in engine.shards}
+        assert len(shard_nodes) >= 2 and len(nodes) >= 3, (shard_nodes, nodes)
+    finally:
+        for h in engine.shards + engine.scrapers + engine.trainers:
+            ray_executor.kill(h)
+
+
+def test_killed_shard_and_trainer_are_restored_and_the_output_is_unchanged(ray_executor, local_results, tmp_path):
+    import ray
+
+    warnings: list[str] = []
+    engine = Engine(scenario(SCENARIO, *OVERRIDES), executor=ray_executor, shards=2, warn=warnings.append,
+                    checkpoint_dir=tmp_path / "checkpoint")
+    killed = []
+
+    def on_tick(tick: int) -> None:
+        if tick == 3 and not killed:  # after generation boundary at tick 2: kill two agents
+            ray.kill(engine.shards[1])
+            ray.kill(engine.trainers[0])
+            killed.append(tick)
+
+    res = engine.run(on_tick=on_tick)
+    assert killed and res.manifest["recoveries"] >= 1
+    assert warnings and "restoring every agent from the checkpoint" in warnings[0]
+    assert "Traceback" not in "".join(warnings)
+    _assert_same(res, local_results)
+    assert (tmp_path / "checkpoint" / "meta.json").is_file()
