@@ -91,12 +91,13 @@ class Section:
 
 # ------------------------------------------------------------------ quickstart
 
-def child_quickstart(path: str) -> None:
-    """Child mode: one end-to-end run, its figures printed back as one JSON line."""
+def child_quickstart(arg: str) -> None:
+    """Child mode: one end-to-end run (``PATH@EXECUTOR``), its figures printed back as one JSON line."""
+    path, executor = arg.rsplit("@", 1)
     start = time.perf_counter()
     import simweb
 
-    results = simweb.run(simweb.load_scenario(path))
+    results = simweb.run(simweb.load_scenario(path), executor=executor)
     total = time.perf_counter() - start
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     rss_mb = rss / 2**20 if sys.platform == "darwin" else rss / 2**10  # bytes on macOS, KiB on Linux
@@ -105,29 +106,77 @@ def child_quickstart(path: str) -> None:
 
 
 def bench_quickstart(cfg: Config) -> Section:
+    """The quickstart under both executors, each run in a fresh process (Ray: a local cluster started and stopped)."""
     reps = 3  # the scenario has one size; --quick does not shrink it (a run takes a few seconds)
-    runs = []
+    runs: dict[str, list[dict]] = {"local": [], "ray": []}
     for _ in range(reps):
-        start = time.perf_counter()
-        proc = subprocess.run([sys.executable, __file__, "--child", "quickstart", str(QUICKSTART)],
-                              capture_output=True, text=True, cwd=REPO)
-        wall = time.perf_counter() - start
-        if proc.returncode != 0:
-            raise SystemExit(f"quickstart child failed (exit {proc.returncode}):\n{proc.stderr}")
-        run = json.loads(proc.stdout.strip().splitlines()[-1])
-        runs.append({"process_s": wall, **run})
-    med = {k: statistics.median(r[k] for r in runs) for k in ("process_s", "import_run_s", "sim_s", "peak_rss_mb")}
-    fmt = lambda k, spec: " ".join(format(r[k], spec) for r in runs)  # noqa: E731
+        for executor in runs:  # interleaved, so changes in machine load hit both alike
+            start = time.perf_counter()
+            proc = subprocess.run([sys.executable, __file__, "--child", "quickstart", f"{QUICKSTART}@{executor}"],
+                                  capture_output=True, text=True, cwd=REPO)
+            wall = time.perf_counter() - start
+            if proc.returncode != 0:
+                raise SystemExit(f"quickstart child failed (exit {proc.returncode}):\n{proc.stderr}")
+            runs[executor].append({"process_s": wall, **json.loads(proc.stdout.strip().splitlines()[-1])})
+    keys = ("process_s", "import_run_s", "sim_s", "peak_rss_mb")
+    med = {ex: {k: statistics.median(r[k] for r in rs) for k in keys} for ex, rs in runs.items()}
+    rows = []
+    for ex in runs:
+        fmt = lambda k, spec: " ".join(format(r[k], spec) for r in runs[ex])  # noqa: E731
+        rows += [[f"{ex}: process wall (interpreter + import + run)", f"{med[ex]['process_s']:.3f}", "s",
+                  fmt("process_s", ".3f")],
+                 [f"{ex}: simulation only (manifest wall_time_s)", f"{med[ex]['sim_s']:.3f}", "s", fmt("sim_s", ".3f")],
+                 [f"{ex}: peak RSS of the driver", f"{med[ex]['peak_rss_mb']:.1f}", "MB", fmt("peak_rss_mb", ".1f")]]
+    ratio_sim = med["ray"]["sim_s"] / med["local"]["sim_s"]
+    ratio_all = med["ray"]["process_s"] / med["local"]["process_s"]
     return Section(
-        title=f"quickstart: {QUICKSTART.relative_to(REPO)} end to end, median of {reps} fresh processes",
+        title=f"quickstart: {QUICKSTART.relative_to(REPO)} end to end, median of {reps} fresh processes per executor",
         header=["measure", "median", "unit", "runs"],
-        rows=[["process wall (interpreter start + import + run)", f"{med['process_s']:.3f}", "s",
-               fmt("process_s", ".3f")],
-              ["import simweb + load_scenario + run", f"{med['import_run_s']:.3f}", "s", fmt("import_run_s", ".3f")],
-              ["simulation only (manifest wall_time_s)", f"{med['sim_s']:.3f}", "s", fmt("sim_s", ".3f")],
-              ["peak RSS (child's own ru_maxrss)", f"{med['peak_rss_mb']:.1f}", "MB", fmt("peak_rss_mb", ".1f")]],
-        figures={"scenario": str(QUICKSTART.relative_to(REPO)), "reps": reps, "median": med, "runs": runs},
-        notes=[f"pages on the web at the end: {runs[0]['pages']}"],
+        rows=rows,
+        figures={"scenario": str(QUICKSTART.relative_to(REPO)), "reps": reps, "median": med, "runs": runs,
+                 "ray_over_local_sim": ratio_sim, "ray_over_local_process": ratio_all},
+        notes=[f"pages on the web at the end: {runs['local'][0]['pages']}",
+               f"ray / local: simulation {ratio_sim:.2f}x, whole process {ratio_all:.2f}x (goal <= 1.25x); the Ray "
+               "process includes starting a local cluster and the actors' worker processes",
+               "peak RSS is the driver's; Ray's actor processes come on top"],
+    )
+
+
+# ------------------------------------------------------------------ publisher shards
+
+def bench_shards(cfg: Config) -> Section:
+    """Publishing throughput under the Ray executor with 1 and 2 publisher shards (goal: >= 1.6x on 2 CPUs)."""
+    import simweb
+    from simweb.engine import Engine
+    from simweb.executors.ray_executor import RayExecutor
+
+    pages = 20_000 if cfg.quick else 100_000
+    sc = simweb.load_scenario(QUICKSTART, [
+        "language.vocab_size=1024", "run.ticks=4", f"publishers.content_farms.pages_per_tick={pages}",
+        "publishers.newsrooms.pages_per_tick=0", "labs.naive.release_every=100", "labs.careful.release_every=100",
+        "evaluation.benchmark_docs=0", "evaluation.human_docs=100", "evaluation.sample_docs=100"],
+        seed=cfg.seed)
+    ex = RayExecutor()
+    try:
+        figures = {}
+        for shards in (1, 2):
+            best = None
+            for _ in range(2):
+                res = Engine(sc, executor=ex, shards=shards).run()
+                publish = res.manifest["stage_time_s"]["publish"]
+                best = publish if best is None else min(best, publish)
+            n_pages = res.manifest["pages"]
+            figures[shards] = {"publish_s": best, "pages": n_pages, "pages_per_s": n_pages / best}
+    finally:
+        ex.shutdown()
+    speedup = figures[2]["pages_per_s"] / figures[1]["pages_per_s"]
+    return Section(
+        title=f"publisher shards: {pages:,} AI pages a tick of 64 tokens (V = 1024), 4 ticks, Ray executor, best of 2",
+        header=["shards", "publish s", "pages", "pages/s"],
+        rows=[[str(k), f"{v['publish_s']:.2f}", f"{v['pages']:,}", f"{v['pages_per_s']:,.0f}"] for k, v in figures.items()],
+        figures={"by_shards": figures, "speedup_2_over_1": speedup},
+        notes=[f"2 shards / 1 shard = {speedup:.2f}x (goal >= 1.6x with 2 CPUs); publish time covers planning, "
+               "moving the plan and model states through the object store, and writing the pages"],
     )
 
 
@@ -337,7 +386,8 @@ def bench_pure_loop(cfg: Config) -> Section:
     )
 
 
-SECTIONS = {"quickstart": bench_quickstart, "sampler": bench_sampler, "pure_loop": bench_pure_loop}
+SECTIONS = {"quickstart": bench_quickstart, "sampler": bench_sampler, "pure_loop": bench_pure_loop,
+            "shards": bench_shards}
 
 
 def machine() -> dict:

@@ -126,21 +126,22 @@ class PublisherShard:
         keys = np.stack([population, block], axis=1)
         starts = np.flatnonzero(np.r_[True, np.any(keys[1:] != keys[:-1], axis=1)])
         bounds = np.r_[starts, len(mine)]
-        noise = np.concatenate([
+        # noise is kept column-per-page (width, n): the samplers read one contiguous row per step
+        noise_t = np.concatenate([
             self.language.noise(int(hi - lo), rng=rngs.stream(
-                self.seed, "write", self.scenario.publishers[int(population[lo])].name, tick, int(block[lo])))
-            for lo, hi in zip(bounds[:-1], bounds[1:])])
+                self.seed, "write", self.scenario.publishers[int(population[lo])].name, tick, int(block[lo]))).T
+            for lo, hi in zip(bounds[:-1], bounds[1:])], axis=1)
         content = np.empty((len(mine), self.language.width), dtype=self.language.dtype)
         lab = pages["lab"][mine]
         human = lab < 0
         if human.any():
-            content[human] = self.language.draw(noise[human], topics=pages["topic"][mine][human])
+            content[human] = self.language.draw(noise_t[:, human].T, topics=pages["topic"][mine][human])
         for lab_index in np.unique(lab[~human]):
             for pop in np.unique(population[lab == lab_index]):
                 rows = (lab == lab_index) & (population == pop)
                 cfg = self.scenario.publishers[int(pop)]
                 content[rows] = self._model(int(lab_index), models).draw(
-                    noise[rows], temperature=cfg.temperature, top_p=cfg.top_p)
+                    noise_t[:, rows].T, temperature=cfg.temperature, top_p=cfg.top_p)
         self.store.append(ids, content)
         return len(mine)
 
