@@ -72,7 +72,8 @@ class Engine:
 
         topic_probs = getattr(build_language(scenario.language, self.seed), "topic_probs", np.ones(1))
         self.publishers = [Publisher(p, i, topic_probs, self.lab_names, [lab.market_share for lab in scenario.labs],
-                                     self.seed) for i, p in enumerate(scenario.publishers)]
+                                     self.seed, [lab.watermark is not None for lab in scenario.labs])
+                           for i, p in enumerate(scenario.publishers)]
         self.timings = {"publish": 0.0, "crawl": 0.0, "train": 0.0, "checkpoint": 0.0}
         self.recoveries = 0
         # in-process agents cannot die on their own: checkpoints are needed only on disk or under Ray
@@ -185,20 +186,22 @@ class Engine:
         t1 = time.perf_counter()
         outs = {}
         for i in releasing:
-            train_parts = self._fetch(picks[i]["ids"])
-            bench = benches.get(i)
-            bench_parts = self._fetch(bench["ids"]) if bench is not None else []
-            outs[i] = ex.call(self.trainers[i], "generate", picks[i], bench, len(train_parts),
-                              *train_parts, *bench_parts, returns=2)
+            scraper, bench = self.scrapers[i], benches.get(i)
+            kept = ex.call(scraper, "filter", picks[i], "train", gen_of[i], *self._fetch(picks[i]["ids"]))
+            bench_kept = ex.call(scraper, "filter", bench, "benchmark", gen_of[i],
+                                 *self._fetch(bench["ids"])) if bench is not None else None
+            outs[i] = ex.call(self.trainers[i], "generate", kept, bench_kept, returns=2)
         infos = ex.get({i: out[1] for i, out in outs.items()})
         t2 = time.perf_counter()
         self.timings["crawl"] += t1 - t0
         self.timings["train"] += t2 - t1
         for i in releasing:  # scenario order
-            self._record_crawl(i, gen_of[i], tick, "train", picks[i]["steps"])
-            if i in benches:
-                self._record_crawl(i, gen_of[i], tick, "benchmark", benches[i]["steps"])
-            self._record_generation(i, gen_of[i], tick, picks[i]["steps"], infos[i])
+            info = dict(infos[i])
+            steps, bench_steps = info.pop("steps"), info.pop("bench_steps")
+            self._record_crawl(i, gen_of[i], tick, "train", steps)
+            if bench_steps is not None:
+                self._record_crawl(i, gen_of[i], tick, "benchmark", bench_steps)
+            self._record_generation(i, gen_of[i], tick, steps, info)
             self.registry[i] = (gen_of[i], outs[i][0])  # publishers use it from the next tick on
 
     def _fetch(self, ids: np.ndarray) -> list:

@@ -68,7 +68,7 @@ BAD = [
     ("empty file", "", [], ["bad.toml", "empty"]),
     ("missing file", "MISSING", [], ["missing.toml", "no such scenario file"]),
     ("unknown family", MINIMAL + '[language]\nfamily = "transformer"\n', [], ["language.family", "'transformer'"]),
-    ("unknown filter kind", _lab('filters = [{ kind = "watermark" }]'), [], ["labs[0].filters[0].kind", "'watermark'"]),
+    ("unknown filter kind", _lab('filters = [{ kind = "oracle" }]'), [], ["labs[0].filters[0].kind", "'oracle'"]),
     ("duplicate lab", MINIMAL + '[[labs]]\nname = "lab"\n', [], ["labs[1].name", "duplicate", "'lab'"]),
     ("uses an unknown lab", MINIMAL.replace("site_share = 1.0", 'site_share = 1.0\nuses = ["labz"]'), [],
      ["publishers[0].uses[0]", "'labz'", "did you mean 'lab'"]),

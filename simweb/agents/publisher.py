@@ -48,8 +48,9 @@ class Publisher:
     """Plans one population's pages each tick."""
 
     def __init__(self, cfg, index: int, topic_probs: np.ndarray, lab_names: list[str], market_share: list[float],
-                 seed: int):
+                 seed: int, watermarking: list[bool] | None = None):
         self.cfg = cfg
+        self.watermarking = np.array(watermarking if watermarking is not None else [False] * len(lab_names))
         self.index = index
         self.topic_probs = np.asarray(topic_probs, dtype=np.float64)
         self.seed = seed
@@ -79,6 +80,10 @@ class Publisher:
         on_topic = rng.random(n) < cfg.topic_focus
         topic = np.where(on_topic, site_topic[page_site], rng.choice(len(self.topic_probs), size=n, p=self.topic_probs))
         topic = np.where(is_ai, -1, topic).astype(np.int16)
+        labelled = rng.random(n) < cfg.c2pa_rate  # a truthful label: 1 says human, 2 says AI
+        c2pa = np.where(labelled, np.where(is_ai, 2, 1), 0).astype(np.int8)
+        watermarked = is_ai & self.watermarking[np.maximum(lab, 0)]
+        edited = np.where(is_ai, cfg.edit_fraction, 0.0).astype(np.float32)
         # pages in site order, so each block's pages are contiguous and in page-id order
         order = np.argsort(page_site, kind="stable")
         return {
@@ -89,9 +94,9 @@ class Publisher:
             "generation": generation[order],
             "topic": topic[order],
             "population": np.full(n, self.index, dtype=np.int16),
-            "watermarked": np.zeros(n, dtype=bool),
-            "c2pa": np.zeros(n, dtype=np.int8),
-            "edited_fraction": np.zeros(n, dtype=np.float32),
+            "watermarked": watermarked[order],
+            "c2pa": c2pa[order],
+            "edited_fraction": edited[order],
             "copied_from": np.full(n, -1, dtype=np.int64),
         }
 
@@ -107,6 +112,10 @@ class PublisherShard:
         self.language = build_language(scenario.language, seed)
         self.store = ContentStore(width=self.language.width, dtype=self.language.dtype)
         self._models: dict[int, tuple[int, object]] = {}  # lab → (generation, model)
+        from simweb.watermark import Watermark, key_of
+
+        self._watermarks = {i: Watermark(key_of(seed, lab.name), lab.watermark.gamma, lab.watermark.delta)
+                            for i, lab in enumerate(scenario.labs) if lab.watermark is not None}
 
     def publish(self, tick: int, first_id: int, pages: dict[str, np.ndarray], generations: Mapping[int, int],
                 *states: dict) -> int:
@@ -141,9 +150,33 @@ class PublisherShard:
                 rows = (lab == lab_index) & (population == pop)
                 cfg = self.scenario.publishers[int(pop)]
                 content[rows] = self._model(int(lab_index), models).draw(
-                    noise_t[:, rows].T, temperature=cfg.temperature, top_p=cfg.top_p)
+                    noise_t[:, rows].T, temperature=cfg.temperature, top_p=cfg.top_p,
+                    watermark=self._watermarks.get(int(lab_index)))
+        self._edit(tick, content, population, block, bounds, pages["edited_fraction"][mine])
         self.store.append(ids, content)
         return len(mine)
+
+    def _edit(self, tick: int, content: np.ndarray, population: np.ndarray, block: np.ndarray,
+              bounds: np.ndarray, fraction: np.ndarray) -> None:
+        """Human edits of AI drafts: each token rewritten with probability ``fraction``, by a token humans use.
+
+        The randomness comes per (population, tick, block), like the content's, so it is shard-invariant.
+        """
+        if not np.any(fraction > 0):
+            return
+        unigram = self.language.unigram()
+        L = content.shape[1]
+        from simweb.language.simple import inverse_cdf
+
+        for lo, hi in zip(bounds[:-1], bounds[1:]):
+            f = fraction[lo:hi]
+            if not np.any(f > 0):
+                continue
+            rng = rngs.stream(self.seed, "edit", self.scenario.publishers[int(population[lo])].name, tick,
+                              int(block[lo]))
+            u = rng.random((2, hi - lo, L))
+            where = u[0] < f[:, None]
+            content[lo:hi][where] = inverse_cdf(unigram, u[1][where]).astype(content.dtype)
 
     def _model(self, lab: int, models: Mapping[int, tuple[int, dict]]):
         gen, state = models[lab]

@@ -17,17 +17,16 @@ from __future__ import annotations
 import numpy as np
 
 from simweb import rng as rngs
-from simweb.filters import accounting, build_filter, filter_names
+from simweb.agents.trainer import join_parts
+from simweb.filters import Batch, accounting, build_filter, content_hash, filter_names
 from simweb.web.graph import SiteGraph
-from simweb.web.store import AI, PageIndex
+from simweb.web.store import AI, PAGE_COLUMNS, PageIndex
 
 __all__ = ["Scraper", "Selection"]
 
-META = ("origin", "lab", "generation")  # what a trainer needs to know about each page, for the accounting
-
 
 class Selection(dict):
-    """The pages a crawl kept (``ids`` and their ``META`` columns) and one accounting row per step."""
+    """Pages of a crawl: ``ids``, their metadata columns, later their ``content``, and accounting ``steps``."""
 
 
 class Scraper:
@@ -43,6 +42,14 @@ class Scraper:
         self.graph = SiteGraph(links_per_site=web.links_per_site, homophily=web.homophily,
                                population_share=np.ones(1), topic_probs=np.ones(1))
         self.pages = PageIndex()
+        self.seen_hashes = np.empty(0, dtype=np.uint64)  # content hashes of pages kept for training (dedup)
+        from simweb.language import build_language
+
+        language = build_language(scenario.language, seed)
+        self._shape = (language.width, language.dtype)
+        self.context = {"population_names": [p.name for p in scenario.publishers], "lab": cfg.name,
+                        "vocab_size": getattr(scenario.language, "vocab_size", 0),
+                        "watermark_keys": _watermark_keys(scenario, seed)}
 
     def observe(self, delta: dict) -> None:
         """Follow the web: new sites, links and page metadata since the last tick."""
@@ -51,7 +58,10 @@ class Scraper:
         self.trained = np.concatenate([self.trained, np.zeros(len(self.pages) - len(self.trained), dtype=bool)])
 
     def crawl(self, tick: int, budget: int, purpose: str, crawl: int) -> Selection:
-        """Fetch up to ``budget`` pages (by metadata) and filter them. ``purpose`` is "train" or "benchmark"."""
+        """Pick up to ``budget`` pages by metadata. ``purpose`` is "train" or "benchmark".
+
+        A benchmark never includes a page this lab fetched for training.
+        """
         cfg = self.cfg
         store = self.pages
         rng = rngs.stream(self.seed, "crawl", cfg.name, purpose, crawl)
@@ -62,16 +72,28 @@ class Scraper:
             eligible &= ~self.trained
         ids = np.flatnonzero(eligible)
         ids = np.sort(ids[self._order(ids, rng)][:budget])
-        is_ai = store.column("origin")[ids] == AI
-        steps = [{"step": 0, "filter": "fetch", **accounting(is_ai, np.ones(len(ids), dtype=bool))}]
-        for i, (name, flt) in enumerate(zip(self.filter_names, self.filters), start=1):
-            keep = flt.keep(ids, store, rng=rngs.stream(self.seed, "filter", cfg.name, purpose, crawl, i))
-            steps.append({"step": i, "filter": name, **accounting(is_ai, keep)})
-            ids, is_ai = ids[keep], is_ai[keep]
         if purpose == "train":
             self.last_crawl_tick = tick
             self.trained[ids] = True
-        return Selection(ids=ids, steps=steps, **{k: store.column(k)[ids] for k in META})
+        return Selection(ids=ids, crawl_tick=tick, **store.rows(ids))
+
+    def filter(self, selection: dict, purpose: str, crawl: int, *parts) -> Selection:
+        """Run the lab's filter chain on the fetched pages (content in shard ``parts``); keep what passes."""
+        ids = np.asarray(selection["ids"], dtype=np.int64)
+        meta = {k: np.asarray(selection[k]) for k in PAGE_COLUMNS}
+        content = join_parts(ids, parts, *self._shape)
+        batch = Batch(ids, meta, content, int(selection["crawl_tick"]),
+                      {**self.context, "graph": self.graph, "seen_hashes": self.seen_hashes})
+        is_ai = meta["origin"] == AI
+        steps = [{"step": 0, "filter": "fetch", **accounting(is_ai, np.ones(len(ids), dtype=bool))}]
+        for i, (name, flt) in enumerate(zip(self.filter_names, self.filters), start=1):
+            keep = flt.keep(batch, rng=rngs.stream(self.seed, "filter", self.cfg.name, purpose, crawl, i))
+            steps.append({"step": i, "filter": name, **accounting(batch.meta["origin"] == AI, keep)})
+            batch = Batch(batch.ids[keep], {k: v[keep] for k, v in batch.meta.items()}, batch.content[keep],
+                          batch.tick, batch.context)
+        if purpose == "train" and len(batch):
+            self.seen_hashes = np.union1d(self.seen_hashes, content_hash(batch.content))
+        return Selection(ids=batch.ids, content=batch.content, steps=steps, **batch.meta)
 
     def _order(self, ids: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """Positions of ``ids`` in crawl order; pages on sites the crawl never reaches are left out."""
@@ -91,10 +113,12 @@ class Scraper:
         return reached[order]
 
     def state(self) -> dict[str, np.ndarray]:
-        return {"last_crawl_tick": np.array(self.last_crawl_tick), "trained": np.flatnonzero(self.trained)}
+        return {"last_crawl_tick": np.array(self.last_crawl_tick), "trained": np.flatnonzero(self.trained),
+                "seen_hashes": self.seen_hashes.copy()}
 
     def restore(self, state: dict[str, np.ndarray], graph: dict, pages: dict) -> None:
         self.last_crawl_tick = int(state["last_crawl_tick"])
+        self.seen_hashes = np.asarray(state["seen_hashes"], dtype=np.uint64)
         self.graph = SiteGraph(links_per_site=self.graph.links_per_site, homophily=self.graph.homophily,
                                population_share=np.ones(1), topic_probs=np.ones(1))
         self.graph.apply(graph)
@@ -102,3 +126,11 @@ class Scraper:
         self.pages.extend(pages)
         self.trained = np.zeros(len(self.pages), dtype=bool)
         self.trained[np.asarray(state["trained"], dtype=np.int64)] = True
+
+
+def _watermark_keys(scenario, seed: int) -> dict[str, tuple[int, float]]:
+    """Lab name → (key, γ) for every lab that watermarks; a filter uses those it is given."""
+    from simweb.watermark import key_of
+
+    return {lab.name: (key_of(seed, lab.name), lab.watermark.gamma) for lab in scenario.labs
+            if lab.watermark is not None}

@@ -60,19 +60,18 @@ class Trainer:
             self._reserve = docs
         return self._reserve
 
-    def generate(self, selection: dict, benchmark: dict | None, n_train_parts: int, *parts):
-        """Train generation g+1 on the crawl ``selection`` and evaluate it, also on the ``benchmark`` crawl.
+    def generate(self, kept: dict, benchmark: dict | None):
+        """Train generation g+1 on the filtered crawl ``kept`` and evaluate it, also on the ``benchmark`` pages.
 
-        ``parts`` are (ids, content) pairs from the shards: the first ``n_train_parts`` hold the training
-        pages, the rest the benchmark's. Returns (model state, info): the training-set composition and metrics.
+        Both carry their ``content``. Returns (model state, info): the training-set composition, the
+        metrics, and the crawls' accounting steps.
         """
-        width, dtype = self.language.width, self.language.dtype
-        bench_parts = parts[n_train_parts:]
-        content = join_parts(selection["ids"], parts[:n_train_parts], width, dtype)
-        model, composition = self.train(selection, content)
-        bench = join_parts(benchmark["ids"], bench_parts, width, dtype) if benchmark is not None else None
+        model, composition = self.train(kept, kept["content"])
+        bench = benchmark["content"] if benchmark is not None else None
         metrics = self.evaluator.evaluate(model, lab=self.cfg.name, generation=self.generation, benchmark=bench)
-        return model.state_dict(), {**composition, **metrics}
+        info = {**composition, **metrics, "steps": kept["steps"],
+                "bench_steps": benchmark["steps"] if benchmark is not None else None}
+        return model.state_dict(), info
 
     def train(self, selection: dict, content: np.ndarray):
         """Fit generation g+1 on crawled pages (plus reserve and anchors); returns (model, composition)."""

@@ -87,9 +87,7 @@ class NgramModel:
 
     def draw(self, noise: np.ndarray, *, temperature: float = 1.0, top_p: float = 1.0, watermark=None) -> np.ndarray:
         """Documents written from rows of ``noise``: row i alone decides document i."""
-        if watermark is not None:
-            raise NotImplementedError("watermarked sampling arrives with the policy suite")
-        table = self._table(temperature, top_p)
+        table = self._table(temperature, top_p, watermark)
         u = np.ascontiguousarray(np.asarray(noise).T)  # (L, n): one contiguous row per step
         n = u.shape[1]
         V, base = self.vocab_size, self.vocab_size + 1
@@ -103,12 +101,18 @@ class NgramModel:
             ctx = x if self.order == 1 else (ctx * base + x) % wrap
         return out
 
-    def _table(self, temperature: float, top_p: float) -> AliasTable:
-        key = (float(temperature), float(top_p))
+    def _table(self, temperature: float, top_p: float, watermark=None) -> AliasTable:
+        key = (float(temperature), float(top_p), watermark)
         if key not in self._tables:
             probs = self._require()
-            if key != (1.0, 1.0):
+            if (temperature, top_p) != (1.0, 1.0):
                 probs = shape_probs(probs, temperature=temperature, top_p=top_p)
+            if watermark is not None:
+                from simweb.watermark import bias
+
+                # the newest token of a context is its lowest digit (the start symbol V for the first token)
+                last = np.arange(self.contexts) % (self.vocab_size + 1)
+                probs = bias(probs, last, watermark)
             self._tables[key] = AliasTable(probs)
         return self._tables[key]
 

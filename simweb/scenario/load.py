@@ -322,6 +322,29 @@ def _check_references(sc: Scenario, source: str | None) -> None:
         if lab.reserve_fraction > 0 and lab.reserve_docs == 0:
             fail(f"labs[{i}].reserve_fraction",
                  f"needs labs[{i}].reserve_docs >= 1 to draw from, got reserve_fraction {lab.reserve_fraction}")
+    pub_names = [p.name for p in sc.publishers]
+    tokens = lang.family == "markov"
+    for i, pub in enumerate(sc.publishers):
+        if pub.edit_fraction > 0 and not tokens:
+            fail(f"publishers[{i}].edit_fraction", f"edits rewrite tokens and need a markov language, got {lang.family}")
+    for i, lab in enumerate(sc.labs):
+        if lab.watermark is not None and not tokens:
+            fail(f"labs[{i}].watermark", f"a watermark biases tokens and needs a markov language, got {lang.family}")
+        for j, flt in enumerate(lab.filters):
+            where = f"labs[{i}].filters[{j}]"
+            if flt.kind == "watermark":
+                if not tokens:
+                    fail(f"{where}.kind", f"a watermark detector reads tokens and needs a markov language, got {lang.family}")
+                for k, name in enumerate(flt.keys or ()):
+                    if name not in lab_names:
+                        fail(f"{where}.keys[{k}]", f"no lab named {name!r}{_did_you_mean(name, lab_names)}")
+            if flt.kind == "classifier":
+                for name, factor in flt.fpr_multiplier.items():
+                    if name not in pub_names:
+                        fail(f"{where}.fpr_multiplier.{name}",
+                             f"no publisher population named {name!r}{_did_you_mean(name, pub_names)}")
+                    if not math.isfinite(factor) or factor < 0:
+                        fail(f"{where}.fpr_multiplier.{name}", f"expected a number >= 0, got {factor}")
     if not any(lab.market_share > 0 for lab in sc.labs):
         fail("labs", "at least one lab needs market_share > 0, or no publisher could use a model")
 

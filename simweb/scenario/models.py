@@ -115,6 +115,8 @@ class Publisher(_Table):
     uses: tuple[str, ...] | None = None  # labs whose models it uses; None = every lab, by market share
     temperature: float = Field(1.0, gt=0.0, le=100.0)
     top_p: float = Field(1.0, gt=0.0, le=1.0)
+    c2pa_rate: float = Field(0.0, ge=0.0, le=1.0)  # share of its pages carrying a truthful C2PA label (~0.2 % of images)
+    edit_fraction: float = Field(0.0, ge=0.0, le=1.0)  # share of an AI draft's tokens a human rewrites before publishing
 
 
 # ---------------------------------------------------------------- models and filters
@@ -155,17 +157,59 @@ class ClassifierFilter(_Table):
     """A parametric AI-text detector applied to each page's true origin."""
 
     kind: Literal["classifier"]
+    preset: Literal["classifier_2023", "commercial", "after_paraphrase"] | None = None  # sets tpr and fpr
     tpr: float = Field(0.85, ge=0.0, le=1.0)  # ~0.85-0.99: modern commercial detectors (REFERENCES.md, an assumption)
     fpr: float = Field(0.02, ge=0.0, le=1.0)  # ~0.01-0.04: same source
+    fpr_multiplier: dict[str, float] = {}  # population → FPR factor (61 % of TOEFL essays flagged, Liang et al. 2023)
+    tpr_decay: float = Field(0.0, ge=0.0, le=1.0)  # TPR × (1 − decay)^generation of the page's model
+
+
+class WatermarkFilter(_Table):
+    """Kirchenbauer et al.'s z-test on the tokens, with the keys the lab holds."""
+
+    kind: Literal["watermark"]
+    z_threshold: float = Field(4.0, gt=0.0)  # z = 4: FPR ≈ 3e-5 per document (Kirchenbauer et al. 2023)
+    keys: tuple[str, ...] | None = None  # labs whose keys it holds; default: its own
+
+
+class ProvenanceFilter(_Table):
+    """Drops pages whose C2PA label says AI."""
+
+    kind: Literal["provenance"]
+
+
+class AllowlistFilter(_Table):
+    """Keeps pages on the top-k sites by reputation."""
+
+    kind: Literal["allowlist"]
+    top_k: int = Field(ge=1)
+    reputation: Literal["pagerank", "age"] = "pagerank"
+
+
+class DedupFilter(_Table):
+    """Drops exact copies by content hash."""
+
+    kind: Literal["dedup"]
 
 
 Filter = Annotated[
     Union[
         Annotated[DateCutoffFilter, Tag("date_cutoff")],
         Annotated[ClassifierFilter, Tag("classifier")],
+        Annotated[WatermarkFilter, Tag("watermark")],
+        Annotated[ProvenanceFilter, Tag("provenance")],
+        Annotated[AllowlistFilter, Tag("allowlist")],
+        Annotated[DedupFilter, Tag("dedup")],
     ],
     _tagged("", "kind"),
 ]
+
+
+class WatermarkConfig(_Table):
+    """The lab's models write with a green-list watermark (Kirchenbauer et al. 2023)."""
+
+    gamma: float = Field(0.25, gt=0.0, lt=1.0)  # green share of the vocabulary
+    delta: float = Field(2.0, ge=0.0, le=50.0)  # logit bias of green tokens
 
 
 class PriorConfig(_Table):
@@ -193,6 +237,7 @@ class Lab(_Table):
     reserve_fraction: float = Field(0.0, ge=0.0, lt=1.0)  # share of each training set drawn from the reserve
     anchors: int = Field(0, ge=0)  # fresh ground-truth documents added to every generation (Jangjoo et al. 2026)
     prior: PriorConfig | None = None  # regularisation toward a reference model
+    watermark: WatermarkConfig | None = None  # its models watermark what they write
 
 
 class Evaluation(_Table):

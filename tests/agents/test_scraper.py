@@ -33,6 +33,17 @@ def _scraper(lab: Lab, seed: int, graph: SiteGraph, index: PageIndex) -> Scraper
     return scraper
 
 
+def _filtered(scraper: Scraper, tick: int, budget: int, purpose: str, crawl: int, content=None):
+    """Crawl, then run the filter chain on content (distinct rows unless given)."""
+    sel = scraper.crawl(tick, budget, purpose, crawl)
+    width, dtype = scraper._shape
+    if content is None:
+        content = np.zeros((len(sel["ids"]), width), dtype=dtype)
+        content[:, 0] = sel["ids"] % 60000
+        content[:, 1] = sel["ids"] // 60000
+    return scraper.filter(sel, purpose, crawl, (sel["ids"], content))
+
+
 def _lab(**kw):
     return Lab(name="lab", **kw)
 
@@ -98,7 +109,7 @@ def test_classifier_drops_ai_at_tpr_and_human_at_fpr():
     graph, index = _web(n_sites=100, pages_per_site=100, ticks=1)
     tpr, fpr = 0.85, 0.05
     lab = _lab(filters=({"kind": "classifier", "tpr": tpr, "fpr": fpr},))
-    res = _scraper(lab, 9, graph, index).crawl(0, 10**6, "train", 0)
+    res = _filtered(_scraper(lab, 9, graph, index), 0, 10**6, "train", 0)
     fetch, clf = res["steps"]
     assert fetch["filter"] == "fetch" and clf["filter"] == "classifier"
     n_ai, n_h = clf["ai_in"], clf["pages_in"] - clf["ai_in"]
@@ -118,7 +129,7 @@ def test_classifier_drops_ai_at_tpr_and_human_at_fpr():
 def test_date_cutoff_keeps_pages_up_to_the_tick():
     graph, index = _web(ticks=3)
     lab = _lab(filters=({"kind": "date_cutoff", "tick": 1},))
-    res = _scraper(lab, 0, graph, index).crawl(2, 10**6, "train", 0)
+    res = _filtered(_scraper(lab, 0, graph, index), 2, 10**6, "train", 0)
     assert (index.column("tick")[res["ids"]] <= 1).all()
     assert len(res["ids"]) == int((index.column("tick") <= 1).sum())
     assert res["steps"][1]["dropped"] == int((index.column("tick") == 2).sum())

@@ -1,0 +1,108 @@
+"""Filters on real pages: each decision comes from the page, and its accounting matches the mix."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import polars as pl
+
+import simweb
+from simweb.filters import CLASSIFIER_PRESETS, Batch, Classifier, Dedup, content_hash
+from simweb.scenario.models import ClassifierFilter
+from tests.helpers import COLLAPSE, scenario
+
+HUMANS = """
+[[publishers]]
+name = "humans"
+site_share = 0.5
+initial_pages = 300
+pages_per_tick = 300
+ai_adoption = { start = 0.0, end = 0.0 }
+"""
+
+
+def _batch(n, ai_share, rng, **extra):
+    ai = rng.random(n) < ai_share
+    meta = {"origin": ai.astype(np.int8), "generation": np.where(ai, 0, -1), "population": rng.integers(0, 2, n),
+            **extra}
+    return Batch(np.arange(n), meta, np.zeros((n, 1)), 0, {"population_names": ["a", "b"]})
+
+
+def test_classifier_presets_multiplier_and_decay():
+    rng = np.random.default_rng(0)
+    batch = _batch(40_000, 0.5, rng)
+    cfg = ClassifierFilter(kind="classifier", preset="classifier_2023", fpr_multiplier={"b": 5.0})
+    keep = Classifier(cfg).keep(batch, rng=rng)
+    tpr, fpr = CLASSIFIER_PRESETS["classifier_2023"]
+    ai, pop = batch.meta["origin"] == 1, batch.meta["population"]
+    for mask, p in [(ai, tpr), (~ai & (pop == 0), fpr), (~ai & (pop == 1), min(1.0, 5 * fpr))]:
+        flagged = float((~keep[mask]).mean())
+        assert abs(flagged - p) < 5 * math.sqrt(p * (1 - p) / mask.sum()), (flagged, p)
+    old = _batch(20_000, 1.0, rng)
+    old.meta["generation"] = np.full(20_000, 3)
+    decayed = ClassifierFilter(kind="classifier", tpr=0.8, tpr_decay=0.5)
+    flagged = float((~Classifier(decayed).keep(old, rng=rng)).mean())
+    assert abs(flagged - 0.8 * 0.5 ** 3) < 5 * math.sqrt(0.1 * 0.9 / 20_000)
+
+
+def test_dedup_drops_copies_within_a_crawl_and_of_pages_seen_before():
+    content = np.array([[1, 2], [3, 4], [1, 2], [5, 6], [3, 4]], dtype=np.uint16)
+    batch = Batch(np.arange(5), {"origin": np.zeros(5)}, content, 0,
+                  {"seen_hashes": content_hash(np.array([[5, 6]], dtype=np.uint16))})
+    assert Dedup(None).keep(batch, rng=np.random.default_rng(0)).tolist() == [True, True, False, False, False]
+    assert len(np.unique(content_hash(np.random.default_rng(1).integers(0, 9, (5000, 8))))) == len(
+        np.unique(np.random.default_rng(1).integers(0, 9, (5000, 8)), axis=0))
+
+
+def test_provenance_precision_and_recall_match_the_label_rate():
+    rate = 0.4
+    sc = scenario(COLLAPSE + HUMANS, f"publishers[0].c2pa_rate={rate}", "publishers.humans.c2pa_rate=0.3",
+                  "labs.replace.filters=[{kind=\"provenance\"}]", "run.ticks=4", "labs.replace.crawl_budget=600")
+    res = simweb.run(sc)
+    steps = res.crawls.filter((pl.col("lab") == "replace") & (pl.col("filter") == "provenance")
+                              & (pl.col("purpose") == "train"))
+    ai_in, dropped, dropped_ai = steps["ai_in"].sum(), steps["dropped"].sum(), steps["dropped_ai"].sum()
+    assert dropped == dropped_ai  # a truthful label never drops a human page: precision 1
+    recall = dropped_ai / ai_in
+    assert abs(recall - rate) < 5 * math.sqrt(rate * (1 - rate) / ai_in), recall
+
+
+def test_a_lab_that_watermarks_and_checks_its_key_keeps_its_own_text_out():
+    sc = scenario(COLLAPSE + HUMANS, "labs.replace.watermark={gamma=0.25, delta=2.0}",
+                  "labs.replace.filters=[{kind=\"watermark\"}]", "labs.keep.filters=[{kind=\"watermark\"}]",
+                  "labs.keep.market_share=1.0", "run.ticks=4")
+    res = simweb.run(sc)
+    wm = res.crawls.filter((pl.col("filter") == "watermark") & (pl.col("purpose") == "train")
+                           & (pl.col("crawl") >= 1))
+    own = wm.filter(pl.col("lab") == "replace")
+    # 32-token pages at δ = 2 are caught almost always; human pages almost never (z = 4)
+    assert own["dropped_ai"].sum() > 0.6 * own["ai_in"].sum() * 0.5  # about half the AI pages are its own
+    assert (own["dropped"] == own["dropped_ai"]).all()
+    other = wm.filter(pl.col("lab") == "keep")  # holds no key of a watermarking lab but its own (none)
+    assert other["dropped"].sum() == 0
+    g = res.generations.filter(pl.col("lab") == "replace")
+    assert (g["train_ai_fraction_by_lab"].struct.field("replace")[1:] < 0.1).all()
+
+
+def test_allowlist_keeps_only_the_top_sites():
+    sc = scenario(COLLAPSE, "labs.replace.filters=[{kind=\"allowlist\", top_k=5, reputation=\"age\"}]",
+                  "run.ticks=2")
+    res = simweb.run(sc)
+    step = res.crawls.filter((pl.col("lab") == "replace") & (pl.col("filter") == "allowlist")).row(0, named=True)
+    assert 0 < step["kept"] < step["pages_in"]
+    # 5 of 40 initial sites: about an eighth of the pages, by where they were published
+    assert abs(step["kept"] / step["pages_in"] - 5 / 40) < 0.1
+
+
+def test_human_edits_lower_what_a_watermark_detector_catches():
+    def caught(edit: float) -> float:
+        sc = scenario(COLLAPSE, "labs.replace.watermark={gamma=0.25, delta=2.0}",
+                      "labs.replace.filters=[{kind=\"watermark\"}]", f"publishers[0].edit_fraction={edit}",
+                      "run.ticks=3", "language.doc_length=16")
+        wm = simweb.run(sc).crawls.filter((pl.col("lab") == "replace") & (pl.col("filter") == "watermark")
+                                          & (pl.col("crawl") >= 1) & (pl.col("purpose") == "train"))
+        return wm["dropped_ai"].sum() / wm["ai_in"].sum()
+
+    plain, edited = caught(0.0), caught(0.4)
+    assert plain > 0.5 and edited < plain - 0.2, (plain, edited)
