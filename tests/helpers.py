@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from simweb.scenario import parse_scenario
 
 # One population that writes only AI pages once a model exists; two labs.
@@ -56,3 +58,33 @@ benchmark_docs = 100
 
 def scenario(text: str = COLLAPSE, *overrides: str):
     return parse_scenario(text, list(overrides))
+
+
+# The smallest valid scenario: one population, one lab, three ticks.
+MINIMAL = """
+[run]
+ticks = 3
+
+[[publishers]]
+name = "pub"
+site_share = 1.0
+
+[[labs]]
+name = "lab"
+"""
+
+
+def brute_shape(row, temperature: float, top_p: float) -> np.ndarray:
+    """p^(1/T) renormalised, then the most probable entries until their mass reaches top_p."""
+    p = [x ** (1.0 / temperature) if x > 0 else 0.0 for x in row]
+    p = [x / sum(p) for x in p]
+    if top_p < 1.0:
+        kept, mass = set(), 0.0
+        for j in sorted(range(len(p)), key=lambda j: (-p[j], j)):
+            if mass >= top_p:
+                break
+            kept.add(j)
+            mass += p[j]
+        p = [x if j in kept else 0.0 for j, x in enumerate(p)]
+        p = [x / sum(p) for x in p]
+    return np.array(p)

@@ -11,23 +11,14 @@ import pytest
 
 from simweb.recorder import FILES
 from simweb.scenario import load_scenario, parse_scenario
+from tests.helpers import MINIMAL
 
 REPO = Path(__file__).resolve().parents[1]
 QUICKSTART = REPO / "scenarios" / "quickstart.toml"
 # Three ticks in-process keep a real run to about a second; Ray startup alone would cost ~10 s.
 FAST = ["--set", "run.ticks=3", "--executor", "local"]
 
-MINIMAL = """
-[run]
-ticks = 3
 
-[[publishers]]
-name = "pub"
-site_share = 1.0
-
-[[labs]]
-name = "lab"
-"""
 
 
 def simweb(*args, cwd: Path) -> subprocess.CompletedProcess:

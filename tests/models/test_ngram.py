@@ -17,6 +17,7 @@ import pytest
 from simweb.models import NgramModel
 from simweb.scenario.models import MarkovLanguage as MarkovConfig
 from simweb.scenario.models import NgramModel as NgramConfig
+from tests.helpers import brute_shape
 
 Z = 5.0  # standard errors allowed per cell
 
@@ -40,20 +41,6 @@ def hand_counts(docs, order: int, V: int) -> dict[tuple[int, ...], Counter]:
     return counts
 
 
-def brute_shape(row, temperature: float, top_p: float) -> np.ndarray:
-    """p^(1/T) renormalised, then the most probable tokens until their mass reaches top_p."""
-    p = [x ** (1.0 / temperature) if x > 0 else 0.0 for x in row]
-    p = [x / sum(p) for x in p]
-    if top_p < 1.0:
-        kept, mass = set(), 0.0
-        for j in sorted(range(len(p)), key=lambda j: (-p[j], j)):
-            if mass >= top_p:
-                break
-            kept.add(j)
-            mass += p[j]
-        p = [x if j in kept else 0.0 for j, x in enumerate(p)]
-        p = [x / sum(p) for x in p]
-    return np.array(p)
 
 
 def random_law(rng, order: int, V: int, zero_share: float = 0.25) -> np.ndarray:

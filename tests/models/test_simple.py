@@ -12,26 +12,13 @@ from simweb.language import CategoricalLanguage, GaussianLanguage
 from simweb.models import CategoricalModel, GaussianModel
 from simweb.scenario.models import CategoricalModel as CategoricalModelConfig
 from simweb.scenario.models import GaussianModel as GaussianModelConfig
+from tests.helpers import brute_shape
 
 Z = 5.0  # standard errors allowed
 
 X = np.array([[1.0, 10.0], [2.0, 20.0], [3.0, 30.0], [4.0, 40.0]])  # mean (2.5, 25); squared deviations 5, 500
 
 
-def brute_shape(row, temperature: float, top_p: float) -> np.ndarray:
-    """p^(1/T) renormalised, then the most probable outcomes until their mass reaches top_p."""
-    p = [x ** (1.0 / temperature) if x > 0 else 0.0 for x in row]
-    p = [x / sum(p) for x in p]
-    if top_p < 1.0:
-        kept, mass = set(), 0.0
-        for j in sorted(range(len(p)), key=lambda j: (-p[j], j)):
-            if mass >= top_p:
-                break
-            kept.add(j)
-            mass += p[j]
-        p = [x if j in kept else 0.0 for j, x in enumerate(p)]
-        p = [x / sum(p) for x in p]
-    return np.array(p)
 
 
 # ---------------------------------------------------------------- gaussian: fit

@@ -10,21 +10,12 @@ import pytest
 
 from simweb.errors import ScenarioError, SimwebError
 from simweb.scenario import Scenario, apply_overrides, dump_scenario, load_scenario, parse_scenario
+from tests.helpers import MINIMAL
 
 QUICKSTART = Path(__file__).resolve().parents[2] / "scenarios" / "quickstart.toml"
 
 # The smallest valid scenario: everything not written is a default.
-MINIMAL = """
-[run]
-ticks = 3
 
-[[publishers]]
-name = "pub"
-site_share = 1.0
-
-[[labs]]
-name = "lab"
-"""
 
 
 def _with_lab(extra: str) -> str:
