@@ -146,7 +146,8 @@ class Engine:
         self.graph.grow(sc.web.initial_sites if tick == 0 else sc.web.sites_per_tick, tick,
                         rng=rngs.stream(self.seed, "web", tick))
         released = self.released
-        plans = [pub.plan(tick, self.graph.sites_of(pub.index), self.graph.topic, released) for pub in self.publishers]
+        plans = [pub.plan(tick, self.graph.sites_of(pub.index), self.graph.topic, released, self.index)
+                 for pub in self.publishers]
         plans = [p for p in plans if p is not None]
         first_id = len(self.index)
         pages = {k: np.concatenate([p[k] for p in plans]) for k in plans[0]} if plans else self.index.state(first_id)
@@ -156,7 +157,10 @@ class Engine:
         labs = sorted(self.registry)
         states = [self.registry[lab][1] for lab in labs]
         gens = {lab: self.registry[lab][0] for lab in labs}
-        ex.get([ex.call(shard, "publish", tick, first_id, pages_ref, gens, *states) for shard in self.shards]
+        originals = np.unique(pages["copied_from"][pages["copied_from"] >= 0])
+        origin_parts = self._fetch(originals) if len(originals) else []
+        ex.get([ex.call(shard, "publish", tick, first_id, pages_ref, gens, *states, *origin_parts)
+                for shard in self.shards]
                + [ex.call(scraper, "observe", delta_ref) for scraper in self.scrapers])
         self.timings["publish"] += time.perf_counter() - t0
         self._record_tick(tick, first_id)
@@ -187,8 +191,9 @@ class Engine:
         outs = {}
         for i in releasing:
             scraper, bench = self.scrapers[i], benches.get(i)
-            kept = ex.call(scraper, "filter", picks[i], "train", gen_of[i], *self._fetch(picks[i]["ids"]))
-            bench_kept = ex.call(scraper, "filter", bench, "benchmark", gen_of[i],
+            current = self.registry.get(i, (-1, None))  # the lab's latest model, for a likelihood filter
+            kept = ex.call(scraper, "filter", picks[i], "train", gen_of[i], *current, *self._fetch(picks[i]["ids"]))
+            bench_kept = ex.call(scraper, "filter", bench, "benchmark", gen_of[i], *current,
                                  *self._fetch(bench["ids"])) if bench is not None else None
             outs[i] = ex.call(self.trainers[i], "generate", kept, bench_kept, returns=2)
         infos = ex.get({i: out[1] for i, out in outs.items()})

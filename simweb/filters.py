@@ -141,6 +141,8 @@ class Dedup:
 def content_hash(content: np.ndarray) -> np.ndarray:
     """A 64-bit hash of every content row (vectorised; collisions are negligible at web scale)."""
     rows = np.ascontiguousarray(content)
+    if len(rows) == 0:
+        return np.empty(0, dtype=np.uint64)
     words = rows.view(np.uint8).reshape(len(rows), -1)
     h = np.full(len(rows), 0xCBF29CE484222325, dtype=np.uint64)
     prime = np.uint64(0x100000001B3)
@@ -150,7 +152,52 @@ def content_hash(content: np.ndarray) -> np.ndarray:
     return h
 
 
-_KINDS = {"date_cutoff": DateCutoff, "classifier": Classifier, "watermark": WatermarkDetector,
+class Likelihood:
+    """Drops pages that look like the lab's own model wrote them: a likelihood-ratio statistic on the tokens.
+
+    s(doc) = mean log-probability per token under the lab's current model − under a unigram model of
+    human text; the threshold is the (1 − target_fpr) quantile of s on fresh human calibration
+    documents, so it flags that share of human pages. Before the lab's first model, it keeps everything.
+    """
+
+    def __init__(self, cfg):
+        self.cfg = cfg
+
+    def keep(self, batch: Batch, *, rng: np.random.Generator) -> np.ndarray:
+        model = batch.context.get("model")
+        if model is None or len(batch) == 0:
+            return np.ones(len(batch), dtype=bool)
+        calibration, unigram = batch.context["calibration"], batch.context["calibration_unigram"]
+        floor = -30.0  # a token the model cannot produce counts as very unlike it, not as −inf
+
+        def stat(docs):
+            own = np.maximum(model.token_log_prob(docs), floor).mean(axis=1)
+            return own - np.log(unigram[docs.astype(np.int64)]).mean(axis=1)
+
+        threshold = np.quantile(stat(calibration), 1.0 - self.cfg.target_fpr)
+        return stat(batch.content) <= threshold
+
+
+class Verifier:
+    """Keeps documents whose quality passes a bar (Feng et al. 2025): quality is the language's own
+    log-probability per token, seen through Gaussian noise of sd ``noise`` (0 = a perfect verifier);
+    the bar is the ``quantile`` of that score on fresh human documents."""
+
+    def __init__(self, cfg):
+        self.cfg = cfg
+
+    def keep(self, batch: Batch, *, rng: np.random.Generator) -> np.ndarray:
+        language, calibration = batch.context["language"], batch.context["calibration"]
+        width = calibration.shape[1]
+
+        def score(docs, noise_rng):
+            return language.log_prob(docs) / width + self.cfg.noise * noise_rng.standard_normal(len(docs))
+
+        bar = np.quantile(score(calibration, rng), self.cfg.quantile)
+        return score(batch.content, rng) >= bar
+
+
+_KINDS = {"date_cutoff": DateCutoff, "likelihood": Likelihood, "verifier": Verifier, "classifier": Classifier, "watermark": WatermarkDetector,
           "provenance": Provenance, "allowlist": Allowlist, "dedup": Dedup}
 
 

@@ -17,6 +17,7 @@ _GENERATION_COLUMNS = {
     "train_web_docs": pl.Int64,
     "train_reserve_docs": pl.Int64,
     "train_anchor_docs": pl.Int64,
+    "train_self_docs": pl.Int64,  # documents of its own previous model (self_augment)
     "train_ai_fraction": pl.Float64,
     "train_ai_fraction_by_lab": None,  # struct, one field per lab: filled by generations_schema
     "train_mean_ai_generation": pl.Float64,

@@ -106,3 +106,65 @@ def test_human_edits_lower_what_a_watermark_detector_catches():
 
     plain, edited = caught(0.0), caught(0.4)
     assert plain > 0.5 and edited < plain - 0.2, (plain, edited)
+
+
+def _human_drop_rate(res, lab: str, kind: str, first_crawl: int = 1) -> tuple[float, int, float]:
+    steps = res.crawls.filter((pl.col("lab") == lab) & (pl.col("filter") == kind) & (pl.col("purpose") == "train")
+                              & (pl.col("crawl") >= first_crawl))
+    human_in = int((steps["pages_in"] - steps["ai_in"]).sum())
+    human_dropped = int((steps["dropped"] - steps["dropped_ai"]).sum())
+    ai_recall = float(steps["dropped_ai"].sum() / max(steps["ai_in"].sum(), 1))
+    return human_dropped / human_in, human_in, ai_recall
+
+
+def test_likelihood_filter_drops_human_pages_at_its_calibrated_rate_and_catches_its_own_text():
+    target = 0.1
+    sc = scenario(COLLAPSE + HUMANS, f"labs.replace.filters=[{{kind=\"likelihood\", target_fpr={target}}}]",
+                  "run.ticks=5", "labs.replace.crawl_budget=600")
+    res = simweb.run(sc)
+    rate, n, recall = _human_drop_rate(res, "replace", "likelihood")
+    # calibrated on 1000 human documents: the threshold itself is uncertain by ~sqrt(p(1-p)/1000)
+    se = math.sqrt(target * (1 - target) / n) + math.sqrt(target * (1 - target) / 1000)
+    assert abs(rate - target) < 5 * se, (rate, n)
+    assert recall > 3 * target  # its own model's text is far more likely under it than human text
+
+
+def test_a_perfect_verifier_drops_human_pages_at_its_quantile():
+    q = 0.2
+    sc = scenario(COLLAPSE + HUMANS, f"labs.replace.filters=[{{kind=\"verifier\", quantile={q}}}]", "run.ticks=4",
+                  "labs.replace.crawl_budget=600")
+    res = simweb.run(sc)
+    rate, n, recall = _human_drop_rate(res, "replace", "verifier", first_crawl=0)
+    se = math.sqrt(q * (1 - q) / n) + math.sqrt(q * (1 - q) / 1000)
+    assert abs(rate - q) < 5 * se, (rate, n)
+
+
+def test_copies_republish_content_strip_labels_and_dedup_drops_them():
+    sc = scenario(COLLAPSE + HUMANS, "publishers.humans.copy_rate=0.5", "publishers.humans.c2pa_rate=1.0",
+                  "publishers.humans.strip_c2pa=1.0", "labs.replace.filters=[{kind=\"dedup\"}]",
+                  "labs.replace.crawl_budget=2000", "run.ticks=4")
+    from simweb.engine import Engine
+
+    engine = Engine(sc)
+    while engine.tick < sc.run.ticks:
+        engine.step()
+    idx = engine.index
+    copies = np.flatnonzero(idx.column("copied_from") >= 0)
+    assert len(copies) > 100
+    orig = idx.column("copied_from")[copies]
+    shard = engine.shards[0]
+    assert np.array_equal(shard.fetch(copies)[1], shard.fetch(orig)[1])  # same content as the original
+    for col in ("origin", "lab", "generation"):
+        assert np.array_equal(idx.column(col)[copies], idx.column(col)[orig])
+    assert (idx.column("c2pa")[copies] == 0).all()  # every label stripped
+    res = engine.results(wall_time=0.0)
+    dedup = res.crawls.filter((pl.col("lab") == "replace") & (pl.col("filter") == "dedup")
+                              & (pl.col("purpose") == "train"))
+    assert dedup["dropped"].sum() > 0
+
+
+def test_self_augmentation_adds_the_labs_own_samples():
+    res = simweb.run(scenario(COLLAPSE, "labs.keep.self_augment=50", "run.ticks=3"))
+    g = res.generations.filter(pl.col("lab") == "keep").sort("generation")
+    assert g["train_self_docs"].to_list() == [0, 50, 50]
+    assert (g["train_docs"][1:] == g["train_web_docs"][1:] + g["train_reserve_docs"][1:] + 50).all()

@@ -57,9 +57,13 @@ class Publisher:
         uses = set(cfg.uses) if cfg.uses is not None else set(lab_names)
         self._weights = np.array([w if name in uses else 0.0 for name, w in zip(lab_names, market_share)])
 
-    def plan(self, tick: int, sites: np.ndarray, site_topic: np.ndarray,
-             released: Mapping[int, int]) -> dict[str, np.ndarray] | None:
-        """This tick's pages as metadata columns; ``released`` maps lab index → the generation publishers use."""
+    def plan(self, tick: int, sites: np.ndarray, site_topic: np.ndarray, released: Mapping[int, int],
+             index=None) -> dict[str, np.ndarray] | None:
+        """This tick's pages as metadata columns; ``released`` maps lab index → the generation publishers use.
+
+        With ``copy_rate`` > 0, that share of the tick's pages republish pages already on the web (``index``):
+        a copy keeps its original's authorship and content, and loses its C2PA label with ``strip_c2pa``.
+        """
         cfg = self.cfg
         n = cfg.pages_per_tick + (cfg.initial_pages if tick == 0 else 0)
         if n == 0 or len(sites) == 0:
@@ -84,6 +88,17 @@ class Publisher:
         c2pa = np.where(labelled, np.where(is_ai, 2, 1), 0).astype(np.int8)
         watermarked = is_ai & self.watermarking[np.maximum(lab, 0)]
         edited = np.where(is_ai, cfg.edit_fraction, 0.0).astype(np.float32)
+        copied_from = np.full(n, -1, dtype=np.int64)
+        if cfg.copy_rate > 0 and index is not None and len(index) and tick > 0:
+            copy = rng.random(n) < cfg.copy_rate
+            k = int(copy.sum())
+            orig = np.sort(rng.integers(0, len(index), size=k))
+            copied_from[copy] = orig
+            src = index.rows(orig)
+            is_ai[copy] = src["origin"] == AI
+            lab[copy], generation[copy], topic[copy] = src["lab"], src["generation"], src["topic"]
+            watermarked[copy], edited[copy] = src["watermarked"], src["edited_fraction"]
+            c2pa[copy] = np.where(rng.random(k) < cfg.strip_c2pa, 0, src["c2pa"])
         # pages in site order, so each block's pages are contiguous and in page-id order
         order = np.argsort(page_site, kind="stable")
         return {
@@ -97,7 +112,7 @@ class Publisher:
             "watermarked": watermarked[order],
             "c2pa": c2pa[order],
             "edited_fraction": edited[order],
-            "copied_from": np.full(n, -1, dtype=np.int64),
+            "copied_from": copied_from[order],
         }
 
 
@@ -118,12 +133,13 @@ class PublisherShard:
                             for i, lab in enumerate(scenario.labs) if lab.watermark is not None}
 
     def publish(self, tick: int, first_id: int, pages: dict[str, np.ndarray], generations: Mapping[int, int],
-                *states: dict) -> int:
+                *refs) -> int:
         """Write the content of this shard's pages among ``pages`` (ids from ``first_id``); returns how many.
 
-        ``generations`` maps each released lab (in increasing order) to its generation; ``states`` are
-        those models' states, in the same order.
+        ``generations`` maps each released lab (in increasing order) to its generation; ``refs`` are those
+        models' states in the same order, then (ids, content) parts holding the originals of copied pages.
         """
+        states, originals = refs[:len(generations)], refs[len(generations):]
         models = {lab: (gen, state) for (lab, gen), state in zip(sorted(generations.items()), states)}
         site = pages["site_id"]
         mine = np.flatnonzero(shard_of(site, self.n_shards) == self.shard)
@@ -141,18 +157,30 @@ class PublisherShard:
                 self.seed, "write", self.scenario.publishers[int(population[lo])].name, tick, int(block[lo]))).T
             for lo, hi in zip(bounds[:-1], bounds[1:])], axis=1)
         content = np.empty((len(mine), self.language.width), dtype=self.language.dtype)
-        lab = pages["lab"][mine]
-        human = lab < 0
+        lab = pages["lab"][mine].copy()
+        copied_from = pages["copied_from"][mine]
+        copies = copied_from >= 0
+        lab[copies] = -2  # written below, from their originals
+        human = lab == -1
         if human.any():
             content[human] = self.language.draw(noise_t[:, human].T, topics=pages["topic"][mine][human])
-        for lab_index in np.unique(lab[~human]):
+        for lab_index in np.unique(lab[lab >= 0]):
             for pop in np.unique(population[lab == lab_index]):
                 rows = (lab == lab_index) & (population == pop)
                 cfg = self.scenario.publishers[int(pop)]
                 content[rows] = self._model(int(lab_index), models).draw(
                     noise_t[:, rows].T, temperature=cfg.temperature, top_p=cfg.top_p,
                     watermark=self._watermarks.get(int(lab_index)))
-        self._edit(tick, content, population, block, bounds, pages["edited_fraction"][mine])
+        self._edit(tick, content, population, block, bounds,
+                   np.where(copies, 0.0, pages["edited_fraction"][mine]))  # a copy is not edited again
+        if copies.any():
+            from simweb.agents.trainer import join_parts
+
+            wanted = np.unique(copied_from[copies])
+            parts = [(part_ids[np.isin(part_ids, wanted)], part[np.isin(part_ids, wanted)])
+                     for part_ids, part in originals]
+            found = join_parts(wanted, parts, self.language.width, self.language.dtype)
+            content[copies] = found[np.searchsorted(wanted, copied_from[copies])]
         self.store.append(ids, content)
         return len(mine)
 

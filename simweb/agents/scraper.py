@@ -46,7 +46,9 @@ class Scraper:
         from simweb.language import build_language
 
         language = build_language(scenario.language, seed)
+        self.language = language
         self._shape = (language.width, language.dtype)
+        self._model: tuple[int, object] | None = None  # (generation, the lab's current model) for likelihood
         self.context = {"population_names": [p.name for p in scenario.publishers], "lab": cfg.name,
                         "vocab_size": getattr(scenario.language, "vocab_size", 0),
                         "watermark_keys": _watermark_keys(scenario, seed)}
@@ -77,13 +79,17 @@ class Scraper:
             self.trained[ids] = True
         return Selection(ids=ids, crawl_tick=tick, **store.rows(ids))
 
-    def filter(self, selection: dict, purpose: str, crawl: int, *parts) -> Selection:
-        """Run the lab's filter chain on the fetched pages (content in shard ``parts``); keep what passes."""
+    def filter(self, selection: dict, purpose: str, crawl: int, generation: int, model_state, *parts) -> Selection:
+        """Run the lab's filter chain on the fetched pages (content in shard ``parts``); keep what passes.
+
+        ``model_state`` is the lab's latest released model (generation ``generation``), or None before it has one.
+        """
         ids = np.asarray(selection["ids"], dtype=np.int64)
         meta = {k: np.asarray(selection[k]) for k in PAGE_COLUMNS}
         content = join_parts(ids, parts, *self._shape)
         batch = Batch(ids, meta, content, int(selection["crawl_tick"]),
-                      {**self.context, "graph": self.graph, "seen_hashes": self.seen_hashes})
+                      {**self.context, "graph": self.graph, "seen_hashes": self.seen_hashes,
+                       "language": self.language, **self._scoring(generation, model_state)})
         is_ai = meta["origin"] == AI
         steps = [{"step": 0, "filter": "fetch", **accounting(is_ai, np.ones(len(ids), dtype=bool))}]
         for i, (name, flt) in enumerate(zip(self.filter_names, self.filters), start=1):
@@ -94,6 +100,24 @@ class Scraper:
         if purpose == "train" and len(batch):
             self.seen_hashes = np.union1d(self.seen_hashes, content_hash(batch.content))
         return Selection(ids=batch.ids, content=batch.content, steps=steps, **batch.meta)
+
+    def _scoring(self, generation: int, model_state) -> dict:
+        """What the likelihood and verifier filters need: the lab's model and its human calibration text."""
+        kinds = {f.kind for f in self.cfg.filters}
+        if not kinds & {"likelihood", "verifier"}:
+            return {}
+        size = max(f.calibration_docs for f in self.cfg.filters if f.kind in ("likelihood", "verifier"))
+        docs, _ = self.language.sample(size, rng=rngs.stream(self.seed, "calibration", self.cfg.name))
+        # add-one unigram law of human text: the likelihood ratio's reference
+        unigram = np.bincount(docs.ravel().astype(np.int64), minlength=self.language.vocab_size) + 1.0
+        out = {"calibration": docs, "calibration_unigram": unigram / unigram.sum()}
+        if model_state is not None:
+            if self._model is None or self._model[0] != generation:
+                from simweb.models import build_model
+
+                self._model = (generation, build_model(self.cfg.model, self.language).load_state_dict(model_state))
+            out["model"] = self._model[1]
+        return out
 
     def _order(self, ids: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """Positions of ``ids`` in crawl order; pages on sites the crawl never reaches are left out."""

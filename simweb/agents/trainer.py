@@ -50,6 +50,7 @@ class Trainer:
         self.pool_meta = {k: np.empty(0, dtype=dt) for k, dt in (("origin", np.int8), ("lab", np.int16),
                                                                   ("generation", np.int16))}
         self.reference: dict[str, np.ndarray] | None = None  # generation 0's state, for a prior toward it
+        self.last_state: dict[str, np.ndarray] | None = None  # the latest generation's state (self-augmentation)
         self._reserve: np.ndarray | None = None
 
     @property
@@ -104,6 +105,11 @@ class Trainer:
         if cfg.anchors:
             anchors, _ = self.language.sample(cfg.anchors, rng=rngs.stream(self.seed, "anchors", cfg.name, gen))
             parts.append(anchors)
+        n_augment = 0
+        if cfg.self_augment and self.last_state is not None:
+            previous = build_model(cfg.model, self.language).load_state_dict(self.last_state)
+            parts.append(previous.sample(cfg.self_augment, rng=rngs.stream(self.seed, "augment", cfg.name, gen)))
+            n_augment = cfg.self_augment
         corpus = np.concatenate(parts)
         if len(corpus) == 0:
             raise EmptyCorpusError(f"lab {cfg.name!r}, generation {gen}: nothing to train on "
@@ -112,6 +118,7 @@ class Trainer:
                                                           prior=self._prior())
         if gen == 0:
             self.reference = model.state_dict()
+        self.last_state = model.state_dict()
         is_ai = web_meta["origin"] == AI
         total = len(corpus)
         by_lab = np.bincount(web_meta["lab"][is_ai].astype(np.int64), minlength=self.n_labs) / total
@@ -120,6 +127,7 @@ class Trainer:
             "train_web_docs": int(len(web_content)),
             "train_reserve_docs": n_reserve,
             "train_anchor_docs": int(cfg.anchors),
+            "train_self_docs": n_augment,
             "train_ai_fraction": float(is_ai.sum() / total),
             "train_ai_fraction_by_lab": [float(v) for v in by_lab],
             "train_mean_ai_generation": float(web_meta["generation"][is_ai].mean()) if is_ai.any() else None,
@@ -141,6 +149,8 @@ class Trainer:
         out.update({f"pool_{k}": v for k, v in self.pool_meta.items()})
         if self.reference is not None:
             out.update({f"reference.{k}": v for k, v in self.reference.items()})
+        if self.last_state is not None:
+            out.update({f"last.{k}": v for k, v in self.last_state.items()})
         return out
 
     def restore(self, state: dict[str, np.ndarray]) -> None:
@@ -151,6 +161,8 @@ class Trainer:
         self.pool_meta = {k: np.asarray(state[f"pool_{k}"]) for k in self.pool_meta}
         ref = {k.split(".", 1)[1]: v for k, v in state.items() if k.startswith("reference.")}
         self.reference = ref or None
+        last = {k.split(".", 1)[1]: v for k, v in state.items() if k.startswith("last.")}
+        self.last_state = last or None
 
 
 class EmptyCorpusError(SimwebError):

@@ -338,6 +338,8 @@ def _check_references(sc: Scenario, source: str | None) -> None:
                 for k, name in enumerate(flt.keys or ()):
                     if name not in lab_names:
                         fail(f"{where}.keys[{k}]", f"no lab named {name!r}{_did_you_mean(name, lab_names)}")
+            if flt.kind in ("likelihood", "verifier") and not tokens:
+                fail(f"{where}.kind", f"a {flt.kind} filter scores tokens and needs a markov language, got {lang.family}")
             if flt.kind == "classifier":
                 for name, factor in flt.fpr_multiplier.items():
                     if name not in pub_names:

@@ -117,6 +117,8 @@ class Publisher(_Table):
     top_p: float = Field(1.0, gt=0.0, le=1.0)
     c2pa_rate: float = Field(0.0, ge=0.0, le=1.0)  # share of its pages carrying a truthful C2PA label (~0.2 % of images)
     edit_fraction: float = Field(0.0, ge=0.0, le=1.0)  # share of an AI draft's tokens a human rewrites before publishing
+    copy_rate: float = Field(0.0, ge=0.0, le=1.0)  # share of its new pages that republish an existing page (content farms)
+    strip_c2pa: float = Field(1.0, ge=0.0, le=1.0)  # chance a copy loses the original's C2PA label (platforms re-encode)
 
 
 # ---------------------------------------------------------------- models and filters
@@ -186,6 +188,23 @@ class AllowlistFilter(_Table):
     reputation: Literal["pagerank", "age"] = "pagerank"
 
 
+class LikelihoodFilter(_Table):
+    """A likelihood-ratio test on the tokens under the lab's own current model, calibrated on human text."""
+
+    kind: Literal["likelihood"]
+    target_fpr: float = Field(0.05, gt=0.0, lt=1.0)  # share of human pages it may drop
+    calibration_docs: int = Field(1000, ge=10)  # fresh human documents the lab calibrates on
+
+
+class VerifierFilter(_Table):
+    """Keeps documents whose (noisy) ground-truth quality passes a bar (Feng et al. 2025)."""
+
+    kind: Literal["verifier"]
+    quantile: float = Field(0.1, ge=0.0, lt=1.0)  # the bar: this quantile of human documents' quality
+    noise: float = Field(0.0, ge=0.0)  # sd of the verifier's error, nats per token (0 = ground truth)
+    calibration_docs: int = Field(1000, ge=10)
+
+
 class DedupFilter(_Table):
     """Drops exact copies by content hash."""
 
@@ -200,6 +219,8 @@ Filter = Annotated[
         Annotated[ProvenanceFilter, Tag("provenance")],
         Annotated[AllowlistFilter, Tag("allowlist")],
         Annotated[DedupFilter, Tag("dedup")],
+        Annotated[LikelihoodFilter, Tag("likelihood")],
+        Annotated[VerifierFilter, Tag("verifier")],
     ],
     _tagged("", "kind"),
 ]
@@ -238,6 +259,7 @@ class Lab(_Table):
     anchors: int = Field(0, ge=0)  # fresh ground-truth documents added to every generation (Jangjoo et al. 2026)
     prior: PriorConfig | None = None  # regularisation toward a reference model
     watermark: WatermarkConfig | None = None  # its models watermark what they write
+    self_augment: int = Field(0, ge=0)  # documents of its own previous model added to each generation (Alemohammad et al.)
 
 
 class Evaluation(_Table):

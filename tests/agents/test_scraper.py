@@ -41,7 +41,7 @@ def _filtered(scraper: Scraper, tick: int, budget: int, purpose: str, crawl: int
         content = np.zeros((len(sel["ids"]), width), dtype=dtype)
         content[:, 0] = sel["ids"] % 60000
         content[:, 1] = sel["ids"] // 60000
-    return scraper.filter(sel, purpose, crawl, (sel["ids"], content))
+    return scraper.filter(sel, purpose, crawl, -1, None, (sel["ids"], content))
 
 
 def _lab(**kw):
