@@ -36,7 +36,7 @@ def print_summary(results, out, console: Console) -> None:
         else:
             cells.append(_fmt(row["mean_sq_error"] if gaussian else row["tv"], ".4f"))
         table.add_row(*cells)
-    console.print(table)
+    console.print(table if g["lab"].n_unique() <= 3 else _side_by_side(g, token))
     t = results.ticks.filter(pl.col("tick") == pl.col("tick").max())
     if len(t):
         web_share = t["web_ai_share"][0]
@@ -46,3 +46,25 @@ def print_summary(results, out, console: Console) -> None:
     if out is not None:
         console.print(f"results in {out}/ (generations.parquet, ticks.parquet, crawls.parquet, "
                       "scenario.toml, manifest.json)")
+
+
+def _side_by_side(g: pl.DataFrame, token: bool) -> Table:
+    """Many labs: one row each, generation 0 beside the last generation."""
+    table = Table(title="policies side by side: generation 0 → last generation", title_justify="left")
+    cols = [("lab", "left"), ("gens", "right"), ("train AI share", "right"), ("filter precision / recall", "right"),
+            ("excess NLL", "right"), ("observed NLL", "right")]
+    if token:
+        cols.append(("tail mass", "right"))
+    for name, justify in cols:
+        table.add_column(name, justify=justify)
+    for lab in g["lab"].unique(maintain_order=True):
+        rows = g.filter(pl.col("lab") == lab).sort("generation")
+        first, last = rows.row(0, named=True), rows.row(-1, named=True)
+        cells = [lab, str(last["generation"] + 1), _fmt(last["train_ai_fraction"], ".1%"),
+                 f"{_fmt(last['filter_precision'], '.2f')} / {_fmt(last['filter_recall'], '.2f')}",
+                 f"{_fmt(first['excess_nll'], '.3f')} → {_fmt(last['excess_nll'], '.3f')}",
+                 f"{_fmt(first['observed_nll'], '.3f')} → {_fmt(last['observed_nll'], '.3f')}"]
+        if token:
+            cells.append(f"{_fmt(first['tail_mass_ratio'], '.2f')} → {_fmt(last['tail_mass_ratio'], '.2f')}")
+        table.add_row(*cells)
+    return table

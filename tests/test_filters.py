@@ -168,3 +168,6 @@ def test_self_augmentation_adds_the_labs_own_samples():
     g = res.generations.filter(pl.col("lab") == "keep").sort("generation")
     assert g["train_self_docs"].to_list() == [0, 50, 50]
     assert (g["train_docs"][1:] == g["train_web_docs"][1:] + g["train_reserve_docs"][1:] + 50).all()
+    # its own samples count as AI-written, by itself
+    assert (g["train_ai_fraction"][1:] >= 50 / g["train_docs"][1:]).all()
+    assert (g["train_ai_fraction_by_lab"].struct.field("keep")[1:] >= 50 / g["train_docs"][1:] - 1e-12).all()

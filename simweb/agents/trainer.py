@@ -121,14 +121,17 @@ class Trainer:
         self.last_state = model.state_dict()
         is_ai = web_meta["origin"] == AI
         total = len(corpus)
-        by_lab = np.bincount(web_meta["lab"][is_ai].astype(np.int64), minlength=self.n_labs) / total
+        # its own samples (self-augmentation) are AI-written too, by this lab
+        by_lab = np.bincount(web_meta["lab"][is_ai].astype(np.int64), minlength=self.n_labs).astype(np.float64)
+        by_lab[self.index] += n_augment
+        by_lab /= total
         composition = {
             "train_docs": total,
             "train_web_docs": int(len(web_content)),
             "train_reserve_docs": n_reserve,
             "train_anchor_docs": int(cfg.anchors),
             "train_self_docs": n_augment,
-            "train_ai_fraction": float(is_ai.sum() / total),
+            "train_ai_fraction": float((is_ai.sum() + n_augment) / total),
             "train_ai_fraction_by_lab": [float(v) for v in by_lab],
             "train_mean_ai_generation": float(web_meta["generation"][is_ai].mean()) if is_ai.any() else None,
         }
