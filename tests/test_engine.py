@@ -108,3 +108,59 @@ def test_observed_nll_is_measured_on_a_web_benchmark_the_lab_filters():
     assert (fetched["ai_in"] == 0).all()
     rel = (g["observed_nll"] - g["human_nll"]).abs() / g["human_nll"]
     assert (rel < 0.1).all(), rel
+
+
+ABSORB = """
+[run]
+name = "absorb"
+seed = 5
+ticks = 120
+executor = "local"
+
+[language]
+family = "categorical"
+outcomes = 2
+probs = [0.3, 0.7]
+
+[web]
+initial_sites = 1
+sites_per_tick = 0
+
+[[publishers]]
+name = "model_writers"
+site_share = 1.0
+initial_pages = 20
+pages_per_tick = 20
+ai_adoption = { start = 1.0, end = 1.0 }
+
+[[labs]]
+name = "lab"
+release_every = 1
+crawl_budget = 20
+new_only = true
+model = { family = "categorical" }
+
+[evaluation]
+human_docs = 50
+benchmark_docs = 0
+"""
+
+
+def _longest_run_at_one_outcome(support: list[int]) -> int:
+    best = run = 0
+    for s in support:
+        run = run + 1 if s == 1 else 0
+        best = max(best, run)
+    return best
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_without_anchors_the_categorical_loop_is_absorbed_and_with_one_it_never_is(seed):
+    # Jangjoo, Marsili & Roudi 2026: M = 20 samples of the last model per generation
+    plain = simweb.run(scenario(ABSORB, f"run.seed={seed}")).generations
+    support = plain["support"].to_list()
+    assert support[-1] == 1 and _longest_run_at_one_outcome(support) == len(support) - support.index(1)
+    anchored = simweb.run(scenario(ABSORB, f"run.seed={seed}", "labs[0].anchors=1")).generations
+    # one ground-truth sample a generation: an outcome lost is found again, within a few generations
+    assert _longest_run_at_one_outcome(anchored["support"].to_list()) < 30
+    assert sum(s == 2 for s in anchored["support"]) > len(anchored) / 2
