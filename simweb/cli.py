@@ -33,6 +33,15 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
     run.add_argument("--quiet", action="store_true", help="no progress bar and no summary table")
 
+    res = sub.add_parser("resume", help="continue an interrupted run from its last checkpoint")
+    res.add_argument("out", help="the run directory the interrupted run was writing (its --out)")
+    res.add_argument("--executor", choices=["local", "ray"], help="where to run the rest (default: as before)")
+    res.add_argument("--address", help="join this Ray cluster")
+    res.add_argument("--quiet", action="store_true")
+
+    rp = sub.add_parser("report", help="figures and a self-contained report.html for a run or a sweep")
+    rp.add_argument("dir", help="a run or sweep directory")
+
     sw = sub.add_parser("sweep", help="run a scenario over a grid of values and seeds (rerun to resume)")
     sw.add_argument("scenario")
     sw.add_argument("--grid", action="append", default=[], metavar="PATH=V1,V2,...",
@@ -40,7 +49,10 @@ def _parser() -> argparse.ArgumentParser:
     sw.add_argument("--seeds", type=_positive("--seeds"), default=1, help="replicates per grid point")
     sw.add_argument("--seed", type=int, help="override run.seed (replicate seeds derive from it)")
     sw.add_argument("--out", help="sweep directory (default: sweeps/<name>)")
-    sw.add_argument("--workers", type=_positive("--workers"), help="processes (default: the CPUs available)")
+    sw.add_argument("--workers", type=_positive("--workers"), help="local processes (default: the CPUs available)")
+    sw.add_argument("--executor", choices=["local", "ray"], default="ray",
+                    help="ray (default): each run a Ray task on the cluster; local: a pool of processes")
+    sw.add_argument("--address", help="join this Ray cluster (else RAY_ADDRESS, else start a local one)")
     sw.add_argument("--quiet", action="store_true")
 
     rep = sub.add_parser("reproduce", help="check simweb against the closed forms of the model-collapse papers")
@@ -138,6 +150,26 @@ def _cmd_run(args) -> int:
     return 0
 
 
+def _cmd_resume(args) -> int:
+    from rich.console import Console
+
+    import simweb
+    from simweb.summary import print_summary
+
+    results = simweb.resume(args.out, executor=args.executor, address=args.address)
+    if not args.quiet:
+        stdout = Console()
+        print_summary(results, args.out, stdout if stdout.is_terminal else Console(width=120))
+    return 0
+
+
+def _cmd_report(args) -> int:
+    from simweb.report import make_report
+
+    print(f"report written to {make_report(args.dir)}")
+    return 0
+
+
 def _cmd_sweep(args) -> int:
     from rich.console import Console
 
@@ -156,7 +188,7 @@ def _cmd_sweep(args) -> int:
                           highlight=False)
 
     status = run_sweep(args.scenario, args.grid, seeds=args.seeds, out=out, workers=args.workers or default_workers(),
-                       seed=args.seed, on_done=on_done)
+                       seed=args.seed, on_done=on_done, executor=args.executor, address=args.address)
     counts = status.group_by("state").len().sort("state")
     summary = ", ".join(f"{row['len']} {row['state']}" for row in counts.iter_rows(named=True))
     if not args.quiet:
@@ -217,7 +249,7 @@ def _markdown(table, replicates: int) -> str:
     return "\n".join(lines) + "\n"
 
 
-_COMMANDS = {"run": _cmd_run, "sweep": _cmd_sweep, "reproduce": _cmd_reproduce, "validate": _cmd_validate}
+_COMMANDS = {"run": _cmd_run, "resume": _cmd_resume, "report": _cmd_report, "sweep": _cmd_sweep, "reproduce": _cmd_reproduce, "validate": _cmd_validate}
 
 
 if __name__ == "__main__":

@@ -42,6 +42,12 @@ def atomic_write(path: str | Path, data) -> None:
         raise
 
 
+def partial_dir(out: str | Path) -> Path:
+    """Where a run writes until it is complete: a hidden sibling of its directory, with its checkpoints."""
+    out = Path(out)
+    return out.parent / f".{out.name}.partial"
+
+
 def check_out_dir(out: str | Path, *, overwrite: bool) -> Path:
     """Refuse an existing output directory unless ``overwrite``; say so before any work is done."""
     out = Path(out)
@@ -49,26 +55,46 @@ def check_out_dir(out: str | Path, *, overwrite: bool) -> Path:
         raise SimwebError(f"--out: {str(out)!r} already exists; choose another directory or pass --overwrite")
     if out.exists() and not out.is_dir():
         raise SimwebError(f"--out: {str(out)!r} exists and is not a directory")
+    if partial_dir(out).exists() and not overwrite:
+        raise SimwebError(f"--out: an interrupted run into {str(out)!r} can be continued with "
+                          f"'simweb resume {out}'; or pass --overwrite to start over")
     return out
 
 
-def write_run(out: str | Path, results, *, overwrite: bool = False) -> Path:
-    """Write ``results`` to ``out`` (generations / ticks / crawls Parquet, scenario.toml, manifest.json)."""
+def start_run(out: str | Path, scenario_toml: str, *, overwrite: bool) -> Path:
+    """Create the run's partial directory (with the resolved scenario); returns its checkpoint directory."""
     out = check_out_dir(out, overwrite=overwrite)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".{out.name}.partial-{uuid.uuid4().hex[:8]}"
+    partial = partial_dir(out)
+    if partial.exists():
+        shutil.rmtree(partial)
     try:
-        tmp.mkdir()
-        results.generations.write_parquet(tmp / "generations.parquet")
-        results.ticks.write_parquet(tmp / "ticks.parquet")
-        results.crawls.write_parquet(tmp / "crawls.parquet")
-        (tmp / "scenario.toml").write_text(results.scenario_toml, encoding="utf-8")
+        partial.mkdir(parents=True)
+        atomic_write(partial / "scenario.toml", scenario_toml)
+    except OSError as err:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise SimwebError(f"--out: cannot write {str(out)!r}: {err.strerror or err}") from None
+    return partial / "checkpoint"
+
+
+def write_run(out: str | Path, results, *, overwrite: bool = False) -> Path:
+    """Write ``results`` to ``out`` (generations / ticks / crawls Parquet, scenario.toml, manifest.json).
+
+    Everything is written into the run's partial directory first (where its checkpoints already are),
+    then one rename puts it in place; an existing ``out`` is replaced only with ``overwrite``.
+    """
+    out = Path(out)
+    if out.exists() and not overwrite:
+        raise SimwebError(f"--out: {str(out)!r} already exists; choose another directory or pass --overwrite")
+    tmp = partial_dir(out)
+    try:
+        tmp.mkdir(parents=True, exist_ok=True)
+        atomic_write(tmp / "generations.parquet", results.generations)
+        atomic_write(tmp / "ticks.parquet", results.ticks)
+        atomic_write(tmp / "crawls.parquet", results.crawls)
+        atomic_write(tmp / "scenario.toml", results.scenario_toml)
         manifest = {"simweb_version": __version__, "numpy_version": np.__version__,
                     "polars_version": pl.__version__, **results.manifest}
-        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-        for name in FILES:
-            with open(tmp / name, "rb") as fh:
-                os.fsync(fh.fileno())
+        atomic_write(tmp / "manifest.json", json.dumps(manifest, indent=2) + "\n")
         if out.exists():
             old = out.parent / f".{out.name}.replaced-{uuid.uuid4().hex[:8]}"
             os.rename(out, old)
@@ -77,9 +103,6 @@ def write_run(out: str | Path, results, *, overwrite: bool = False) -> Path:
         else:
             os.rename(tmp, out)
     except OSError as err:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise SimwebError(f"--out: cannot write {str(out)!r}: {err.strerror or err}") from None
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        raise SimwebError(f"--out: cannot write {str(out)!r}: {err.strerror or err}; the checkpoints in "
+                          f"{str(tmp)!r} are intact") from None
     return out

@@ -104,8 +104,13 @@ def validate_points(text: str, points: Iterable[Point], source: str | None = Non
 
 
 def run_points(fn: Callable[[Any], Any], items: Sequence[Any], *, workers: int,
-               on_done: Callable[[int, Any], None] | None = None) -> list[Any]:
-    """Apply ``fn`` to every item on ``workers`` processes; results come back in item order."""
+               on_done: Callable[[int, Any], None] | None = None, executor: str = "local",
+               address: str | None = None) -> list[Any]:
+    """Apply ``fn`` to every item — on ``workers`` processes, or as Ray tasks — and return results in item order."""
+    if executor == "ray":
+        from simweb.executors.ray_executor import map_tasks
+
+        return map_tasks(fn, items, address=address, on_done=on_done)
     results: list[Any] = [None] * len(items)
     if workers <= 1 or len(items) <= 1:
         for i, item in enumerate(items):
@@ -162,7 +167,7 @@ def _run_point(task: tuple) -> dict:
         return {"state": "done", "error": None, "wall_time_s": 0.0, "skipped": True, "generations": None}
     try:
         scenario = parse_scenario(text, overrides, source=source)
-        # a sweep spreads its runs over processes; inside one, the run itself is in-process
+        # a sweep spreads its runs over processes or Ray tasks; inside one, the run itself is in-process
         results = simweb.run(scenario, out=run_dir, overwrite=False, executor="local")
     except SimwebError as err:
         return {"state": "failed", "error": str(err), "wall_time_s": time.perf_counter() - start, "skipped": False,
@@ -192,7 +197,8 @@ STATUS = {"point": pl.Int64, "name": pl.String, "replicate": pl.Int64, "seed": p
 
 
 def run_sweep(path: str | Path, grid: Sequence[str], *, seeds: int, out: str | Path, workers: int,
-              seed: int | None = None, on_done: Callable[[int, int, dict], None] | None = None) -> pl.DataFrame:
+              seed: int | None = None, on_done: Callable[[int, int, dict], None] | None = None,
+              executor: str = "local", address: str | None = None) -> pl.DataFrame:
     """Run (or resume) a sweep into ``out``; returns the status table.
 
     ``out`` holds ``runs/<point>/`` run directories, ``status.parquet`` (queued /
@@ -245,7 +251,7 @@ def run_sweep(path: str | Path, grid: Sequence[str], *, seeds: int, out: str | P
         if on_done:
             on_done(done, len(points), outcome)
 
-    run_points(_run_point, tasks, workers=workers, on_done=finished)
+    run_points(_run_point, tasks, workers=workers, on_done=finished, executor=executor, address=address)
     final = write_status()
     ok = [p for p in points if status[p.index]["state"] == "done"]
     for table in ("generations", "ticks"):

@@ -34,7 +34,8 @@ class RayExecutor:
             if address:
                 ray.init(address=address, log_to_driver=False, logging_level=logging.ERROR)
             else:
-                ray.init(num_cpus=_local_cpus(), include_dashboard=False, log_to_driver=False,
+                # "local": always a fresh instance of our own, never another process's cluster by accident
+                ray.init(address="local", num_cpus=_local_cpus(), include_dashboard=False, log_to_driver=False,
                          logging_level=logging.ERROR)
                 self._started = True
         self.counts: dict[str, int] = {}
@@ -112,3 +113,26 @@ def _local_cpus() -> int:
 def _first_line(err: Exception) -> str:
     text = str(err).strip().splitlines()
     return text[0] if text else type(err).__name__
+
+
+def map_tasks(fn, items, *, address: str | None = None, on_done=None) -> list:
+    """Run ``fn`` over ``items`` as Ray tasks of one CPU each (a sweep's small runs); results in item order."""
+    ex = RayExecutor(address=address)
+    try:
+        remote = ray.remote(num_cpus=1, max_retries=1)(fn)
+        pending = {remote.remote(item): i for i, item in enumerate(items)}
+        results: list = [None] * len(items)
+        while pending:
+            done, _ = ray.wait(list(pending), num_returns=1)
+            for ref in done:
+                i = pending.pop(ref)
+                try:
+                    results[i] = ray.get(ref)
+                except Exception as err:  # a worker lost mid-run: that run is recorded as failed
+                    results[i] = {"state": "failed", "error": f"worker lost: {_first_line(err)}",
+                                  "wall_time_s": 0.0, "skipped": False, "generations": None}
+                if on_done:
+                    on_done(i, results[i])
+        return results
+    finally:
+        ex.shutdown()

@@ -1,0 +1,95 @@
+"""Sweeps: grid × seeds, resume skips finished runs, one failing run is recorded and the rest finish."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import polars as pl
+import pytest
+
+from simweb.errors import ScenarioError
+from simweb.sweep import expand_grid, replicate_seed
+from tests.helpers import COLLAPSE
+
+
+def test_grid_expansion_is_the_cartesian_product_times_seeds():
+    points = expand_grid(["labs.replace.regime=replace,accumulate", "labs[0].filters=[{kind=\"dedup\"}],[]"], 3, 7)
+    assert len(points) == 12 and [p.index for p in points] == list(range(12))
+    assert points[0].grid == (("labs.replace.regime", "replace"), ("labs[0].filters", '[{kind="dedup"}]'))
+    assert points[-1].grid == (("labs.replace.regime", "accumulate"), ("labs[0].filters", "[]"))
+    seeds = [p.seed for p in points[:3]]
+    assert seeds == [replicate_seed(7, r) for r in range(3)] and len(set(seeds)) == 3
+    assert [p.seed for p in points[3:6]] == seeds  # every grid point sees the same replicate seeds
+    assert replicate_seed(7, 0) != replicate_seed(8, 0)
+    with pytest.raises(ScenarioError):
+        expand_grid(["labs.replace.regime"], 1, 0)
+    with pytest.raises(ScenarioError):
+        expand_grid(["a=1,", ], 1, 0)
+
+
+def _sweep(scen, out, *grid, seeds=2, executor="local"):
+    args = [sys.executable, "-m", "simweb", "sweep", str(scen), "--seeds", str(seeds), "--out", str(out),
+            "--workers", "2", "--executor", executor]
+    for g in grid:
+        args += ["--grid", g]
+    return subprocess.run(args, capture_output=True, text=True)
+
+
+def test_sweep_records_a_failing_run_finishes_the_rest_and_resumes(tmp_path):
+    scen = tmp_path / "s.toml"
+    scen.write_text(COLLAPSE.replace("ticks = 6", "ticks = 3"))
+    out = tmp_path / "out"
+    # with a cut-off at tick 0, a replacing lab that crawls only new pages has nothing to train on at tick 1
+    grid = ["labs.keep.new_only=false,true", "labs.keep.filters=[{kind=\"date_cutoff\", tick=0}]",
+            "labs.keep.regime=replace", "labs.keep.reserve_fraction=0.0"]
+    first = _sweep(scen, out, *grid)
+    assert first.returncode == 0, first.stderr
+    status = pl.read_parquet(out / "status.parquet")
+    assert status["point"].to_list() == [0, 1, 2, 3]
+    assert status["state"].to_list() == ["done", "done", "failed", "failed"]
+    assert "nothing to train on" in status["error"][2]
+    gens = pl.read_parquet(out / "generations.parquet")
+    assert sorted(set(gens["point"])) == [0, 1] and "labs.keep.new_only" in gens.columns
+    # the same command again skips the runs already done and retries only the failed ones
+    again = _sweep(scen, out, *grid)
+    assert again.stderr.count("skipped") == 2
+    assert pl.read_parquet(out / "generations.parquet").equals(gens)
+
+
+def test_combined_frames_are_in_point_order_with_grid_columns(tmp_path):
+    scen = tmp_path / "s.toml"
+    scen.write_text(COLLAPSE.replace("ticks = 6", "ticks = 2"))
+    out = tmp_path / "out"
+    proc = _sweep(scen, out, "labs.replace.crawl_budget=100,200")
+    assert proc.returncode == 0, proc.stderr
+    g = pl.read_parquet(out / "generations.parquet")
+    assert g.columns[:3] == ["point", "replicate", "labs.replace.crawl_budget"]
+    assert g["point"].to_list() == sorted(g["point"].to_list())
+    assert g.filter(pl.col("point") == 0)["labs.replace.crawl_budget"].unique().to_list() == [100]
+    # a replicate of a sweep is an ordinary run: its seed reproduces it alone
+    from simweb import load_scenario, run
+
+    row = g.filter((pl.col("point") == 3) & (pl.col("lab") == "replace"))
+    alone = run(load_scenario(scen, ["labs.replace.crawl_budget=200"], seed=int(row["seed"][0]))).generations
+    assert alone.filter(pl.col("lab") == "replace")["excess_nll"].to_list() == row["excess_nll"].to_list()
+
+
+def test_a_different_sweep_into_the_same_directory_is_refused(tmp_path):
+    scen = tmp_path / "s.toml"
+    scen.write_text(COLLAPSE.replace("ticks = 6", "ticks = 2"))
+    out = tmp_path / "out"
+    assert _sweep(scen, out, "labs.replace.crawl_budget=100", seeds=1).returncode == 0
+    other = _sweep(scen, out, "labs.replace.crawl_budget=150", seeds=1)
+    assert other.returncode == 2 and "different sweep" in other.stderr
+
+
+def test_a_sweep_on_ray_tasks_equals_the_local_pool(tmp_path):
+    scen = tmp_path / "s.toml"
+    scen.write_text(COLLAPSE.replace("ticks = 6", "ticks = 2"))
+    local, ray = tmp_path / "local", tmp_path / "ray"
+    assert _sweep(scen, local, "labs.replace.crawl_budget=100,200").returncode == 0
+    proc = _sweep(scen, ray, "labs.replace.crawl_budget=100,200", executor="ray")
+    assert proc.returncode == 0, proc.stderr
+    for name in ("generations.parquet", "ticks.parquet"):
+        assert pl.read_parquet(ray / name).equals(pl.read_parquet(local / name)), name
