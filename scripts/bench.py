@@ -386,8 +386,49 @@ def bench_pure_loop(cfg: Config) -> Section:
     )
 
 
+# ------------------------------------------------------------------ sweep
+
+def bench_sweep(cfg: Config) -> Section:
+    """A sweep of 32 small runs (quickstart, 5 ticks) on 1 and on 2 CPUs: local process pool and Ray tasks."""
+    import tempfile
+
+    from simweb.sweep import run_sweep
+
+    runs = 8 if cfg.quick else 32
+    grid = ["run.ticks=5", f"labs.naive.crawl_budget=1000,2000,3000,4000"]
+    seeds = runs // 4
+    figures = {}
+    for executor in ("local", "ray"):
+        for cpus in (1, 2):
+            with tempfile.TemporaryDirectory() as tmp:
+                start = time.perf_counter()
+                if executor == "ray":
+                    import ray
+
+                    ray.init(address="local", num_cpus=cpus, include_dashboard=False, log_to_driver=False,
+                             logging_level="ERROR")
+                try:
+                    status = run_sweep(QUICKSTART, grid, seeds=seeds, out=Path(tmp) / "sweep", workers=cpus,
+                                       seed=cfg.seed, executor=executor)
+                finally:
+                    if executor == "ray":
+                        ray.shutdown()
+                wall = time.perf_counter() - start
+            assert (status["state"] == "done").all(), status
+            figures[f"{executor}_{cpus}"] = wall
+    rows = [[ex, str(c), f"{figures[f'{ex}_{c}']:.1f}", f"{figures[f'{ex}_1'] / figures[f'{ex}_{c}']:.2f}x"]
+            for ex in ("local", "ray") for c in (1, 2)]
+    return Section(
+        title=f"sweep: {runs} runs of the quickstart (5 ticks, 4 grid points x {seeds} seeds), 1 vs 2 CPUs",
+        header=["executor", "CPUs", "wall s", "speed-up"],
+        rows=rows, figures=figures,
+        notes=["goal: >= 1.7x on 2 CPUs; wall time includes starting the worker processes (and Ray) and "
+               "writing every run directory and the combined tables"],
+    )
+
+
 SECTIONS = {"quickstart": bench_quickstart, "sampler": bench_sampler, "pure_loop": bench_pure_loop,
-            "shards": bench_shards}
+            "shards": bench_shards, "sweep": bench_sweep}
 
 
 def machine() -> dict:

@@ -179,22 +179,46 @@ def _cmd_sweep(args) -> int:
     base = load_scenario(args.scenario, seed=args.seed)
     out = Path(args.out) if args.out else Path("sweeps") / base.run.name
     console = Console(stderr=True)
-    progress_line = not args.quiet
+    total = args.seeds * _grid_size(args.grid)
+    progress = None
+    if not args.quiet and console.is_terminal:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        progress = Progress(TextColumn("[bold]sweep"), BarColumn(), MofNCompleteColumn(), TextColumn("runs"),
+                            TimeElapsedColumn(), console=console, transient=True)
+        task = progress.add_task("sweep", total=total)
 
     def on_done(done: int, total: int, outcome: dict) -> None:
-        if progress_line:
-            tag = "skipped (done before)" if outcome.get("skipped") else outcome["state"]
+        tag = "skipped (done before)" if outcome.get("skipped") else outcome["state"]
+        if progress is not None:
+            progress.update(task, completed=done)
+            if outcome["error"]:
+                progress.console.print(f"run failed: {outcome['error']}", highlight=False)
+        elif not args.quiet or outcome["error"]:
             console.print(f"[{done}/{total}] {tag}" + (f": {outcome['error']}" if outcome["error"] else ""),
                           highlight=False)
 
-    status = run_sweep(args.scenario, args.grid, seeds=args.seeds, out=out, workers=args.workers or default_workers(),
-                       seed=args.seed, on_done=on_done, executor=args.executor, address=args.address)
+    if progress is not None:
+        progress.start()
+    try:
+        status = run_sweep(args.scenario, args.grid, seeds=args.seeds, out=out,
+                           workers=args.workers or default_workers(), seed=args.seed, on_done=on_done,
+                           executor=args.executor, address=args.address)
+    finally:
+        if progress is not None:
+            progress.stop()
     counts = status.group_by("state").len().sort("state")
     summary = ", ".join(f"{row['len']} {row['state']}" for row in counts.iter_rows(named=True))
     if not args.quiet:
         print(f"sweep of {status.height} runs: {summary}; results in {out}/ "
               "(generations.parquet, ticks.parquet, status.parquet, runs/)")
     return 0
+
+
+def _grid_size(grid: list[str]) -> int:
+    from simweb.sweep import expand_grid
+
+    return len(expand_grid(grid, 1, 0))
 
 
 def _cmd_reproduce(args) -> int:
