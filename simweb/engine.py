@@ -100,7 +100,8 @@ class Engine:
         self.shards = [ex.start(PublisherShard, s, self.n_shards, sc, self.seed, role="shard")
                        for s in range(self.n_shards)]
         self.scrapers = [ex.start(Scraper, lab, i, sc, self.seed, role="scraper") for i, lab in enumerate(sc.labs)]
-        self.trainers = [ex.start(Trainer, lab, i, sc, self.seed, role="trainer") for i, lab in enumerate(sc.labs)]
+        self.trainers = [ex.start(Trainer, lab, i, sc, self.seed, role="trainer", gpus=_gpus(lab, ex))
+                         for i, lab in enumerate(sc.labs)]
         if hasattr(ex, "ready"):
             ex.ready(self.shards + self.scrapers + self.trainers)
 
@@ -323,6 +324,14 @@ class Engine:
         return Results(generations=_frame(gen_rows, generations_schema(self.lab_names)),
                        ticks=_frame(self.rows["ticks"], TICKS), crawls=_frame(self.rows["crawls"], CRAWLS),
                        scenario_toml=self.scenario_toml, manifest=manifest)
+
+
+def _gpus(lab, ex) -> float:
+    """A trainer of a torch model on cuda reserves a GPU ("auto": when the cluster has one)."""
+    device = getattr(lab.model, "device", None)
+    if device == "cuda" or (device == "auto" and ex.cluster().get("gpus", 0) > 0):
+        return 1.0
+    return 0.0
 
 
 def _default_shards(ex) -> int:

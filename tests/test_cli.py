@@ -38,7 +38,7 @@ def _one_line(stderr: str) -> str:
 
 
 def _files(out: Path) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in sorted(out.iterdir())}
+    return {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
 
 
 def _leftovers(root: Path) -> list[Path]:
@@ -113,7 +113,7 @@ def test_run_writes_the_run_directory_and_refuses_to_clobber_it(tmp_path):
     out = tmp_path / "results" / "quick"
     first = simweb("run", QUICKSTART, "--out", out, "--quiet", *FAST, cwd=tmp_path)
     assert first.returncode == 0, first.stderr
-    assert sorted(p.name for p in out.iterdir()) == sorted(FILES)
+    assert sorted(p.name for p in out.iterdir()) == sorted([*FILES, "checkpoint"])
     expected = load_scenario(QUICKSTART, ["run.ticks=3", "run.executor=local"])
     assert load_scenario(out / "scenario.toml") == expected
     manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
@@ -129,7 +129,7 @@ def test_run_writes_the_run_directory_and_refuses_to_clobber_it(tmp_path):
     replaced = simweb("run", QUICKSTART, "--out", out, "--quiet", *FAST, "--set", "run.ticks=2", "--overwrite",
                       cwd=tmp_path)
     assert replaced.returncode == 0, replaced.stderr
-    assert sorted(p.name for p in out.iterdir()) == sorted(FILES)
+    assert sorted(p.name for p in out.iterdir()) == sorted([*FILES, "checkpoint"])
     assert load_scenario(out / "scenario.toml").run.ticks == 2
     assert _files(out)["scenario.toml"] != before["scenario.toml"]
     assert _files(out)["ticks.parquet"] != before["ticks.parquet"]

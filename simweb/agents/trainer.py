@@ -114,8 +114,10 @@ class Trainer:
         if len(corpus) == 0:
             raise EmptyCorpusError(f"lab {cfg.name!r}, generation {gen}: nothing to train on "
                                    "(the crawl kept no page and the lab has no reserve or anchors)")
-        model = build_model(cfg.model, self.language).fit(corpus, rng=rngs.stream(self.seed, "fit", cfg.name, gen),
-                                                          prior=self._prior())
+        model = build_model(cfg.model, self.language)
+        if getattr(cfg.model, "init", "scratch") == "finetune" and self.last_state is not None:
+            model.load_state_dict(self.last_state)  # fine-tune the previous generation
+        model.fit(corpus, rng=rngs.stream(self.seed, "fit", cfg.name, gen), prior=self._prior())
         if gen == 0:
             self.reference = model.state_dict()
         self.last_state = model.state_dict()

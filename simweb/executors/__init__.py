@@ -22,7 +22,7 @@ class ActorLost(RuntimeError):
 class LocalExecutor:
     name = "local"
 
-    def start(self, cls, *args, role: str = "", cpus: float = 0.0):
+    def start(self, cls, *args, role: str = "", cpus: float = 0.0, gpus: float = 0.0):
         return cls(*args)
 
     def call(self, handle, method: str, *args, returns: int = 1):

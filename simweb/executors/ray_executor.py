@@ -62,11 +62,13 @@ class RayExecutor:
                               "shards (--shards)")
         self.get(done)
 
-    def start(self, cls, *args, role: str = "", cpus: float | None = None):
+    def start(self, cls, *args, role: str = "", cpus: float | None = None, gpus: float = 0.0):
         remote = self._remote.get(cls)
         if remote is None:
             remote = self._remote[cls] = ray.remote(cls)
         options = {"num_cpus": cpus if cpus is not None else self._cpus(role), "max_restarts": 0}
+        if gpus:
+            options["num_gpus"] = gpus
         if role == "shard":
             options["scheduling_strategy"] = "SPREAD"
         return remote.options(**options).remote(*args)

@@ -20,6 +20,14 @@ __all__ = ["build_model", "NgramModel", "GaussianModel", "CategoricalModel", "Pr
 _FAMILIES = {"ngram": NgramModel, "gaussian": GaussianModel, "categorical": CategoricalModel}
 
 
+def _family(name: str):
+    if name == "transformer":  # torch is imported only by labs that train one
+        from simweb.models.transformer import TransformerModel
+
+        return TransformerModel
+    return _FAMILIES[name]
+
+
 def build_model(cfg, language):
     """An unfitted model of the family ``cfg`` names, shaped for ``language``."""
-    return _FAMILIES[cfg.family].from_config(cfg, language)
+    return _family(cfg.family).from_config(cfg, language)

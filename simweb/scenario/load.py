@@ -317,6 +317,8 @@ def _check_references(sc: Scenario, source: str | None) -> None:
                      f"more than {_MAX_CELLS:,}; got order {lab.model.order} with vocab_size {lang.vocab_size}")
         if lab.prior is not None and lab.prior.toward == "uniform" and lang.family == "gaussian":
             fail(f"labs[{i}].prior.toward", "a gaussian has no uniform reference; use 'first_generation', got 'uniform'")
+        if lab.model.family == "transformer" and lab.model.width % lab.model.heads:
+            fail(f"labs[{i}].model.width", f"expected a multiple of heads ({lab.model.heads}), got {lab.model.width}")
         if lab.first_release >= sc.run.ticks:
             fail(f"labs[{i}].first_release", f"expected a tick < run.ticks ({sc.run.ticks}), got {lab.first_release}")
         if lab.reserve_fraction > 0 and lab.reserve_docs == 0:

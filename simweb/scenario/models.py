@@ -137,15 +137,31 @@ class CategoricalModel(_Table):
     family: Literal["categorical"]
 
 
+class TransformerModel(_Table):
+    """A small decoder-only transformer (torch)."""
+
+    family: Literal["transformer"]
+    layers: int = Field(2, ge=1, le=48)
+    width: int = Field(64, ge=8, le=4096)  # embedding width; a multiple of heads
+    heads: int = Field(4, ge=1, le=64)
+    epochs: int = Field(2, ge=1, le=1000)  # passes over the training set per generation
+    batch_size: int = Field(64, ge=1)
+    lr: float = Field(3e-3, gt=0.0, le=1.0)  # AdamW learning rate
+    init: Literal["scratch", "finetune"] = "scratch"  # finetune: start from the lab's previous generation
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    threads: int = Field(1, ge=1, le=256)  # torch threads during fit and sampling: fixed, for determinism
+
+
 Model = Annotated[
     Union[
         Annotated[NgramModel, Tag("ngram")],
+        Annotated[TransformerModel, Tag("transformer")],
         Annotated[GaussianModel, Tag("gaussian")],
         Annotated[CategoricalModel, Tag("categorical")],
     ],
     _tagged("ngram"),
 ]
-MODEL_FOR_LANGUAGE = {"markov": ("ngram",), "gaussian": ("gaussian",), "categorical": ("categorical",)}
+MODEL_FOR_LANGUAGE = {"markov": ("ngram", "transformer"), "gaussian": ("gaussian",), "categorical": ("categorical",)}
 
 
 class DateCutoffFilter(_Table):

@@ -1,0 +1,199 @@
+"""The transformer family: a small decoder-only language model in torch, trained on the crawled corpus.
+
+Pre-norm blocks of causal self-attention and an MLP over learned token and
+position embeddings (the GPT-2 shape, as in nanoGPT), with a begin-of-document
+token (id V) so the first token has a law of its own. Each generation either
+trains from scratch or fine-tunes the lab's previous generation (Shumailov et
+al. 2024 fine-tune OPT-125m generation after generation). A prior toward a
+reference model is an L2 penalty on the distance to its weights.
+
+Randomness: initialisation, batch order and nothing else, all from a
+``torch.Generator`` seeded from the trainer's stream; the thread count is
+fixed during every call, so the same seed gives the same weights on a CPU.
+Sampling reads one uniform per token from the noise rows, like every other
+token model, so the web stays shard-invariant.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+
+import numpy as np
+import torch
+from torch import nn
+
+from simweb.sampling import shape_probs
+
+__all__ = ["TransformerModel"]
+
+
+class _Block(nn.Module):
+    def __init__(self, width: int, heads: int):
+        super().__init__()
+        self.ln1, self.ln2 = nn.LayerNorm(width), nn.LayerNorm(width)
+        self.attn = nn.MultiheadAttention(width, heads, batch_first=True)
+        self.mlp = nn.Sequential(nn.Linear(width, 4 * width), nn.GELU(), nn.Linear(4 * width, width))
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        h = self.ln1(x)
+        x = x + self.attn(h, h, h, attn_mask=mask, need_weights=False)[0]
+        return x + self.mlp(self.ln2(x))
+
+
+class _Net(nn.Module):
+    def __init__(self, vocab: int, context: int, width: int, heads: int, layers: int):
+        super().__init__()
+        self.tok = nn.Embedding(vocab + 1, width)  # + the begin-of-document token
+        self.pos = nn.Embedding(context, width)
+        self.blocks = nn.ModuleList(_Block(width, heads) for _ in range(layers))
+        self.ln = nn.LayerNorm(width)
+        self.head = nn.Linear(width, vocab, bias=False)
+        self.register_buffer("mask", torch.triu(torch.ones(context, context, dtype=torch.bool), 1), persistent=False)
+
+    def forward(self, idx: torch.Tensor) -> torch.Tensor:
+        t = idx.shape[1]
+        x = self.tok(idx) + self.pos(torch.arange(t, device=idx.device))
+        for block in self.blocks:
+            x = block(x, self.mask[:t, :t])
+        return self.head(self.ln(x))
+
+
+@contextlib.contextmanager
+def _threads(n: int):
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+class TransformerModel:
+    family = "transformer"
+    is_tokens = True
+
+    def __init__(self, *, vocab_size: int, doc_length: int, cfg):
+        self.vocab_size, self.doc_length, self.cfg = int(vocab_size), int(doc_length), cfg
+        self.device = torch.device("cuda" if cfg.device == "cuda" or (cfg.device == "auto" and torch.cuda.is_available())
+                                   else "cpu")
+        self.net: _Net | None = None
+
+    @classmethod
+    def from_config(cls, cfg, language) -> "TransformerModel":
+        return cls(vocab_size=language.vocab_size, doc_length=language.doc_length, cfg=cfg)
+
+    def _new_net(self, generator: torch.Generator) -> _Net:
+        c = self.cfg
+        net = _Net(self.vocab_size, self.doc_length, c.width, c.heads, c.layers)
+        with torch.no_grad():  # seeded initialisation: N(0, 0.02) weights, zero biases (GPT-2)
+            for name, p in net.named_parameters():
+                if p.dim() >= 2:
+                    p.copy_(torch.randn(p.shape, generator=generator) * 0.02)
+                elif name.endswith("bias"):
+                    p.zero_()
+        return net.to(self.device)
+
+    def _inputs(self, docs: torch.Tensor) -> torch.Tensor:
+        bos = torch.full((docs.shape[0], 1), self.vocab_size, dtype=torch.long, device=docs.device)
+        return torch.cat([bos, docs[:, :-1]], dim=1)
+
+    # ------------------------------------------------------------ fit
+    def fit(self, docs: np.ndarray, *, rng: np.random.Generator | None = None, prior=None) -> "TransformerModel":
+        """Train for ``epochs`` passes of AdamW over the corpus (continuing from loaded weights when fine-tuning)."""
+        c = self.cfg
+        seed = int((rng or np.random.default_rng(0)).integers(2**62))
+        gen = torch.Generator().manual_seed(seed)
+        with _threads(c.threads):
+            if self.net is None:
+                self.net = self._new_net(gen)
+            net = self.net
+            data = torch.as_tensor(np.asarray(docs, dtype=np.int64), device=self.device)
+            ref = None
+            if prior is not None and prior.strength > 0 and prior.reference is not None:
+                ref = {k: torch.as_tensor(v, device=self.device) for k, v in prior.reference.items()}
+            opt = torch.optim.AdamW(net.parameters(), lr=c.lr, weight_decay=0.0)
+            net.train()
+            n = len(data)
+            for _ in range(c.epochs):
+                order = torch.randperm(n, generator=gen).to(self.device)
+                for lo in range(0, n, c.batch_size):
+                    batch = data[order[lo:lo + c.batch_size]]
+                    logits = net(self._inputs(batch))
+                    loss = nn.functional.cross_entropy(logits.reshape(-1, self.vocab_size), batch.reshape(-1))
+                    if ref is not None:  # pull toward the reference: an L2 prior, strength per training token
+                        loss = loss + prior.strength / (n * self.doc_length) * sum(
+                            ((p - ref[k]) ** 2).sum() for k, p in net.named_parameters())
+                    opt.zero_grad(set_to_none=True)
+                    loss.backward()
+                    opt.step()
+            net.eval()
+        return self
+
+    # ------------------------------------------------------------ score and sample
+    def token_log_prob(self, docs: np.ndarray, chunk: int = 512) -> np.ndarray:
+        net = self._require()
+        out = np.empty(np.shape(docs), dtype=np.float64)
+        with _threads(self.cfg.threads), torch.no_grad():
+            for lo in range(0, len(docs), chunk):
+                batch = torch.as_tensor(np.asarray(docs[lo:lo + chunk], dtype=np.int64), device=self.device)
+                logp = torch.log_softmax(net(self._inputs(batch)).double(), dim=-1)
+                out[lo:lo + chunk] = logp.gather(2, batch.unsqueeze(-1)).squeeze(-1).cpu().numpy()
+        return out
+
+    def log_prob(self, docs: np.ndarray) -> np.ndarray:
+        return self.token_log_prob(docs).sum(axis=1)
+
+    def sample(self, n: int, *, rng: np.random.Generator, temperature: float = 1.0, top_p: float = 1.0,
+               watermark=None) -> np.ndarray:
+        return self.draw(self.noise(n, rng=rng), temperature=temperature, top_p=top_p, watermark=watermark)
+
+    def noise(self, n: int, *, rng: np.random.Generator) -> np.ndarray:
+        return rng.random((self.doc_length, n)).T
+
+    def draw(self, noise: np.ndarray, *, temperature: float = 1.0, top_p: float = 1.0, watermark=None,
+             chunk: int = 1024) -> np.ndarray:
+        """Documents written token by token, each token by inverse CDF of one uniform of its noise row."""
+        net = self._require()
+        u = np.ascontiguousarray(np.asarray(noise).T)  # (L, n)
+        n, V, L = u.shape[1], self.vocab_size, self.doc_length
+        out = np.empty((n, L), dtype=np.uint16)
+        green = None
+        if watermark is not None:
+            from simweb.watermark import green_list
+
+            green = green_list(watermark.key, watermark.gamma, V)
+        with _threads(self.cfg.threads), torch.no_grad():
+            for lo in range(0, n, chunk):
+                m = min(chunk, n - lo)
+                idx = torch.full((m, 1), V, dtype=torch.long, device=self.device)
+                prev = np.full(m, V, dtype=np.int64)
+                for t in range(L):
+                    probs = torch.softmax(net(idx)[:, -1].double(), dim=-1).cpu().numpy()
+                    if (temperature, top_p) != (1.0, 1.0):
+                        probs = shape_probs(probs, temperature=temperature, top_p=top_p)
+                    if green is not None:
+                        probs = probs * np.where(green[prev], math.exp(watermark.delta), 1.0)
+                    cdf = np.cumsum(probs, axis=1)
+                    x = (cdf < (u[t, lo:lo + m] * cdf[:, -1])[:, None]).sum(axis=1)
+                    x = np.minimum(x, V - 1)
+                    out[lo:lo + m, t] = x
+                    prev = x
+                    idx = torch.cat([idx, torch.as_tensor(x, device=self.device)[:, None]], dim=1)
+        return out
+
+    # ------------------------------------------------------------ state
+    def state_dict(self) -> dict[str, np.ndarray]:
+        return {k: v.detach().cpu().numpy().copy() for k, v in self._require().state_dict().items()}
+
+    def load_state_dict(self, state: dict[str, np.ndarray]) -> "TransformerModel":
+        net = self._new_net(torch.Generator().manual_seed(0)) if self.net is None else self.net
+        net.load_state_dict({k: torch.as_tensor(np.asarray(v)) for k, v in state.items()})
+        net.eval()
+        self.net = net
+        return self
+
+    def _require(self) -> _Net:
+        if self.net is None:
+            raise RuntimeError("the transformer has not been fitted")
+        return self.net
