@@ -395,7 +395,7 @@ def bench_sweep(cfg: Config) -> Section:
     from simweb.sweep import run_sweep
 
     runs = 8 if cfg.quick else 32
-    grid = ["run.ticks=5", f"labs.naive.crawl_budget=1000,2000,3000,4000"]
+    grid = ["run.ticks=5", "labs.naive.crawl_budget=1000,2000,3000,4000"]
     seeds = runs // 4
     figures = {}
     for executor in ("local", "ray"):
@@ -427,8 +427,67 @@ def bench_sweep(cfg: Config) -> Section:
     )
 
 
+# ------------------------------------------------------------------ transformer trainer
+
+def bench_transformer(cfg: Config) -> Section:
+    """simweb's transformer fit in tokens/s beside a bare torch loop of the same model on the same batches."""
+    import numpy as np
+    import torch
+
+    from simweb.language import MarkovLanguage
+    from simweb.models import build_model
+    from simweb.models.transformer import _Net, _threads
+    from simweb.rng import stream
+    from simweb.scenario.models import MarkovLanguage as MarkovConfig
+    from simweb.scenario.models import TransformerModel as TransformerConfig
+
+    V, L, n = 64, 32, (1000 if cfg.quick else 3000)
+    lang = MarkovLanguage.from_config(MarkovConfig(vocab_size=V, topics=4, doc_length=L), rng=stream(cfg.seed, "lang"))
+    docs, _ = lang.sample(n, rng=stream(cfg.seed, "docs"))
+    tcfg = TransformerConfig(family="transformer", layers=2, width=64, heads=4, epochs=2, batch_size=64, threads=2)
+    tokens = tcfg.epochs * n * L
+
+    def simweb_fit() -> float:
+        start = time.perf_counter()
+        build_model(tcfg, lang).fit(docs, rng=stream(cfg.seed, "fit"))
+        return time.perf_counter() - start
+
+    def bare_loop() -> float:
+        gen = torch.Generator().manual_seed(0)
+        with _threads(tcfg.threads):
+            net = _Net(V, L, tcfg.width, tcfg.heads, tcfg.layers)
+            opt = torch.optim.AdamW(net.parameters(), lr=tcfg.lr, weight_decay=0.0)
+            data = torch.as_tensor(docs.astype(np.int64))
+            bos = torch.full((n, 1), V, dtype=torch.long)
+            inputs = torch.cat([bos, data[:, :-1]], dim=1)
+            start = time.perf_counter()
+            for _ in range(tcfg.epochs):
+                order = torch.randperm(n, generator=gen)
+                for lo in range(0, n, tcfg.batch_size):
+                    idx = order[lo:lo + tcfg.batch_size]
+                    logits = net(inputs[idx])
+                    loss = torch.nn.functional.cross_entropy(logits.reshape(-1, V), data[idx].reshape(-1))
+                    opt.zero_grad(set_to_none=True)
+                    loss.backward()
+                    opt.step()
+            return time.perf_counter() - start
+
+    simweb_fit(), bare_loop()  # warm-up
+    ours = min(simweb_fit() for _ in range(3))
+    bare = min(bare_loop() for _ in range(3))
+    ratio = bare / ours
+    return Section(
+        title=f"transformer trainer: {n} documents of {L} tokens, V = {V}, 2 layers x 64 wide, 2 epochs, 2 threads",
+        header=["loop", "best s", "tokens/s"],
+        rows=[["simweb TransformerModel.fit", f"{ours:.2f}", f"{tokens / ours:,.0f}"],
+              ["bare torch loop, same model and batches", f"{bare:.2f}", f"{tokens / bare:,.0f}"]],
+        figures={"simweb_s": ours, "bare_s": bare, "tokens": tokens, "ratio": ratio},
+        notes=[f"simweb / bare = {ratio:.2f}x (goal >= 0.8x); best of 3 after a warm-up"],
+    )
+
+
 SECTIONS = {"quickstart": bench_quickstart, "sampler": bench_sampler, "pure_loop": bench_pure_loop,
-            "shards": bench_shards, "sweep": bench_sweep}
+            "shards": bench_shards, "sweep": bench_sweep, "transformer": bench_transformer}
 
 
 def machine() -> dict:
