@@ -50,13 +50,14 @@ def resume(out, *, on_tick=None, executor=None, address=None, warn=None):
     from simweb import checkpoint
     from simweb.engine import Engine
     from simweb.errors import SimwebError
-    from simweb.recorder import partial_dir
+    from simweb.recorder import lock, partial_dir
     from simweb.scenario import parse_scenario
 
     partial = partial_dir(out)
     if not (partial / "scenario.toml").is_file():
         done = (Path(out) / "manifest.json").is_file()
         raise SimwebError(f"{out}: {'the run is complete; nothing to resume' if done else 'no interrupted run here'}")
+    lock(partial)
     scenario = parse_scenario((partial / "scenario.toml").read_text(encoding="utf-8"), source=str(partial))
     state = checkpoint.load(partial / "checkpoint") if (partial / "checkpoint" / "meta.json").is_file() else None
 

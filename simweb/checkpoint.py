@@ -34,8 +34,19 @@ def _file_name(group: str) -> str:
 
 
 def save(directory: str | Path, checkpoint: dict) -> None:
+    """Write ``checkpoint`` to ``directory``; on failure (a full disk) the previous checkpoint stays intact."""
     directory = Path(directory)
     tmp = directory.parent / f".{directory.name}.tmp-{uuid.uuid4().hex[:8]}"
+    try:
+        _save(directory, tmp, checkpoint)
+    except OSError as err:
+        shutil.rmtree(tmp, ignore_errors=True)
+        kept = "the last good checkpoint is intact" if (directory / "meta.json").is_file() else "none was kept"
+        raise SimwebError(f"cannot write a checkpoint to {str(directory)!r}: {err.strerror or err}; {kept}; "
+                          "free some space and run 'simweb resume' on the run directory") from None
+
+
+def _save(directory: Path, tmp: Path, checkpoint: dict) -> None:
     tmp.mkdir(parents=True)
     try:
         sums = {}

@@ -62,18 +62,57 @@ def check_out_dir(out: str | Path, *, overwrite: bool) -> Path:
 
 
 def start_run(out: str | Path, scenario_toml: str, *, overwrite: bool) -> Path:
-    """Create the run's partial directory (with the resolved scenario); returns its checkpoint directory."""
+    """Create the run's partial directory (with the resolved scenario) and lock it; returns its checkpoint directory."""
     out = check_out_dir(out, overwrite=overwrite)
     partial = partial_dir(out)
     if partial.exists():
+        lock(partial)  # refuse to wipe a run another process is writing
         shutil.rmtree(partial)
     try:
         partial.mkdir(parents=True)
+        lock(partial)
         atomic_write(partial / "scenario.toml", scenario_toml)
     except OSError as err:
         shutil.rmtree(partial, ignore_errors=True)
         raise SimwebError(f"--out: cannot write {str(out)!r}: {err.strerror or err}") from None
     return partial / "checkpoint"
+
+
+def lock(partial: Path) -> None:
+    """Claim a partial run directory for this process; a second live writer is refused.
+
+    The lock is a file holding the owner's pid, created with O_EXCL; a lock whose process is gone
+    (a crash, kill -9) is stale and taken over.
+    """
+    path = partial / "lock"
+    for _ in range(2):
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            try:
+                owner = int(path.read_text().strip() or 0)
+            except (OSError, ValueError):
+                owner = 0
+            if owner == os.getpid():
+                return
+            if owner and _alive(owner):
+                raise SimwebError(f"{str(partial.parent / partial.name[1:-len('.partial')])!r} is being written by "
+                                  f"another simweb process (pid {owner}); wait for it, or stop it first") from None
+            path.unlink(missing_ok=True)  # stale
+            continue
+        with os.fdopen(fd, "w") as fh:
+            fh.write(str(os.getpid()))
+        return
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def write_run(out: str | Path, results, *, overwrite: bool = False) -> Path:
@@ -95,6 +134,7 @@ def write_run(out: str | Path, results, *, overwrite: bool = False) -> Path:
         manifest = {"simweb_version": __version__, "numpy_version": np.__version__,
                     "polars_version": pl.__version__, **results.manifest}
         atomic_write(tmp / "manifest.json", json.dumps(manifest, indent=2) + "\n")
+        (tmp / "lock").unlink(missing_ok=True)
         if out.exists():
             old = out.parent / f".{out.name}.replaced-{uuid.uuid4().hex[:8]}"
             os.rename(out, old)

@@ -167,8 +167,15 @@ def _run_point(task: tuple) -> dict:
         return {"state": "done", "error": None, "wall_time_s": 0.0, "skipped": True, "generations": None}
     try:
         scenario = parse_scenario(text, overrides, source=source)
-        # a sweep spreads its runs over processes or Ray tasks; inside one, the run itself is in-process
-        results = simweb.run(scenario, out=run_dir, overwrite=False, executor="local")
+        from simweb.recorder import partial_dir
+
+        # a sweep spreads its runs over processes or Ray tasks; inside one, the run itself is in-process.
+        # A run whose worker died goes on from its last checkpoint: it loses at most one generation.
+        if run_dir is not None and (partial_dir(run_dir) / "checkpoint" / "meta.json").is_file():
+            results = simweb.resume(run_dir, executor="local")
+        else:
+            results = simweb.run(scenario, out=run_dir, overwrite=run_dir is not None and
+                                 partial_dir(run_dir).exists(), executor="local")
     except SimwebError as err:
         return {"state": "failed", "error": str(err), "wall_time_s": time.perf_counter() - start, "skipped": False,
                 "generations": None}

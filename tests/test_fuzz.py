@@ -1,0 +1,135 @@
+"""Hostile input: random and mutated scenario files and --set values either load or fail with one
+message naming the field — never another exception, a hang, or output on disk.
+
+Counts (documented in SECURITY.md): 400 mutated files, 300 random --set overrides, 150 random byte
+strings, each checked in-process; 12 of the mutated files also through the real CLI.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import tomli_w
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from simweb.errors import ScenarioError
+from simweb.scenario import parse_scenario
+
+QUICKSTART = (Path(__file__).resolve().parents[1] / "scenarios" / "quickstart.toml").read_text()
+BASE = tomllib.loads(QUICKSTART)
+FUZZ = settings(max_examples=400, deadline=2000, derandomize=True, database=None,
+                suppress_health_check=[HealthCheck.too_slow])
+
+scalars = st.one_of(st.integers(-10**12, 10**12), st.floats(allow_nan=True, allow_infinity=True), st.booleans(),
+                    st.text(max_size=12), st.none())
+values = st.recursive(scalars, lambda inner: st.one_of(st.lists(inner, max_size=3),
+                                                       st.dictionaries(st.text(max_size=8), inner, max_size=3)),
+                      max_leaves=6)
+
+
+def _paths(node, prefix=()):
+    if isinstance(node, dict):
+        for k, v in node.items():
+            yield prefix + (k,)
+            yield from _paths(v, prefix + (k,))
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            yield prefix + (i,)
+            yield from _paths(v, prefix + (i,))
+
+
+PATHS = list(_paths(BASE))
+
+
+def _mutate(data, path, action, value):
+    node = data
+    for key in path[:-1]:
+        node = node[key]
+    last = path[-1]
+    if action == "delete":
+        del node[last]
+    elif action == "set":
+        node[last] = value
+    else:  # add an unknown key beside it
+        target = node[last] if isinstance(node[last], dict) else node
+        if isinstance(target, dict):
+            target[f"{last}_x" if isinstance(last, str) else "extra"] = value
+
+
+def _strip_none(value):
+    if isinstance(value, dict):
+        return {str(k): _strip_none(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_strip_none(v) for v in value if v is not None]
+    return value
+
+
+def _check(text: str, overrides=()) -> None:
+    try:
+        parse_scenario(text, list(overrides))
+    except ScenarioError as err:
+        message = str(err)
+        assert message and "\n" not in message and "Traceback" not in message
+        if err.path:  # the message starts with the field it is about
+            assert message.startswith(err.path) or f": {err.path}" in message
+
+
+@FUZZ
+@given(st.sampled_from(PATHS), st.sampled_from(["set", "delete", "add"]), values)
+def test_mutated_scenarios_load_or_fail_with_one_named_message(path, action, value):
+    import copy
+
+    data = copy.deepcopy(BASE)
+    _mutate(data, path, action, _strip_none(value))
+    try:
+        text = tomli_w.dumps(_strip_none(data))
+    except (TypeError, ValueError):  # not representable in TOML (e.g. mixed arrays): nothing to test
+        return
+    _check(text)
+
+
+@settings(max_examples=300, deadline=2000, derandomize=True, database=None)
+@given(st.sampled_from(PATHS + [("labs", "naive", "regime"), ("nope",), ("labs", 7, "x")]),
+       st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=20))
+def test_random_set_overrides_load_or_fail_with_one_named_message(path, raw):
+    dotted = ".".join(str(p) if isinstance(p, str) else f"[{p}]" for p in path).replace(".[", "[")
+    _check(QUICKSTART, [f"{dotted}={raw}"])
+
+
+@settings(max_examples=150, deadline=2000, derandomize=True, database=None)
+@given(st.binary(max_size=200))
+def test_random_bytes_are_refused_cleanly(blob):
+    _check(blob.decode("utf-8", errors="replace"))
+
+
+def test_mutated_files_through_the_cli_exit_2_and_write_nothing(tmp_path):
+    import copy
+    import random
+
+    rng = random.Random(7)
+    tried = 0
+    while tried < 12:
+        data = copy.deepcopy(BASE)
+        path = rng.choice(PATHS)
+        _mutate(data, path, "set", rng.choice([-1, "x", 10**15, [1, "a"], {"k": 1}, 0.5]))
+        try:
+            text = tomli_w.dumps(data)
+        except (TypeError, ValueError):
+            continue
+        try:
+            parse_scenario(text)
+            continue  # a valid mutation: running it is not what this test is about
+        except ScenarioError:
+            pass
+        tried += 1
+        scen, out = tmp_path / f"bad{tried}.toml", tmp_path / f"out{tried}"
+        scen.write_text(text)
+        proc = subprocess.run([sys.executable, "-m", "simweb", "run", str(scen), "--out", str(out)],
+                              capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 2, proc.stderr
+        assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
+        assert not out.exists() and not list(tmp_path.glob(f".out{tried}*"))
