@@ -93,3 +93,44 @@ def test_a_sweep_on_ray_tasks_equals_the_local_pool(tmp_path):
     assert proc.returncode == 0, proc.stderr
     for name in ("generations.parquet", "ticks.parquet"):
         assert pl.read_parquet(ray / name).equals(pl.read_parquet(local / name)), name
+
+
+def test_a_ray_worker_killed_during_a_sweep_loses_only_that_runs_current_generation(tmp_path):
+    import json
+    import os
+    import signal
+    import time
+
+    scen = tmp_path / "s.toml"
+    scen.write_text(COLLAPSE.replace("ticks = 6", "ticks = 12"))
+    local, ray_out = tmp_path / "local", tmp_path / "ray"
+    assert _sweep(scen, local, "labs.replace.crawl_budget=300", seeds=2).returncode == 0
+    args = [sys.executable, "-m", "simweb", "sweep", str(scen), "--seeds", "2", "--out", str(ray_out),
+            "--executor", "ray", "--grid", "labs.replace.crawl_budget=300"]
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    killed, deadline = None, time.monotonic() + 120
+    while killed is None and time.monotonic() < deadline and proc.poll() is None:
+        for meta in (ray_out / "runs").glob(".p*.partial/checkpoint/meta.json") if (ray_out / "runs").exists() else []:
+            try:
+                tick = json.loads(meta.read_text())["meta"]["tick"]
+            except (OSError, ValueError):
+                continue
+            if tick >= 3:
+                for pid in os.listdir("/proc"):
+                    try:
+                        cmd = open(f"/proc/{pid}/cmdline", "rb").read()
+                    except OSError:
+                        continue
+                    if pid.isdigit() and b"_run_point" in cmd:
+                        os.kill(int(pid), signal.SIGKILL)
+                        killed = (meta, tick)
+                        break
+            if killed:
+                break
+        time.sleep(0.01)
+    _, err = proc.communicate(timeout=300)
+    assert killed is not None, "no sweep worker was caught mid-run"
+    assert proc.returncode == 0, err
+    status = pl.read_parquet(ray_out / "status.parquet")
+    assert (status["state"] == "done").all(), status
+    assert pl.read_parquet(ray_out / "generations.parquet").equals(pl.read_parquet(local / "generations.parquet"))
