@@ -72,6 +72,14 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _stdout(width: int):
+    """The console for tables: the terminal's width, or ``width`` columns when output is piped."""
+    from rich.console import Console
+
+    console = Console()
+    return console if console.is_terminal else Console(width=width)
+
+
 def _positive(name: str):
     def parse(text: str) -> int:
         try:
@@ -145,21 +153,17 @@ def _cmd_run(args) -> int:
     else:
         results = simweb.run(scenario, out=out, overwrite=args.overwrite, address=args.address)
     if not args.quiet:
-        stdout = Console()
-        print_summary(results, out, stdout if stdout.is_terminal else Console(width=120))
+        print_summary(results, out, _stdout(120))
     return 0
 
 
 def _cmd_resume(args) -> int:
-    from rich.console import Console
-
     import simweb
     from simweb.summary import print_summary
 
     results = simweb.resume(args.out, executor=args.executor, address=args.address)
     if not args.quiet:
-        stdout = Console()
-        print_summary(results, args.out, stdout if stdout.is_terminal else Console(width=120))
+        print_summary(results, args.out, _stdout(120))
     return 0
 
 
@@ -257,8 +261,7 @@ def _cmd_reproduce(args) -> int:
             view.add_row(escape(row["paper"]), escape(row["quantity"]), f"{row['formula']:.5g}",
                          f"{row['simulated_mean']:.5g} ± {row['std_error']:.2g}", f"{row['z']:+.2f}",
                          "pass" if row["passed"] else "FAIL")
-        stdout = Console()
-        (stdout if stdout.is_terminal else Console(width=200)).print(view)
+        _stdout(200).print(view)
         print(f"table written to {out}")
     return 0 if table["passed"].all() else 1
 

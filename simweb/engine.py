@@ -26,10 +26,13 @@ import numpy as np
 import polars as pl
 
 from simweb import checkpoint as ckpt
+from simweb import rng as rngs
 from simweb.agents.publisher import Publisher, PublisherShard, shard_of
 from simweb.agents.scraper import Scraper
 from simweb.agents.trainer import Trainer
+from simweb.errors import SimwebError
 from simweb.executors import ActorLost, LocalExecutor
+from simweb.language import build_language
 from simweb.scenario import Scenario, dump_scenario
 from simweb.schema import CRAWLS, TICKS, generations_schema
 from simweb.web import AI, SiteGraph
@@ -68,8 +71,6 @@ class Engine:
         self.scenario_toml = dump_scenario(scenario)
         self.ids = {"run_id": run_id_of(self.scenario_toml), "scenario": scenario.run.name, "seed": self.seed}
         self.lab_names = [lab.name for lab in scenario.labs]
-        from simweb.language import build_language
-
         topic_probs = getattr(build_language(scenario.language, self.seed), "topic_probs", np.ones(1))
         self.publishers = [Publisher(p, i, topic_probs, self.lab_names, [lab.market_share for lab in scenario.labs],
                                      self.seed, [lab.watermark is not None for lab in scenario.labs])
@@ -142,8 +143,6 @@ class Engine:
         tick, ex, sc = self.tick, self.ex, self.scenario
         t0 = time.perf_counter()
         sites0, edges0 = self.graph.n_sites, len(self.graph.edges)
-        from simweb import rng as rngs
-
         self.graph.grow(sc.web.initial_sites if tick == 0 else sc.web.sites_per_tick, tick,
                         rng=rngs.stream(self.seed, "web", tick))
         released = self.released
@@ -153,8 +152,8 @@ class Engine:
         first_id = len(self.index)
         pages = {k: np.concatenate([p[k] for p in plans]) for k in plans[0]} if plans else self.index.state(first_id)
         self.index.extend(pages)
-        pages_ref = ex.put(pages)
-        delta_ref = ex.put({"graph": self.graph.state(sites0, edges0), "pages": pages})
+        pages_ref = ex.put(pages)  # once: shards and scrapers all read this one copy
+        graph_ref = ex.put(self.graph.state(sites0, edges0))
         labs = sorted(self.registry)
         states = [self.registry[lab][1] for lab in labs]
         gens = {lab: self.registry[lab][0] for lab in labs}
@@ -162,7 +161,7 @@ class Engine:
         origin_parts = self._fetch(originals) if len(originals) else []
         ex.get([ex.call(shard, "publish", tick, first_id, pages_ref, gens, *states, *origin_parts)
                 for shard in self.shards]
-               + [ex.call(scraper, "observe", delta_ref) for scraper in self.scrapers])
+               + [ex.call(scraper, "observe", graph_ref, pages_ref) for scraper in self.scrapers])
         self.timings["publish"] += time.perf_counter() - t0
         self._record_tick(tick, first_id)
         releasing = [i for i, lab in enumerate(sc.labs)
@@ -239,8 +238,6 @@ class Engine:
     def restore(self, state: dict) -> None:
         """Put the driver and every agent back to a checkpoint."""
         if state["meta"]["run_id"] != self.ids["run_id"]:
-            from simweb.errors import SimwebError
-
             raise SimwebError("the checkpoint belongs to another run (its scenario or seed differ)")
         arrays, ex = state["arrays"], self.ex
         self._reset_driver()

@@ -75,16 +75,19 @@ name = "lab"
 
 
 def brute_shape(row, temperature: float, top_p: float) -> np.ndarray:
-    """p^(1/T) renormalised, then the most probable entries until their mass reaches top_p."""
+    """One row shaped by hand: p^(1/T) renormalised, then the most probable entries until their mass reaches top_p."""
     p = [x ** (1.0 / temperature) if x > 0 else 0.0 for x in row]
-    p = [x / sum(p) for x in p]
+    s = sum(p)
+    p = [x / s for x in p]
     if top_p < 1.0:
-        kept, mass = set(), 0.0
-        for j in sorted(range(len(p)), key=lambda j: (-p[j], j)):
+        order = sorted(range(len(p)), key=lambda j: (-p[j], j))
+        kept, mass = [], 0.0
+        for j in order:
             if mass >= top_p:
                 break
-            kept.add(j)
+            kept.append(j)
             mass += p[j]
-        p = [x if j in kept else 0.0 for j, x in enumerate(p)]
-        p = [x / sum(p) for x in p]
+        p = [p[j] if j in kept else 0.0 for j in range(len(p))]
+        s = sum(p)
+        p = [x / s for x in p]
     return np.array(p)

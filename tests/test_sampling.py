@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from simweb.sampling import AliasTable, shape_probs
+from tests.helpers import brute_shape
 
 Z = 5.0  # standard errors allowed per cell
 
@@ -47,23 +48,6 @@ def assert_frequencies(counts: np.ndarray, probs: np.ndarray, what: str) -> None
     assert not bad.any(), f"{what}: cells {np.flatnonzero(bad)} freq {freq[bad]} vs p {probs[bad]} (n={n})"
 
 
-def brute_shape(row, temperature: float, top_p: float) -> np.ndarray:
-    """One row shaped by hand: p^(1/T) renormalised, then the most probable tokens until their mass reaches top_p."""
-    p = [x ** (1.0 / temperature) if x > 0 else 0.0 for x in row]
-    s = sum(p)
-    p = [x / s for x in p]
-    if top_p < 1.0:
-        order = sorted(range(len(p)), key=lambda j: (-p[j], j))
-        kept, mass = [], 0.0
-        for j in order:
-            if mass >= top_p:
-                break
-            kept.append(j)
-            mass += p[j]
-        p = [p[j] if j in kept else 0.0 for j in range(len(p))]
-        s = sum(p)
-        p = [x / s for x in p]
-    return np.array(p)
 
 
 # ---------------------------------------------------------------- alias tables: exact law

@@ -19,6 +19,8 @@ import numpy as np
 from simweb import rng as rngs
 from simweb.agents.trainer import join_parts
 from simweb.filters import Batch, accounting, build_filter, content_hash, filter_names
+from simweb.language import build_language
+from simweb.models import build_model
 from simweb.web.graph import SiteGraph
 from simweb.web.store import AI, PAGE_COLUMNS, PageIndex
 
@@ -43,20 +45,17 @@ class Scraper:
                                population_share=np.ones(1), topic_probs=np.ones(1))
         self.pages = PageIndex()
         self.seen_hashes = np.empty(0, dtype=np.uint64)  # content hashes of pages kept for training (dedup)
-        from simweb.language import build_language
-
-        language = build_language(scenario.language, seed)
-        self.language = language
-        self._shape = (language.width, language.dtype)
+        self.language = build_language(scenario.language, seed)
+        self._calibration: dict | None = None  # fresh human documents, drawn once, for likelihood / verifier
         self._model: tuple[int, object] | None = None  # (generation, the lab's current model) for likelihood
         self.context = {"population_names": [p.name for p in scenario.publishers], "lab": cfg.name,
                         "vocab_size": getattr(scenario.language, "vocab_size", 0),
                         "watermark_keys": _watermark_keys(scenario, seed)}
 
-    def observe(self, delta: dict) -> None:
-        """Follow the web: new sites, links and page metadata since the last tick."""
-        self.graph.apply(delta["graph"])
-        self.pages.extend(delta["pages"])
+    def observe(self, graph: dict, pages: dict) -> None:
+        """Follow the web: the sites and links (``graph``) and page metadata (``pages``) added this tick."""
+        self.graph.apply(graph)
+        self.pages.extend(pages)
         self.trained = np.concatenate([self.trained, np.zeros(len(self.pages) - len(self.trained), dtype=bool)])
 
     def crawl(self, tick: int, budget: int, purpose: str, crawl: int) -> Selection:
@@ -86,7 +85,7 @@ class Scraper:
         """
         ids = np.asarray(selection["ids"], dtype=np.int64)
         meta = {k: np.asarray(selection[k]) for k in PAGE_COLUMNS}
-        content = join_parts(ids, parts, *self._shape)
+        content = join_parts(ids, parts, self.language.width, self.language.dtype)
         batch = Batch(ids, meta, content, int(selection["crawl_tick"]),
                       {**self.context, "graph": self.graph, "seen_hashes": self.seen_hashes,
                        "language": self.language, **self._scoring(generation, model_state)})
@@ -106,15 +105,15 @@ class Scraper:
         kinds = {f.kind for f in self.cfg.filters}
         if not kinds & {"likelihood", "verifier"}:
             return {}
-        size = max(f.calibration_docs for f in self.cfg.filters if f.kind in ("likelihood", "verifier"))
-        docs, _ = self.language.sample(size, rng=rngs.stream(self.seed, "calibration", self.cfg.name))
-        # add-one unigram law of human text: the likelihood ratio's reference
-        unigram = np.bincount(docs.ravel().astype(np.int64), minlength=self.language.vocab_size) + 1.0
-        out = {"calibration": docs, "calibration_unigram": unigram / unigram.sum()}
+        if self._calibration is None:
+            size = max(f.calibration_docs for f in self.cfg.filters if f.kind in ("likelihood", "verifier"))
+            docs, _ = self.language.sample(size, rng=rngs.stream(self.seed, "calibration", self.cfg.name))
+            # add-one unigram law of human text: the likelihood ratio's reference
+            unigram = np.bincount(docs.ravel().astype(np.int64), minlength=self.language.vocab_size) + 1.0
+            self._calibration = {"calibration": docs, "calibration_unigram": unigram / unigram.sum()}
+        out = dict(self._calibration)
         if model_state is not None:
             if self._model is None or self._model[0] != generation:
-                from simweb.models import build_model
-
                 self._model = (generation, build_model(self.cfg.model, self.language).load_state_dict(model_state))
             out["model"] = self._model[1]
         return out

@@ -55,6 +55,7 @@ class MarkovLanguage:
             self._log_start = np.log(self.start)
             self._log_transition = np.log(self.transition)
         self._tables: tuple[AliasTable, AliasTable] | None = None
+        self._unigram: np.ndarray | None = None
 
     @classmethod
     def from_config(cls, cfg, *, rng: np.random.Generator) -> "MarkovLanguage":
@@ -143,8 +144,11 @@ class MarkovLanguage:
         return out
 
     def unigram(self) -> np.ndarray:
-        """The true share of each token among all tokens humans write, shape (V,)."""
-        return np.einsum("k,klv->v", self.topic_probs, self.token_marginals()) / self.doc_length
+        """The true share of each token among all tokens humans write, shape (V,); computed once."""
+        if self._unigram is None:
+            self._unigram = np.einsum("k,klv->v", self.topic_probs, self.token_marginals()) / self.doc_length
+            self._unigram.flags.writeable = False
+        return self._unigram
 
     def tail_tokens(self, mass: float) -> np.ndarray:
         """The rarest tokens that together hold at most ``mass`` of the true unigram law (bool, (V,))."""

@@ -29,14 +29,14 @@ def _web(n_sites=60, pages_per_site=20, ai_share=0.4, seed=0, ticks=3):
 
 def _scraper(lab: Lab, seed: int, graph: SiteGraph, index: PageIndex) -> Scraper:
     scraper = Scraper(lab, 0, scenario(), seed)
-    scraper.observe({"graph": graph.state(), "pages": index.state()})
+    scraper.observe(graph.state(), index.state())
     return scraper
 
 
 def _filtered(scraper: Scraper, tick: int, budget: int, purpose: str, crawl: int, content=None):
     """Crawl, then run the filter chain on content (distinct rows unless given)."""
     sel = scraper.crawl(tick, budget, purpose, crawl)
-    width, dtype = scraper._shape
+    width, dtype = scraper.language.width, scraper.language.dtype
     if content is None:
         content = np.zeros((len(sel["ids"]), width), dtype=dtype)
         content[:, 0] = sel["ids"] % 60000
@@ -69,7 +69,7 @@ def test_new_only_crawls_only_pages_since_the_last_crawl():
                  generation=np.full(50, -1), topic=np.zeros(50), population=np.zeros(50),
                  watermarked=np.zeros(50, bool), c2pa=np.zeros(50), edited_fraction=np.zeros(50),
                  copied_from=np.full(50, -1))
-    scraper.observe({"graph": graph.state(graph.n_sites, len(graph.edges)), "pages": index.state(n0)})
+    scraper.observe(graph.state(graph.n_sites, len(graph.edges)), index.state(n0))
     second = scraper.crawl(1, 10**6, "train", 1)
     assert (index.column("tick")[second["ids"]] == 1).all() and len(second["ids"]) == 50
 
