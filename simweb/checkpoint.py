@@ -7,6 +7,9 @@ Randomness needs no saving: every stream is derived from the seed and a name.
 
 On disk: ``checkpoint/meta.json`` (schema version, rows, and a SHA-256 of every
 array file) and one ``.npz`` per group of arrays, read with ``allow_pickle=False``.
+Page content is not in it: the publisher shards write each tick's chunk once,
+to ``pages/`` beside the checkpoint (see :mod:`simweb.web.store`), and the
+checkpoint lists those files with their SHA-256.
 A checkpoint is written to a temporary directory and renamed into place, so the
 last good one survives a crash mid-write; a damaged or foreign one is refused.
 """
@@ -24,9 +27,18 @@ import numpy as np
 
 from simweb.errors import SimwebError
 
-__all__ = ["save", "load", "SCHEMA"]
+__all__ = ["save", "load", "exists", "pages_dir", "SCHEMA"]
 
-SCHEMA = 1
+SCHEMA = 2  # 2: page content in per-shard, per-tick files beside the checkpoint
+
+
+def pages_dir(directory: str | Path) -> Path:
+    """Where the page files of the checkpoints in ``directory`` live."""
+    return Path(directory).parent / "pages"
+
+
+def exists(directory: str | Path) -> bool:
+    return (Path(directory) / "meta.json").is_file()
 
 
 def _file_name(group: str) -> str:
@@ -56,7 +68,7 @@ def _save(directory: Path, tmp: Path, checkpoint: dict) -> None:
                 np.savez(fh, **{k: np.asarray(v) for k, v in arrays.items()})
                 fh.flush()
                 os.fsync(fh.fileno())
-            sums[group] = hashlib.sha256(path.read_bytes()).hexdigest()
+            sums[group] = _sha256(path)
         meta = {"schema": SCHEMA, "meta": checkpoint["meta"], "rows": checkpoint["rows"], "files": sums}
         with open(tmp / "meta.json", "w", encoding="utf-8") as fh:
             json.dump(meta, fh)
@@ -86,11 +98,29 @@ def load(directory: str | Path) -> dict:
     for group, digest in meta["files"].items():
         path = directory / _file_name(group)
         try:
-            data = path.read_bytes()
+            actual = _sha256(path)
         except OSError as err:
             raise SimwebError(f"checkpoint {str(directory)!r}: {path.name} cannot be read: {err.strerror}") from None
-        if hashlib.sha256(data).hexdigest() != digest:
+        if actual != digest:
             raise SimwebError(f"checkpoint {str(directory)!r}: {path.name} is damaged (checksum mismatch)")
         with np.load(path, allow_pickle=False) as npz:
             arrays[group] = {k: npz[k] for k in npz.files}
+    for record in meta["meta"].get("pages", []):
+        try:
+            actual = _sha256(pages_dir(directory) / record["file"])
+        except OSError as err:
+            raise SimwebError(f"checkpoint {str(directory)!r}: page file {record['file']} cannot be read: "
+                              f"{err.strerror}") from None
+        if actual != record["sha256"]:
+            raise SimwebError(f"checkpoint {str(directory)!r}: page file {record['file']} is damaged "
+                              "(checksum mismatch)")
     return {"meta": meta["meta"], "rows": meta["rows"], "arrays": arrays}
+
+
+def _sha256(path: Path) -> str:
+    """SHA-256 of a file, read in blocks (checkpoint files can be larger than the memory one wants to spend)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 22), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -28,7 +28,7 @@ def test_a_full_disk_during_a_checkpoint_keeps_the_last_good_one(tmp_path, monke
         return real_save(*args, **kw)
 
     def flaky(*args, **kw):
-        if saves["n"] >= 3:  # the third checkpoint hits a full disk half-way through its arrays
+        if saves["n"] >= 4:  # after the one of tick 0, the third checkpoint hits a full disk half-way through
             raise OSError(errno.ENOSPC, "No space left on device")
         return real(*args, **kw)
 
@@ -44,6 +44,27 @@ def test_a_full_disk_during_a_checkpoint_keeps_the_last_good_one(tmp_path, monke
     resumed = simweb.resume(out)
     whole = simweb.run(scenario(COLLAPSE))
     assert resumed.generations.equals(whole.generations)
+
+
+def test_a_full_disk_while_writing_page_files_is_one_message_and_the_run_resumes(tmp_path, monkeypatch):
+    from simweb.web.store import ContentStore
+
+    out = tmp_path / "run"
+    real = ContentStore._write
+    writes = {"n": 0}
+
+    def flaky(self, chunk):
+        writes["n"] += 1
+        if writes["n"] == 4:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(self, chunk)
+
+    monkeypatch.setattr(ContentStore, "_write", flaky)
+    with pytest.raises(SimwebError, match="page files.*No space left on device.*simweb resume"):
+        simweb.run(scenario(COLLAPSE, "run.page_memory_mb=0.01"), out=out)
+    monkeypatch.setattr(ContentStore, "_write", real)
+    resumed = simweb.resume(out)
+    assert resumed.generations.equals(simweb.run(scenario(COLLAPSE)).generations)
 
 
 def test_an_unwritable_output_directory_is_one_clear_error(tmp_path):

@@ -26,11 +26,13 @@ import numpy as np
 from simweb import rng as rngs
 from simweb.language import build_language
 from simweb.models import build_model
-from simweb.web.store import AI, HUMAN, ContentStore
+from simweb.timing import Busy
+from simweb.web.store import AI, HUMAN, ContentStore, join_parts
 
 __all__ = ["Publisher", "PublisherShard", "adoption_share", "SITE_BLOCK", "shard_of"]
 
 SITE_BLOCK = 64  # consecutive site ids whose pages one shard owns and writes together
+BATCH = 32_768  # pages written at once: bounds the noise held while writing
 
 
 def shard_of(site_ids: np.ndarray, n_shards: int) -> np.ndarray:
@@ -117,23 +119,38 @@ class Publisher:
 
 
 class PublisherShard:
-    """Writes and keeps the content of the pages on the site blocks it owns."""
+    """Writes and keeps the content of the pages on the site blocks it owns.
 
-    def __init__(self, shard: int, n_shards: int, scenario, seed: int):
+    ``directory`` is where its content chunks are written (at checkpoints, and when spilling past
+    ``budget`` bytes of resident content); see :class:`simweb.web.store.ContentStore`.
+    """
+
+    def __init__(self, shard: int, n_shards: int, scenario, seed: int, directory=None, budget: int | None = None):
         self.shard = shard
         self.n_shards = n_shards
         self.scenario = scenario
         self.seed = seed
+        self.directory, self.budget = directory, budget
         self.language = build_language(scenario.language, seed)
-        self.store = ContentStore(width=self.language.width, dtype=self.language.dtype)
+        self.store = self._new_store()
+        self.busy = Busy()
         self._models: dict[int, tuple[int, object]] = {}  # lab → (generation, model)
         from simweb.watermark import Watermark, key_of
 
         self._watermarks = {i: Watermark(key_of(seed, lab.name), lab.watermark.gamma, lab.watermark.delta)
                             for i, lab in enumerate(scenario.labs) if lab.watermark is not None}
 
+    def _new_store(self) -> ContentStore:
+        return ContentStore(width=self.language.width, dtype=self.language.dtype, directory=self.directory,
+                            budget=self.budget, name=(self.shard, self.n_shards))
+
     def publish(self, tick: int, first_id: int, pages: dict[str, np.ndarray], generations: Mapping[int, int],
                 *refs) -> int:
+        with self.busy("publish"):
+            return self._publish(tick, first_id, pages, generations, *refs)
+
+    def _publish(self, tick: int, first_id: int, pages: dict[str, np.ndarray], generations: Mapping[int, int],
+                 *refs) -> int:
         """Write the content of this shard's pages among ``pages`` (ids from ``first_id``); returns how many.
 
         ``generations`` maps each released lab (in increasing order) to its generation; ``refs`` are those
@@ -146,43 +163,57 @@ class PublisherShard:
         if len(mine) == 0:
             return 0
         ids = first_id + mine
-        population, block = pages["population"][mine], site[mine].astype(np.int64) // SITE_BLOCK
+        mine_pages = {k: pages[k][mine] for k in ("population", "lab", "topic", "copied_from", "edited_fraction")}
+        block = site[mine].astype(np.int64) // SITE_BLOCK
         # one noise block per (population, block): its rows drive its pages in page-id order
-        keys = np.stack([population, block], axis=1)
+        keys = np.stack([mine_pages["population"], block], axis=1)
         starts = np.flatnonzero(np.r_[True, np.any(keys[1:] != keys[:-1], axis=1)])
         bounds = np.r_[starts, len(mine)]
-        # noise is kept column-per-page (width, n): the samplers read one contiguous row per step
-        noise_t = np.concatenate([
-            self.language.noise(int(hi - lo), rng=rngs.stream(
-                self.seed, "write", self.scenario.publishers[int(population[lo])].name, tick, int(block[lo]))).T
-            for lo, hi in zip(bounds[:-1], bounds[1:])], axis=1)
         content = np.empty((len(mine), self.language.width), dtype=self.language.dtype)
-        lab = pages["lab"][mine].copy()
-        copied_from = pages["copied_from"][mine]
+        # whole groups at a time, about BATCH pages each, so the noise (8 bytes a token) stays small
+        cuts = [0]
+        for g in range(1, len(bounds)):
+            if bounds[g] - bounds[cuts[-1]] >= BATCH or g == len(bounds) - 1:
+                cuts.append(g)
+        for g0, g1 in zip(cuts[:-1], cuts[1:]):
+            self._write(tick, content, mine_pages, block, bounds[g0:g1 + 1], models)
+        copied_from = mine_pages["copied_from"]
         copies = copied_from >= 0
-        lab[copies] = -2  # written below, from their originals
-        human = lab == -1
-        if human.any():
-            content[human] = self.language.draw(noise_t[:, human].T, topics=pages["topic"][mine][human])
-        for lab_index in np.unique(lab[lab >= 0]):
-            for pop in np.unique(population[lab == lab_index]):
-                rows = (lab == lab_index) & (population == pop)
-                cfg = self.scenario.publishers[int(pop)]
-                content[rows] = self._model(int(lab_index), models).draw(
-                    noise_t[:, rows].T, temperature=cfg.temperature, top_p=cfg.top_p,
-                    watermark=self._watermarks.get(int(lab_index)))
-        self._edit(tick, content, population, block, bounds,
-                   np.where(copies, 0.0, pages["edited_fraction"][mine]))  # a copy is not edited again
         if copies.any():
-            from simweb.agents.trainer import join_parts
-
             wanted = np.unique(copied_from[copies])
             parts = [(part_ids[np.isin(part_ids, wanted)], part[np.isin(part_ids, wanted)])
                      for part_ids, part in originals]
             found = join_parts(wanted, parts, self.language.width, self.language.dtype)
             content[copies] = found[np.searchsorted(wanted, copied_from[copies])]
-        self.store.append(ids, content)
+        self.store.append(tick, ids, content)
         return len(mine)
+
+    def _write(self, tick: int, content: np.ndarray, pages: dict[str, np.ndarray], block: np.ndarray,
+               bounds: np.ndarray, models: Mapping[int, tuple[int, dict]]) -> None:
+        """Write the pages of consecutive (population, block) groups ``bounds`` into ``content`` (copies: later)."""
+        lo, hi = int(bounds[0]), int(bounds[-1])
+        population = pages["population"][lo:hi]
+        noise_t = np.concatenate([
+            self.language.noise(int(b - a), rng=rngs.stream(
+                self.seed, "write", self.scenario.publishers[int(pages["population"][a])].name, tick,
+                int(block[a]))).T
+            for a, b in zip(bounds[:-1], bounds[1:])], axis=1)  # (width, n): one contiguous row per step
+        out = content[lo:hi]
+        lab = pages["lab"][lo:hi].copy()
+        copies = pages["copied_from"][lo:hi] >= 0
+        lab[copies] = -2  # written by publish(), from their originals
+        human = lab == -1
+        if human.any():
+            out[human] = self.language.draw(noise_t[:, human].T, topics=pages["topic"][lo:hi][human])
+        for lab_index in np.unique(lab[lab >= 0]):
+            for pop in np.unique(population[lab == lab_index]):
+                rows = (lab == lab_index) & (population == pop)
+                cfg = self.scenario.publishers[int(pop)]
+                out[rows] = self._model(int(lab_index), models).draw(
+                    noise_t[:, rows].T, temperature=cfg.temperature, top_p=cfg.top_p,
+                    watermark=self._watermarks.get(int(lab_index)))
+        self._edit(tick, out, population, block[lo:hi], bounds - lo,
+                   np.where(copies, 0.0, pages["edited_fraction"][lo:hi]))  # a copy is not edited again
 
     def _edit(self, tick: int, content: np.ndarray, population: np.ndarray, block: np.ndarray,
               bounds: np.ndarray, fraction: np.ndarray) -> None:
@@ -219,10 +250,32 @@ class PublisherShard:
         ids = np.asarray(ids, dtype=np.int64)
         return ids, self.store.fetch(ids)
 
-    def state(self) -> dict[str, np.ndarray]:
-        return self.store.state()
+    def flush(self) -> list[dict]:
+        """Write what is not on disk yet; the records of every chunk this shard holds (its checkpoint)."""
+        with self.busy("checkpoint"):
+            return self.store.flush()
 
-    def restore(self, ids: np.ndarray, content: np.ndarray) -> None:
-        self.store = ContentStore(width=self.language.width, dtype=self.language.dtype)
-        self.store.append(ids, content)
+    def busy_seconds(self) -> dict[str, float]:
+        return dict(self.busy.seconds)
+
+    def footprint(self) -> dict[str, int]:
+        """Pages held and bytes of content (with ids) resident in memory."""
+        spilled = sum(c.pages for c in self.store.chunks if c.content is None)
+        return {"pages": len(self.store), "resident_bytes": self.store.resident_bytes, "spilled_pages": spilled}
+
+    def restore(self, records: list[dict], site_id: np.ndarray | None = None) -> None:
+        """Hold the pages of a checkpoint's ``records``: this shard's own files as they are; files written
+        under another shard layout are read and split by site (``site_id`` of every page), tick by tick.
+        """
+        self.store = self._new_store()
         self._models = {}
+        if all(r["shards"] == self.n_shards for r in records):
+            self.store.adopt([r for r in records if r["shard"] == self.shard])
+            return
+        for tick in sorted({r["tick"] for r in records}):
+            parts = [self.store.read(r) for r in records if r["tick"] == tick]
+            ids = np.concatenate([p[0] for p in parts])
+            content = np.concatenate([p[1] for p in parts])
+            keep = shard_of(np.asarray(site_id)[ids], self.n_shards) == self.shard
+            order = np.argsort(ids[keep], kind="stable")
+            self.store.append(tick, ids[keep][order], content[keep][order])

@@ -7,9 +7,11 @@ pages come first. ``new_only`` restricts a training crawl to pages published
 since the lab's previous crawl. A benchmark crawl never returns a page the lab
 has trained on.
 
-The scraper keeps its own replica of the site graph and the page index, fed a
-delta every tick; it selects pages from metadata, and the engine fetches their
-content from the publisher shards that hold it.
+The scraper keeps its own replica of the site graph and of the one page
+column a crawl orders by (the site), fed a delta every tick; page ids are in
+publication order, so a tick's pages are an id range and need no column. It
+selects page ids; the engine adds their metadata and fetches their content from
+the publisher shards that hold it.
 """
 
 from __future__ import annotations
@@ -17,14 +19,16 @@ from __future__ import annotations
 import numpy as np
 
 from simweb import rng as rngs
-from simweb.agents.trainer import join_parts
 from simweb.filters import Batch, accounting, build_filter, content_hash, filter_names
 from simweb.language import build_language
 from simweb.models import build_model
+from simweb.timing import Busy
 from simweb.web.graph import SiteGraph
-from simweb.web.store import AI, PAGE_COLUMNS, PageIndex
+from simweb.web.store import AI, PAGE_COLUMNS, PageIndex, join_parts
 
-__all__ = ["Scraper", "Selection"]
+__all__ = ["Scraper", "Selection", "REPLICA"]
+
+REPLICA = ("site_id",)  # the page columns a scraper keeps
 
 
 class Selection(dict):
@@ -32,18 +36,21 @@ class Selection(dict):
 
 
 class Scraper:
-    def __init__(self, cfg, index: int, scenario, seed: int):
+    def __init__(self, cfg, index: int, scenario, seed: int, capacity: int = 1024):
         self.cfg = cfg
         self.index = index
         self.seed = seed
         self.filters = [build_filter(f) for f in cfg.filters]
+        self.busy = Busy()
         self.filter_names = filter_names(cfg.filters)
         self.last_crawl_tick = -1
         self.trained = np.zeros(0, dtype=bool)  # per page: kept for training by this lab at some point
         web = scenario.web
         self.graph = SiteGraph(links_per_site=web.links_per_site, homophily=web.homophily,
                                population_share=np.ones(1), topic_probs=np.ones(1))
-        self.pages = PageIndex()
+        self.capacity = capacity  # pages the run will publish: the replica is allocated once
+        self.pages = PageIndex(capacity, columns=REPLICA)
+        self.tick_start = np.zeros(0, dtype=np.int64)  # first page id of each tick
         self.seen_hashes = np.empty(0, dtype=np.uint64)  # content hashes of pages kept for training (dedup)
         self.language = build_language(scenario.language, seed)
         self._calibration: dict | None = None  # fresh human documents, drawn once, for likelihood / verifier
@@ -53,38 +60,58 @@ class Scraper:
                         "watermark_keys": _watermark_keys(scenario, seed)}
 
     def observe(self, graph: dict, pages: dict) -> None:
-        """Follow the web: the sites and links (``graph``) and page metadata (``pages``) added this tick."""
+        """Follow the web: the sites and links (``graph``) and pages (``site_id`` and ``tick``) added since."""
+        with self.busy("crawl"):
+            self._observe(graph, pages)
+
+    def _observe(self, graph: dict, pages: dict) -> None:
         self.graph.apply(graph)
+        tick = np.asarray(pages["tick"])
+        if len(tick):
+            new = np.flatnonzero(np.r_[True, tick[1:] != tick[:-1]])  # pages arrive in tick order
+            starts = np.full(int(tick[-1]) + 1, len(self.pages) + len(tick), dtype=np.int64)
+            starts[:len(self.tick_start)] = self.tick_start
+            starts[tick[new]] = len(self.pages) + new
+            self.tick_start = np.minimum.accumulate(starts[::-1])[::-1]  # a tick with no pages starts at the next
         self.pages.extend(pages)
         self.trained = np.concatenate([self.trained, np.zeros(len(self.pages) - len(self.trained), dtype=bool)])
 
     def crawl(self, tick: int, budget: int, purpose: str, crawl: int) -> Selection:
-        """Pick up to ``budget`` pages by metadata. ``purpose`` is "train" or "benchmark".
+        with self.busy("crawl"):
+            return self._crawl(tick, budget, purpose, crawl)
+
+    def _crawl(self, tick: int, budget: int, purpose: str, crawl: int) -> Selection:
+        """Pick up to ``budget`` page ids. ``purpose`` is "train" or "benchmark".
 
         A benchmark never includes a page this lab fetched for training.
         """
         cfg = self.cfg
-        store = self.pages
         rng = rngs.stream(self.seed, "crawl", cfg.name, purpose, crawl)
-        eligible = np.ones(len(store), dtype=bool)
-        if purpose == "train" and cfg.new_only:
-            eligible &= store.column("tick") > self.last_crawl_tick
+        first = 0
+        if purpose == "train" and cfg.new_only and self.last_crawl_tick + 1 < len(self.tick_start):
+            first = int(self.tick_start[self.last_crawl_tick + 1])
+        elif purpose == "train" and cfg.new_only:
+            first = len(self.pages)
+        ids = np.arange(first, len(self.pages), dtype=np.int64)
         if purpose == "benchmark":
-            eligible &= ~self.trained
-        ids = np.flatnonzero(eligible)
-        ids = np.sort(ids[self._order(ids, rng)][:budget])
+            ids = ids[~self.trained[first:]]
+        ids = np.sort(self._pick(ids, budget, rng))
         if purpose == "train":
             self.last_crawl_tick = tick
             self.trained[ids] = True
-        return Selection(ids=ids, crawl_tick=tick, **store.rows(ids))
+        return Selection(ids=ids, crawl_tick=tick)
 
     def filter(self, selection: dict, purpose: str, crawl: int, generation: int, model_state, *parts) -> Selection:
+        with self.busy("filter"):
+            return self._filter(selection, purpose, crawl, generation, model_state, *parts)
+
+    def _filter(self, selection: dict, purpose: str, crawl: int, generation: int, model_state, *parts) -> Selection:
         """Run the lab's filter chain on the fetched pages (content in shard ``parts``); keep what passes.
 
         ``model_state`` is the lab's latest released model (generation ``generation``), or None before it has one.
         """
         ids = np.asarray(selection["ids"], dtype=np.int64)
-        meta = {k: np.asarray(selection[k]) for k in PAGE_COLUMNS}
+        meta = {k: np.asarray(selection[k]) for k in PAGE_COLUMNS}  # added by the engine from its index
         content = join_parts(ids, parts, self.language.width, self.language.dtype)
         batch = Batch(ids, meta, content, int(selection["crawl_tick"]),
                       {**self.context, "graph": self.graph, "seen_hashes": self.seen_hashes,
@@ -118,11 +145,15 @@ class Scraper:
             out["model"] = self._model[1]
         return out
 
-    def _order(self, ids: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """Positions of ``ids`` in crawl order; pages on sites the crawl never reaches are left out."""
+    def _pick(self, ids: np.ndarray, budget: int, rng: np.random.Generator) -> np.ndarray:
+        """The first ``budget`` of ``ids`` in crawl order; pages on sites the crawl never reaches are left out.
+
+        Crawl order is by site visit order, then newest first, then page id: one int64 key, so the
+        first ``budget`` are found by a partition in O(pages) rather than a sort.
+        """
         strategy = self.cfg.crawl_strategy
         if strategy == "random":
-            return rng.permutation(len(ids))
+            return ids[rng.permutation(len(ids))[:budget]]
         graph = self.graph
         if strategy == "bfs":
             k = min(self.cfg.crawl_seeds, graph.n_sites)
@@ -130,10 +161,22 @@ class Scraper:
         else:
             site_rank = graph.pagerank_rank()
         rank = site_rank[self.pages.column("site_id")[ids]]
-        reached = np.flatnonzero(rank >= 0)
-        # by site visit order, then newest first, then page id
-        order = np.lexsort((ids[reached], -self.pages.column("tick")[ids[reached]], rank[reached]))
-        return reached[order]
+        reached = rank >= 0
+        ids, rank = ids[reached], rank[reached].astype(np.int64)
+        if len(ids) <= budget:
+            return ids
+        ticks = len(self.tick_start)
+        age = ticks - np.searchsorted(self.tick_start, ids, side="right")  # 0 for the newest tick
+        n = len(self.pages)
+        key = (rank * ticks + age) * n + ids  # < n_sites · ticks · pages, well inside int64 for any real web
+        return ids[np.argpartition(key, budget - 1)[:budget]]
+
+    def footprint(self) -> int:
+        """Bytes of this scraper's page replica."""
+        return self.pages.nbytes + self.trained.nbytes + self.tick_start.nbytes
+
+    def busy_seconds(self) -> dict[str, float]:
+        return dict(self.busy.seconds)
 
     def state(self) -> dict[str, np.ndarray]:
         return {"last_crawl_tick": np.array(self.last_crawl_tick), "trained": np.flatnonzero(self.trained),
@@ -144,10 +187,10 @@ class Scraper:
         self.seen_hashes = np.asarray(state["seen_hashes"], dtype=np.uint64)
         self.graph = SiteGraph(links_per_site=self.graph.links_per_site, homophily=self.graph.homophily,
                                population_share=np.ones(1), topic_probs=np.ones(1))
-        self.graph.apply(graph)
-        self.pages = PageIndex()
-        self.pages.extend(pages)
-        self.trained = np.zeros(len(self.pages), dtype=bool)
+        self.pages = PageIndex(self.capacity, columns=REPLICA)
+        self.tick_start = np.zeros(0, dtype=np.int64)
+        self.trained = np.zeros(0, dtype=bool)
+        self.observe(graph, pages)
         self.trained[np.asarray(state["trained"], dtype=np.int64)] = True
 
 

@@ -17,22 +17,10 @@ from simweb.agents.evaluator import Evaluator
 from simweb.errors import SimwebError
 from simweb.language import build_language
 from simweb.models import Prior, build_model
+from simweb.timing import Busy
 from simweb.web.store import AI
 
-__all__ = ["Trainer", "EmptyCorpusError", "join_parts"]
-
-
-def join_parts(ids: np.ndarray, parts, width: int, dtype) -> np.ndarray:
-    """Content of ``ids`` (sorted) from shard parts [(ids, content), ...] in any order."""
-    parts = [p for p in parts if len(p[0])]
-    if not parts:
-        return np.empty((0, width), dtype=dtype)
-    all_ids = np.concatenate([p[0] for p in parts])
-    content = np.concatenate([p[1] for p in parts])
-    order = np.argsort(all_ids, kind="stable")
-    if not np.array_equal(all_ids[order], ids):
-        raise RuntimeError("the shards returned other pages than the crawl selected")
-    return content[order]
+__all__ = ["Trainer", "EmptyCorpusError"]
 
 
 class Trainer:
@@ -43,6 +31,7 @@ class Trainer:
         self.seed = seed
         self.language = build_language(scenario.language, seed)
         self.evaluator = Evaluator(scenario.evaluation, self.language, seed)
+        self.busy = Busy()
         self.generation = -1
         # the pool: every web page kept so far (accumulate regimes), with its content and origin columns
         self.pool_ids = np.empty(0, dtype=np.int64)
@@ -67,9 +56,11 @@ class Trainer:
         Both carry their ``content``. Returns (model state, info): the training-set composition, the
         metrics, and the crawls' accounting steps.
         """
-        model, composition = self.train(kept, kept["content"])
+        with self.busy("train"):
+            model, composition = self.train(kept, kept["content"])
         bench = benchmark["content"] if benchmark is not None else None
-        metrics = self.evaluator.evaluate(model, lab=self.cfg.name, generation=self.generation, benchmark=bench)
+        with self.busy("evaluate"):
+            metrics = self.evaluator.evaluate(model, lab=self.cfg.name, generation=self.generation, benchmark=bench)
         info = {**composition, **metrics, "steps": kept["steps"],
                 "bench_steps": benchmark["steps"] if benchmark is not None else None}
         return model.state_dict(), info
@@ -147,6 +138,9 @@ class Trainer:
             return Prior(prior.strength)
         # generation 0 has no reference of its own yet: it is fitted on the all-human web, unregularised
         return Prior(prior.strength, self.reference) if self.reference is not None else None
+
+    def busy_seconds(self) -> dict[str, float]:
+        return dict(self.busy.seconds)
 
     # ------------------------------------------------------------ checkpoints
     def state(self) -> dict[str, np.ndarray]:

@@ -41,6 +41,8 @@ class Run(_Table):
     ticks: int = Field(12, ge=1, le=100_000)  # simulation steps; tick 0 is the all-human web
     executor: Literal["local", "ray"] = "ray"  # ray: agents as Ray actors (a local cluster if none is given)
     shards: int | None = Field(None, ge=1, le=4096)  # publisher shards; default: the cluster's CPUs (1 for local)
+    # page content held in memory, all shards together; older ticks spill to disk past it (None: no cap)
+    page_memory_mb: float | None = Field(None, gt=0, le=2**30)
 
 
 # ---------------------------------------------------------------- language (the human writers)

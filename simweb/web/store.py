@@ -1,18 +1,33 @@
 """Pages on the simulated web: a metadata index of numpy columns, and content stores beside it.
 
 No Python object per page. The :class:`PageIndex` holds the ground truth of
-every page (who wrote it, when, where); it is small and every lab's scraper
-keeps a replica. Page content (tokens, reals) lives in :class:`ContentStore` s,
-one per publisher shard, so pages stay where they were published. Columns grow
-by doubling, so appending costs amortised O(pages).
+every page (who wrote it, when, where) in numpy columns; page ids are row
+numbers in publication order, so one tick's pages are one contiguous id range.
+Page content (tokens, reals) lives in :class:`ContentStore` s, one per
+publisher shard, so pages stay where they were published.
+
+A content store keeps one chunk per tick. Chunks are immutable once written,
+so each is written to disk at most once — an Arrow IPC file
+``tick=T/shard=S-of-N.arrow`` (``page_id``, ``content``) under the store's
+directory — when a checkpoint is taken or when the store's resident content
+passes its memory budget. A chunk over budget is *spilled*: only its id range
+stays in memory, and a crawl reads its pages back from the file. Memory per
+page is therefore the token bytes plus 8 bytes of page id for resident
+chunks, and nothing for spilled ones.
 """
 
 from __future__ import annotations
 
+import hashlib
+import os
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
 import numpy as np
 import polars as pl
 
-__all__ = ["PageIndex", "ContentStore", "PAGE_COLUMNS", "HUMAN", "AI"]
+__all__ = ["PageIndex", "ContentStore", "Chunk", "PAGE_COLUMNS", "HUMAN", "AI", "join_parts"]
 
 HUMAN, AI = 0, 1
 
@@ -30,29 +45,36 @@ PAGE_COLUMNS: dict[str, np.dtype] = {
     "copied_from": np.dtype(np.int64),  # page id of the original; -1 if original
 }
 
+GROWTH = 1.5  # when the capacity hint was too small: geometric growth keeps appends amortised O(1)
+
 
 def _grow(array: np.ndarray, n: int, size: int) -> np.ndarray:
     if size <= len(array):
         return array
-    grown = np.empty((max(size, 2 * len(array)),) + array.shape[1:], dtype=array.dtype)
+    grown = np.empty((max(size, int(GROWTH * len(array))),) + array.shape[1:], dtype=array.dtype)
     grown[:n] = array[:n]
     return grown
 
 
 class PageIndex:
-    """Metadata of every page; page ids are row numbers, in publication order."""
+    """Metadata of every page, or of the ``columns`` a replica needs; page ids are row numbers.
 
-    def __init__(self, capacity: int = 1024):
+    ``capacity`` is a hint: a run knows how many pages its scenario publishes, so its columns are
+    allocated once and never copied.
+    """
+
+    def __init__(self, capacity: int = 1024, columns=None):
         self.n = 0
-        self._cols = {name: np.empty(capacity, dtype=dt) for name, dt in PAGE_COLUMNS.items()}
+        names = tuple(PAGE_COLUMNS) if columns is None else tuple(columns)
+        self._cols = {name: np.empty(max(int(capacity), 1), dtype=PAGE_COLUMNS[name]) for name in names}
 
     def __len__(self) -> int:
         return self.n
 
     def append(self, **columns: np.ndarray) -> np.ndarray:
-        """Add pages; every column of PAGE_COLUMNS must be given (scalars broadcast). Returns the new page ids."""
-        missing = set(PAGE_COLUMNS) - set(columns)
-        extra = set(columns) - set(PAGE_COLUMNS)
+        """Add pages; every column this index keeps must be given (scalars broadcast). Returns the new page ids."""
+        missing = set(self._cols) - set(columns)
+        extra = set(columns) - set(self._cols)
         if missing or extra:
             raise ValueError(f"page columns: missing {sorted(missing)}, unknown {sorted(extra)}")
         k = max((np.size(v) for v in columns.values() if np.ndim(v) > 0), default=0)
@@ -81,52 +103,189 @@ class PageIndex:
         return pl.DataFrame(data)
 
     def state(self, since: int = 0) -> dict[str, np.ndarray]:
-        """Columns of pages ``since`` onwards: a delta for a replica, or everything for a checkpoint."""
+        """Columns of pages ``since`` onwards (copies): a delta for a replica."""
         return {name: col[since: self.n].copy() for name, col in self._cols.items()}
 
+    def columns(self) -> dict[str, np.ndarray]:
+        """Read-only views of every column, for writing a checkpoint without copying."""
+        return {name: self.column(name) for name in self._cols}
+
     def extend(self, columns: dict[str, np.ndarray]) -> None:
+        """Append a delta (or a whole index); columns this index does not keep are ignored."""
         if len(columns["tick"]):
-            self.append(**columns)
+            self.append(**{name: columns[name] for name in self._cols})
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes allocated for the columns."""
+        return sum(col.nbytes for col in self._cols.values())
+
+
+@dataclass
+class Chunk:
+    """One tick's pages in a content store: resident (``ids``, ``content``), on disk (``record``), or both."""
+
+    tick: int
+    lo: int  # first page id
+    hi: int  # last page id + 1
+    pages: int
+    ids: np.ndarray | None = None
+    content: np.ndarray | None = None
+    record: dict | None = None  # the file holding it, once written
+
+    @property
+    def resident_bytes(self) -> int:
+        return 0 if self.content is None else self.content.nbytes + self.ids.nbytes
 
 
 class ContentStore:
-    """Content rows of a set of pages, looked up by page id (ids arrive in increasing order)."""
+    """Content rows of a set of pages (one shard's), looked up by page id; ids arrive in increasing order.
 
-    def __init__(self, *, width: int, dtype: np.dtype, capacity: int = 1024):
+    ``directory`` is where chunks are written (None: never); ``budget`` caps the resident content in
+    bytes (None: no cap), oldest chunks spilling first. ``name`` (shard, shards) names the files.
+    """
+
+    def __init__(self, *, width: int, dtype: np.dtype, directory: str | Path | None = None,
+                 budget: int | None = None, name: tuple[int, int] = (0, 1)):
         self.width = int(width)
         self.dtype = np.dtype(dtype)
-        self.n = 0
-        self._ids = np.empty(capacity, dtype=np.int64)
-        self._content = np.empty((capacity, self.width), dtype=self.dtype)
+        self.directory = Path(directory) if directory is not None else None
+        self.budget = budget
+        self.name = name
+        self.chunks: list[Chunk] = []
+        if budget is not None and self.directory is None:
+            raise ValueError("a memory budget needs a directory to spill to")
 
     def __len__(self) -> int:
-        return self.n
+        return sum(c.pages for c in self.chunks)
 
     @property
-    def ids(self) -> np.ndarray:
-        return self._ids[: self.n]
+    def resident_bytes(self) -> int:
+        return sum(c.resident_bytes for c in self.chunks)
 
-    def append(self, ids: np.ndarray, content: np.ndarray) -> None:
+    def append(self, tick: int, ids: np.ndarray, content: np.ndarray) -> None:
+        """Add one tick's pages (ids increasing, above every id held)."""
         ids = np.asarray(ids, dtype=np.int64)
         if len(ids) == 0:
             return
-        if self.n and ids[0] <= self._ids[self.n - 1] or np.any(np.diff(ids) <= 0):
+        if self.chunks and ids[0] < self.chunks[-1].hi or np.any(np.diff(ids) <= 0):
             raise ValueError("content must be appended in increasing page-id order")
-        hi = self.n + len(ids)
-        self._ids = _grow(self._ids, self.n, hi)
-        self._content = _grow(self._content, self.n, hi)
-        self._ids[self.n:hi] = ids
-        self._content[self.n:hi] = np.asarray(content, dtype=self.dtype).reshape(len(ids), self.width)
-        self.n = hi
+        content = np.ascontiguousarray(content, dtype=self.dtype).reshape(len(ids), self.width)
+        self.chunks.append(Chunk(int(tick), int(ids[0]), int(ids[-1]) + 1, len(ids), ids, content))
+        self._keep_budget()
 
     def fetch(self, ids: np.ndarray) -> np.ndarray:
         """Content of ``ids`` in the order given; every id must be held here."""
         ids = np.asarray(ids, dtype=np.int64)
-        pos = np.searchsorted(self.ids, ids)
-        if len(ids) and (pos.max() >= self.n or not np.array_equal(self._ids[pos], ids)):
-            missing = ids[(pos >= self.n) | (self._ids[np.minimum(pos, self.n - 1)] != ids)]
+        order = np.argsort(ids, kind="stable")
+        wanted = ids[order]
+        out = np.empty((len(ids), self.width), dtype=self.dtype)
+        found = np.zeros(len(ids), dtype=bool)
+        his = np.array([c.hi for c in self.chunks], dtype=np.int64)
+        where = np.searchsorted(his, wanted, side="right")  # the chunk whose range may hold each id
+        for k in np.unique(where[where < len(self.chunks)]):
+            chunk, sel = self.chunks[k], np.flatnonzero(where == k)
+            if chunk.content is not None:
+                hit, rows = _lookup(chunk.ids, chunk.content, wanted[sel])
+            else:
+                hit, rows = self._read(chunk.record, wanted[sel])
+            out[order[sel[hit]]] = rows
+            found[order[sel[hit]]] = True
+        if not found.all():
+            missing = ids[~found]
             raise KeyError(f"{len(missing)} pages are not in this store (first: {missing[0]})")
-        return self._content[pos]
+        return out
 
-    def state(self) -> dict[str, np.ndarray]:
-        return {"ids": self.ids.copy(), "content": self._content[: self.n].copy()}
+    # ------------------------------------------------------------ disk
+    def flush(self) -> list[dict]:
+        """Write every chunk not yet on disk; returns the records of all chunks (for a checkpoint)."""
+        for chunk in self.chunks:
+            if chunk.record is None:
+                chunk.record = self._write(chunk)
+        return [c.record for c in self.chunks]
+
+    def adopt(self, records: list[dict]) -> None:
+        """Take over chunks already on disk (this store's own layout), spilled until read."""
+        for rec in sorted(records, key=lambda r: r["lo"]):
+            self.chunks.append(Chunk(rec["tick"], rec["lo"], rec["hi"], rec["pages"], record=rec))
+
+    def read(self, record: dict) -> tuple[np.ndarray, np.ndarray]:
+        """(ids, content) of one written chunk (any store's, in the same directory)."""
+        import pyarrow as pa
+
+        with pa.memory_map(str(self.directory / record["file"])) as source:
+            ids = pa.ipc.open_file(source).read_all().column("page_id").to_numpy().copy()
+        return ids, self._read(record, ids)[1]
+
+    def _keep_budget(self) -> None:
+        if self.budget is None:
+            return
+        for chunk in self.chunks:  # oldest first; the newest chunk may stay over budget on its own
+            if self.resident_bytes <= self.budget or chunk is self.chunks[-1]:
+                break
+            if chunk.content is not None:
+                if chunk.record is None:
+                    chunk.record = self._write(chunk)
+                chunk.ids = chunk.content = None
+
+    def _write(self, chunk: Chunk) -> dict:
+        import pyarrow as pa
+
+        if self.directory is None:
+            raise RuntimeError("this content store has no directory to write to")
+        shard, shards = self.name
+        rel = f"tick={chunk.tick:05d}/shard={shard:04d}-of-{shards:04d}.arrow"
+        values = pa.array(chunk.content.reshape(-1))
+        table = pa.table({"page_id": pa.array(chunk.ids),
+                          "content": pa.FixedSizeListArray.from_arrays(values, self.width)})
+        sink = pa.BufferOutputStream()
+        with pa.ipc.new_file(sink, table.schema) as writer:
+            writer.write_table(table)
+        data = sink.getvalue()
+        path = self.directory / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}")
+        try:
+            with open(tmp, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return {"file": rel, "tick": chunk.tick, "shard": shard, "shards": shards, "lo": chunk.lo, "hi": chunk.hi,
+                "pages": chunk.pages, "sha256": hashlib.sha256(memoryview(data)).hexdigest()}
+
+    def _read(self, record: dict, wanted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Which of ``wanted`` (sorted) a written chunk holds, and their content; only those rows are copied."""
+        import pyarrow as pa
+
+        with pa.memory_map(str(self.directory / record["file"])) as source:
+            table = pa.ipc.open_file(source).read_all()
+            ids = table.column("page_id").to_numpy()
+            flat = table.column("content").combine_chunks().flatten().to_numpy(zero_copy_only=False)
+            hit, rows = _lookup(ids, flat.reshape(len(ids), self.width), wanted)
+            rows = np.array(rows, dtype=self.dtype)  # a copy, so nothing points into the mapped file
+        return hit, rows
+
+
+def _lookup(ids: np.ndarray, content: np.ndarray, wanted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(mask of ``wanted`` found in sorted ``ids``, their content rows)."""
+    if len(ids) == 0:
+        return np.zeros(len(wanted), dtype=bool), content[:0]
+    pos = np.minimum(np.searchsorted(ids, wanted), len(ids) - 1)
+    hit = ids[pos] == wanted
+    return hit, content[pos[hit]]
+
+
+def join_parts(ids: np.ndarray, parts, width: int, dtype) -> np.ndarray:
+    """Content of ``ids`` (sorted) from shard parts [(ids, content), ...] in any order."""
+    parts = [p for p in parts if len(p[0])]
+    if not parts:
+        return np.empty((0, width), dtype=dtype)
+    all_ids = np.concatenate([p[0] for p in parts])
+    content = np.concatenate([p[1] for p in parts])
+    order = np.argsort(all_ids, kind="stable")
+    if not np.array_equal(all_ids[order], ids):
+        raise RuntimeError("the shards returned other pages than the crawl selected")
+    return content[order]

@@ -33,9 +33,10 @@ def _scraper(lab: Lab, seed: int, graph: SiteGraph, index: PageIndex) -> Scraper
     return scraper
 
 
-def _filtered(scraper: Scraper, tick: int, budget: int, purpose: str, crawl: int, content=None):
-    """Crawl, then run the filter chain on content (distinct rows unless given)."""
+def _filtered(scraper: Scraper, index: PageIndex, tick: int, budget: int, purpose: str, crawl: int, content=None):
+    """Crawl, add the metadata (as the engine does), then run the filter chain on content (distinct rows unless given)."""
     sel = scraper.crawl(tick, budget, purpose, crawl)
+    sel.update(index.rows(sel["ids"]))
     width, dtype = scraper.language.width, scraper.language.dtype
     if content is None:
         content = np.zeros((len(sel["ids"]), width), dtype=dtype)
@@ -54,7 +55,7 @@ def test_budget_and_random_crawl_are_reproducible():
     b = _scraper(_lab(), 1, graph, index).crawl(2, 500, "train", 0)
     assert len(a["ids"]) == 500 and len(np.unique(a["ids"])) == 500
     assert np.array_equal(a["ids"], b["ids"])
-    assert np.array_equal(a["origin"], index.column("origin")[a["ids"]])
+    assert set(a) == {"ids", "crawl_tick"}  # ids only: the engine adds metadata from its own index
     c = _scraper(_lab(), 2, graph, index).crawl(2, 500, "train", 0)
     assert not np.array_equal(a["ids"], c["ids"])
 
@@ -105,11 +106,33 @@ def test_pagerank_crawl_starts_at_the_most_central_site():
     assert np.bincount(index.column("tick")[res["ids"]], minlength=3).tolist() == [0, 10, 20]
 
 
+def test_crawl_order_is_site_rank_then_newest_then_id_even_across_empty_ticks():
+    rng = np.random.default_rng(5)
+    graph = SiteGraph(links_per_site=2, homophily=1.0, population_share=np.ones(1), topic_probs=np.ones(1))
+    graph.grow(40, 0, rng=rng)
+    index = PageIndex()
+    for tick, n in enumerate([300, 0, 200, 0, 0, 250]):  # ticks 1, 3 and 4 publish nothing
+        if n:
+            index.append(site_id=rng.integers(0, 40, n), tick=np.full(n, tick), origin=np.zeros(n),
+                         lab=np.full(n, -1), generation=np.full(n, -1), topic=np.zeros(n), population=np.zeros(n),
+                         watermarked=np.zeros(n, bool), c2pa=np.zeros(n), edited_fraction=np.zeros(n),
+                         copied_from=np.full(n, -1))
+    scraper = _scraper(_lab(crawl_strategy="pagerank"), 0, graph, index)
+    site_rank = graph.pagerank_rank()
+    ids = np.arange(len(index))
+    order = np.lexsort((ids, -index.column("tick"), site_rank[index.column("site_id")]))
+    for budget in (1, 37, 500, 749):
+        assert np.array_equal(scraper.crawl(6, budget, "benchmark", budget)["ids"], np.sort(order[:budget]))
+    fresh = _scraper(_lab(crawl_strategy="pagerank", new_only=True), 0, graph, index)
+    fresh.last_crawl_tick = 2  # pages of ticks 3, 4 and 5: only tick 5 has any
+    assert np.array_equal(fresh.crawl(6, 10**6, "train", 0)["ids"], np.arange(500, 750))
+
+
 def test_classifier_drops_ai_at_tpr_and_human_at_fpr():
     graph, index = _web(n_sites=100, pages_per_site=100, ticks=1)
     tpr, fpr = 0.85, 0.05
     lab = _lab(filters=({"kind": "classifier", "tpr": tpr, "fpr": fpr},))
-    res = _filtered(_scraper(lab, 9, graph, index), 0, 10**6, "train", 0)
+    res = _filtered(_scraper(lab, 9, graph, index), index, 0, 10**6, "train", 0)
     fetch, clf = res["steps"]
     assert fetch["filter"] == "fetch" and clf["filter"] == "classifier"
     n_ai, n_h = clf["ai_in"], clf["pages_in"] - clf["ai_in"]
@@ -129,7 +152,7 @@ def test_classifier_drops_ai_at_tpr_and_human_at_fpr():
 def test_date_cutoff_keeps_pages_up_to_the_tick():
     graph, index = _web(ticks=3)
     lab = _lab(filters=({"kind": "date_cutoff", "tick": 1},))
-    res = _filtered(_scraper(lab, 0, graph, index), 2, 10**6, "train", 0)
+    res = _filtered(_scraper(lab, 0, graph, index), index, 2, 10**6, "train", 0)
     assert (index.column("tick")[res["ids"]] <= 1).all()
     assert len(res["ids"]) == int((index.column("tick") <= 1).sum())
     assert res["steps"][1]["dropped"] == int((index.column("tick") == 2).sum())

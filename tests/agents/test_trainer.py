@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from simweb.agents.trainer import EmptyCorpusError, Trainer, join_parts
+from simweb.agents.trainer import EmptyCorpusError, Trainer
 from simweb.models import NgramModel
 from simweb.scenario.models import Lab
 from tests.helpers import COLLAPSE, scenario
@@ -80,14 +80,6 @@ def test_nothing_to_train_on_is_a_clear_error():
     t = Trainer(Lab(name="a"), 0, sc, 1)
     with pytest.raises(EmptyCorpusError, match="lab 'a', generation 0"):
         t.train(_sel(meta, []), docs[:0])
-
-
-def test_join_parts_puts_shard_parts_back_in_id_order():
-    ids = np.array([1, 4, 6, 9])
-    parts = [(np.array([4, 9]), np.array([[40], [90]])), (np.array([1, 6]), np.array([[10], [60]]))]
-    assert join_parts(ids, parts, 1, np.int64).ravel().tolist() == [10, 40, 60, 90]
-    with pytest.raises(RuntimeError):
-        join_parts(np.array([1, 4]), parts, 1, np.int64)
 
 
 def test_state_and_restore_continue_identically():
