@@ -45,12 +45,16 @@ def _file_name(group: str) -> str:
     return group.replace("/", "__") + ".npz"
 
 
-def save(directory: str | Path, checkpoint: dict) -> None:
-    """Write ``checkpoint`` to ``directory``; on failure (a full disk) the previous checkpoint stays intact."""
+def save(directory: str | Path, checkpoint: dict, *, durable: bool = True) -> None:
+    """Write ``checkpoint`` to ``directory``; on failure (a full disk) the previous checkpoint stays intact.
+
+    ``durable``: flush every file to the disk before it is renamed into place (not needed for a
+    checkpoint in a temporary directory, which only serves recovery within the run).
+    """
     directory = Path(directory)
     tmp = directory.parent / f".{directory.name}.tmp-{uuid.uuid4().hex[:8]}"
     try:
-        _save(directory, tmp, checkpoint)
+        _save(directory, tmp, checkpoint, durable)
     except OSError as err:
         shutil.rmtree(tmp, ignore_errors=True)
         kept = "the last good checkpoint is intact" if (directory / "meta.json").is_file() else "none was kept"
@@ -58,7 +62,7 @@ def save(directory: str | Path, checkpoint: dict) -> None:
                           "free some space and run 'simweb resume' on the run directory") from None
 
 
-def _save(directory: Path, tmp: Path, checkpoint: dict) -> None:
+def _save(directory: Path, tmp: Path, checkpoint: dict, durable: bool = True) -> None:
     tmp.mkdir(parents=True)
     try:
         sums = {}
@@ -67,13 +71,15 @@ def _save(directory: Path, tmp: Path, checkpoint: dict) -> None:
             with open(path, "wb") as fh:
                 np.savez(fh, **{k: np.asarray(v) for k, v in arrays.items()})
                 fh.flush()
-                os.fsync(fh.fileno())
+                if durable:
+                    os.fsync(fh.fileno())
             sums[group] = _sha256(path)
         meta = {"schema": SCHEMA, "meta": checkpoint["meta"], "rows": checkpoint["rows"], "files": sums}
         with open(tmp / "meta.json", "w", encoding="utf-8") as fh:
             json.dump(meta, fh)
             fh.flush()
-            os.fsync(fh.fileno())
+            if durable:
+                os.fsync(fh.fileno())
         old = directory.parent / f".{directory.name}.old-{uuid.uuid4().hex[:8]}"
         if directory.exists():
             os.rename(directory, old)

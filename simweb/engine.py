@@ -86,7 +86,8 @@ class Engine:
         self.scenario_toml = dump_scenario(scenario)
         self.ids = {"run_id": run_id_of(scenario), "scenario": scenario.run.name, "seed": self.seed}
         self.lab_names = [lab.name for lab in scenario.labs]
-        topic_probs = getattr(build_language(scenario.language, self.seed), "topic_probs", np.ones(1))
+        self.language = build_language(scenario.language, self.seed)
+        topic_probs = getattr(self.language, "topic_probs", np.ones(1))
         self.publishers = [Publisher(p, i, topic_probs, self.lab_names, [lab.market_share for lab in scenario.labs],
                                      self.seed, [lab.watermark is not None for lab in scenario.labs])
                            for i, p in enumerate(scenario.publishers)]
@@ -126,8 +127,9 @@ class Engine:
         sc, ex = self.scenario, self.ex
         if hasattr(ex, "plan"):
             ex.plan({"shard": self.n_shards, "scraper": len(sc.labs), "trainer": len(sc.labs)})
+        durable = self._tmp is None  # files in a temporary directory serve only this run's recovery
         self.shards = [ex.start(PublisherShard, s, self.n_shards, sc, self.seed, self.store_dir, self.shard_budget,
-                                role="shard") for s in range(self.n_shards)]
+                                durable, role="shard") for s in range(self.n_shards)]
         self.scrapers = [ex.start(Scraper, lab, i, sc, self.seed, self.capacity, role="scraper")
                          for i, lab in enumerate(sc.labs)]
         self.trainers = [ex.start(Trainer, lab, i, sc, self.seed, role="trainer", gpus=_gpus(lab, ex))
@@ -151,10 +153,11 @@ class Engine:
                     self.recover(err)
                     continue
                 except OSError as err:  # a page file could not be written (a spill, or a checkpoint's)
-                    raise SimwebError(
-                        f"cannot write page files under {str(self.store_dir)!r}: {err.strerror or err}; the last "
-                        f"good checkpoint (tick {self._checkpoint_tick}) is intact; free some space and run "
-                        "'simweb resume' on the run directory") from None
+                    then = ("choose a temporary directory with room (TMPDIR) and run again" if self._tmp else
+                            f"the last good checkpoint (tick {self._checkpoint_tick}) is intact; free some space "
+                            "and run 'simweb resume' on the run directory")
+                    raise SimwebError(f"cannot write page files under {str(self.store_dir)!r}: "
+                                      f"{err.strerror or err}; {then}") from None
                 if on_tick is not None:
                     on_tick(self.tick)
             return self.results(wall_time=time.perf_counter() - start)
@@ -264,7 +267,7 @@ class Engine:
     def save_checkpoint(self) -> None:
         state = self.checkpoint()
         with self.busy("checkpoint"):
-            ckpt.save(self.checkpoint_dir, state)
+            ckpt.save(self.checkpoint_dir, state, durable=self._tmp is None)
         self._checkpoint_tick = self.tick
 
     def restore(self, state: dict) -> None:
@@ -351,8 +354,7 @@ class Engine:
         """Bytes the page store holds in memory: the driver's index, the scrapers' replicas, resident content."""
         shards = self.ex.get([self.ex.call(s, "footprint") for s in self.shards])
         replicas = self.ex.get([self.ex.call(s, "footprint") for s in self.scrapers])
-        language = build_language(self.scenario.language, self.seed)
-        token_bytes = len(self.index) * language.width * np.dtype(language.dtype).itemsize
+        token_bytes = len(self.index) * self.language.width * np.dtype(self.language.dtype).itemsize
         held = self.index.nbytes + sum(replicas) + sum(f["resident_bytes"] for f in shards)
         return {"pages": len(self.index), "token_bytes": int(token_bytes), "index_bytes": int(self.index.nbytes),
                 "replica_bytes": int(sum(replicas)), "content_bytes": int(sum(f["resident_bytes"] for f in shards)),

@@ -125,12 +125,13 @@ class PublisherShard:
     ``budget`` bytes of resident content); see :class:`simweb.web.store.ContentStore`.
     """
 
-    def __init__(self, shard: int, n_shards: int, scenario, seed: int, directory=None, budget: int | None = None):
+    def __init__(self, shard: int, n_shards: int, scenario, seed: int, directory=None, budget: int | None = None,
+                 durable: bool = True):
         self.shard = shard
         self.n_shards = n_shards
         self.scenario = scenario
         self.seed = seed
-        self.directory, self.budget = directory, budget
+        self.directory, self.budget, self.durable = directory, budget, durable
         self.language = build_language(scenario.language, seed)
         self.store = self._new_store()
         self.busy = Busy()
@@ -142,7 +143,7 @@ class PublisherShard:
 
     def _new_store(self) -> ContentStore:
         return ContentStore(width=self.language.width, dtype=self.language.dtype, directory=self.directory,
-                            budget=self.budget, name=(self.shard, self.n_shards))
+                            budget=self.budget, name=(self.shard, self.n_shards), durable=self.durable)
 
     def publish(self, tick: int, first_id: int, pages: dict[str, np.ndarray], generations: Mapping[int, int],
                 *refs) -> int:

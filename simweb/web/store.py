@@ -142,16 +142,18 @@ class ContentStore:
     """Content rows of a set of pages (one shard's), looked up by page id; ids arrive in increasing order.
 
     ``directory`` is where chunks are written (None: never); ``budget`` caps the resident content in
-    bytes (None: no cap), oldest chunks spilling first. ``name`` (shard, shards) names the files.
+    bytes (None: no cap), oldest chunks spilling first. ``name`` (shard, shards) names the files;
+    ``durable`` fsyncs them (a temporary directory needs not).
     """
 
     def __init__(self, *, width: int, dtype: np.dtype, directory: str | Path | None = None,
-                 budget: int | None = None, name: tuple[int, int] = (0, 1)):
+                 budget: int | None = None, name: tuple[int, int] = (0, 1), durable: bool = True):
         self.width = int(width)
         self.dtype = np.dtype(dtype)
         self.directory = Path(directory) if directory is not None else None
         self.budget = budget
         self.name = name
+        self.durable = durable  # flush files to the disk before renaming them into place
         self.chunks: list[Chunk] = []
         if budget is not None and self.directory is None:
             raise ValueError("a memory budget needs a directory to spill to")
@@ -249,7 +251,8 @@ class ContentStore:
             with open(tmp, "wb") as fh:
                 fh.write(data)
                 fh.flush()
-                os.fsync(fh.fileno())
+                if self.durable:
+                    os.fsync(fh.fileno())
             os.replace(tmp, path)
         finally:
             tmp.unlink(missing_ok=True)
