@@ -9,7 +9,9 @@ On disk: ``checkpoint/meta.json`` (schema version, rows, and a SHA-256 of every
 array file) and one ``.npz`` per group of arrays, read with ``allow_pickle=False``.
 Page content is not in it: the publisher shards write each tick's chunk once,
 to ``pages/`` beside the checkpoint (see :mod:`simweb.web.store`), and the
-checkpoint lists those files with their SHA-256.
+checkpoint lists those files with their SHA-256. The page index, append-only
+too, is written the same way: each checkpoint adds one ``index/`` part with the
+pages published since the last (:func:`write_part`), and lists every part.
 A checkpoint is written to a temporary directory and renamed into place, so the
 last good one survives a crash mid-write; a damaged or foreign one is refused.
 """
@@ -27,7 +29,7 @@ import numpy as np
 
 from simweb.errors import SimwebError
 
-__all__ = ["save", "load", "exists", "pages_dir", "SCHEMA"]
+__all__ = ["save", "load", "exists", "pages_dir", "write_part", "SCHEMA"]
 
 SCHEMA = 2  # 2: page content in per-shard, per-tick files beside the checkpoint
 
@@ -35,6 +37,31 @@ SCHEMA = 2  # 2: page content in per-shard, per-tick files beside the checkpoint
 def pages_dir(directory: str | Path) -> Path:
     """Where the page files of the checkpoints in ``directory`` live."""
     return Path(directory).parent / "pages"
+
+
+def write_part(directory: str | Path, name: str, lo: int, hi: int, arrays: dict, *, durable: bool = True) -> dict:
+    """Write rows ``lo``..``hi`` of an append-only group (``name``: "index") beside the checkpoint; its record.
+
+    A part is immutable: rewriting it (after a resume) writes the same bytes under the same name.
+    """
+    rel = f"{name}/{lo:012d}-{hi:012d}.npz"
+    path = Path(directory).parent / rel
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}")
+        try:
+            with open(tmp, "wb") as fh:
+                np.savez(fh, **{k: np.asarray(v) for k, v in arrays.items()})
+                fh.flush()
+                if durable:
+                    os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+    except OSError as err:
+        raise SimwebError(f"cannot write a checkpoint to {str(directory)!r}: {err.strerror or err}; the last good "
+                          "checkpoint is intact; free some space and run 'simweb resume' on the run directory") from None
+    return {"file": rel, "lo": lo, "hi": hi, "sha256": _sha256(path)}
 
 
 def exists(directory: str | Path) -> bool:
@@ -111,6 +138,22 @@ def load(directory: str | Path) -> dict:
             raise SimwebError(f"checkpoint {str(directory)!r}: {path.name} is damaged (checksum mismatch)")
         with np.load(path, allow_pickle=False) as npz:
             arrays[group] = {k: npz[k] for k in npz.files}
+    parts = meta["meta"].get("index_parts", [])
+    if parts:
+        columns: dict[str, list] = {}
+        for record in parts:
+            path = directory.parent / record["file"]
+            try:
+                actual = _sha256(path)
+            except OSError as err:
+                raise SimwebError(f"checkpoint {str(directory)!r}: {record['file']} cannot be read: "
+                                  f"{err.strerror}") from None
+            if actual != record["sha256"]:
+                raise SimwebError(f"checkpoint {str(directory)!r}: {record['file']} is damaged (checksum mismatch)")
+            with np.load(path, allow_pickle=False) as npz:
+                for k in npz.files:
+                    columns.setdefault(k, []).append(npz[k])
+        arrays["index"] = {k: np.concatenate(v) for k, v in columns.items()}
     for record in meta["meta"].get("pages", []):
         try:
             actual = _sha256(pages_dir(directory) / record["file"])

@@ -120,6 +120,8 @@ class Engine:
         self.index = PageIndex(self.capacity)
         self.totals = np.zeros((len(self.publishers), 2), dtype=np.int64)  # per population: pages, AI pages
         self.registry: dict[int, tuple[int, object]] = {}  # lab → (generation, model state or its reference)
+        self._index_parts: list[dict] = []  # the page index on disk, in parts (see simweb.checkpoint.write_part)
+        self._index_saved = 0  # pages the parts hold
         self.rows: dict[str, list[dict]] = {"generations": [], "ticks": [], "crawls": []}
         self.tick = 0
 
@@ -253,14 +255,20 @@ class Engine:
         """Everything needed to go on from here: arrays, JSON-able rows, and the shards' page files."""
         ex = self.ex
         records = [r for part in ex.get([ex.call(s, "flush") for s in self.shards]) for r in part]
-        arrays = {"graph": self.graph.state(), "index": self.index.columns()}
+        n = len(self.index)
+        if n > self._index_saved:  # the pages published since the last checkpoint, as one more index part
+            part = {k: v[self._index_saved:n] for k, v in self.index.columns().items()}
+            self._index_parts.append(ckpt.write_part(self.checkpoint_dir, "index", self._index_saved, n, part,
+                                                     durable=self._tmp is None))
+            self._index_saved = n
+        arrays = {"graph": self.graph.state()}
         for i, state in enumerate(ex.get([ex.call(t, "state") for t in self.trainers])):
             arrays[f"trainer/{i}"] = state
         for i, state in enumerate(ex.get([ex.call(s, "state") for s in self.scrapers])):
             arrays[f"scraper/{i}"] = state
         for lab, (gen, state) in self.registry.items():
             arrays[f"model/{lab}"] = ex.get(state) if not isinstance(state, dict) else state
-        meta = {"tick": self.tick, "run_id": self.ids["run_id"], "pages": records,
+        meta = {"tick": self.tick, "run_id": self.ids["run_id"], "pages": records, "index_parts": self._index_parts,
                 "registry": {str(k): v[0] for k, v in self.registry.items()}}
         return {"meta": meta, "rows": copy.deepcopy(self.rows), "arrays": arrays}
 
@@ -280,7 +288,9 @@ class Engine:
         self.rows = copy.deepcopy(state["rows"])
         graph = {k: np.asarray(v) for k, v in arrays["graph"].items()}
         self.graph.apply(graph)
-        self.index.extend(arrays["index"])
+        if "index" in arrays:
+            self.index.extend(arrays["index"])
+        self._index_parts, self._index_saved = list(state["meta"]["index_parts"]), len(self.index)
         population, origin = self.index.column("population"), self.index.column("origin")
         self.totals[:, 0] = np.bincount(population, minlength=len(self.publishers))
         self.totals[:, 1] = np.bincount(population, weights=origin == AI, minlength=len(self.publishers))
@@ -290,7 +300,7 @@ class Engine:
         same_layout = all(r["shards"] == self.n_shards for r in records)
         site_ref = None if same_layout else ex.put(self.index.column("site_id"))
         calls = [ex.call(shard, "restore", records, site_ref) for shard in self.shards]
-        crawl_ref, graph_ref = ex.put({k: arrays["index"][k] for k in ("site_id", "tick")}), ex.put(graph)
+        crawl_ref, graph_ref = ex.put({k: self.index.column(k) for k in ("site_id", "tick")}), ex.put(graph)
         calls += [ex.call(s, "restore", arrays[f"scraper/{i}"], graph_ref, crawl_ref)
                   for i, s in enumerate(self.scrapers)]
         calls += [ex.call(t, "restore", arrays[f"trainer/{i}"]) for i, t in enumerate(self.trainers)]

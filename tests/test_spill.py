@@ -82,3 +82,22 @@ def test_stage_times_cover_every_stage_and_add_up_to_the_local_run():
     # one process does all the work: the stages are a part of the wall time, and most of it
     assert 0.5 * res.manifest["wall_time_s"] < sum(stages.values()) <= res.manifest["wall_time_s"] + 1e-3
     assert np.isfinite(sum(stages.values()))
+
+
+def test_each_checkpoint_adds_one_index_part_and_never_rewrites_the_old_ones(tmp_path):
+    sc = scenario(COLLAPSE, "run.ticks=4")
+    engine = Engine(sc, checkpoint_dir=tmp_path / "checkpoint")
+    engine.step()
+    first = ckpt.load(tmp_path / "checkpoint")["meta"]["index_parts"]
+    stamp = (tmp_path / first[0]["file"]).stat().st_mtime_ns
+    engine.run()
+    state = ckpt.load(tmp_path / "checkpoint")
+    parts = state["meta"]["index_parts"]
+    assert len(parts) == 4 and parts[0] == first[0] and (tmp_path / first[0]["file"]).stat().st_mtime_ns == stamp
+    assert [p["lo"] for p in parts[1:]] == [p["hi"] for p in parts[:-1]]  # contiguous, in page order
+    assert np.array_equal(state["arrays"]["index"]["tick"], engine.index.column("tick"))
+    data = bytearray((tmp_path / parts[1]["file"]).read_bytes())
+    data[-20] ^= 0xFF
+    (tmp_path / parts[1]["file"]).write_bytes(bytes(data))
+    with pytest.raises(SimwebError, match="index/.* is damaged"):
+        ckpt.load(tmp_path / "checkpoint")
