@@ -19,6 +19,7 @@ last good one survives a crash mid-write; a damaged or foreign one is refused.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import shutil
@@ -44,24 +45,20 @@ def write_part(directory: str | Path, name: str, lo: int, hi: int, arrays: dict,
 
     A part is immutable: rewriting it (after a resume) writes the same bytes under the same name.
     """
+    from simweb.recorder import atomic_write
+
     rel = f"{name}/{lo:012d}-{hi:012d}.npz"
     path = Path(directory).parent / rel
+    buffer = io.BytesIO()
+    np.savez(buffer, **{k: np.asarray(v) for k, v in arrays.items()})
+    data = buffer.getbuffer()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}")
-        try:
-            with open(tmp, "wb") as fh:
-                np.savez(fh, **{k: np.asarray(v) for k, v in arrays.items()})
-                fh.flush()
-                if durable:
-                    os.fsync(fh.fileno())
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
+        atomic_write(path, data, durable=durable)
     except OSError as err:
         raise SimwebError(f"cannot write a checkpoint to {str(directory)!r}: {err.strerror or err}; the last good "
                           "checkpoint is intact; free some space and run 'simweb resume' on the run directory") from None
-    return {"file": rel, "lo": lo, "hi": hi, "sha256": _sha256(path)}
+    return {"file": rel, "lo": lo, "hi": hi, "sha256": hashlib.sha256(data).hexdigest()}
 
 
 def exists(directory: str | Path) -> bool:
@@ -129,41 +126,32 @@ def load(directory: str | Path) -> dict:
                           f", this simweb reads schema {SCHEMA}")
     arrays = {}
     for group, digest in meta["files"].items():
-        path = directory / _file_name(group)
-        try:
-            actual = _sha256(path)
-        except OSError as err:
-            raise SimwebError(f"checkpoint {str(directory)!r}: {path.name} cannot be read: {err.strerror}") from None
-        if actual != digest:
-            raise SimwebError(f"checkpoint {str(directory)!r}: {path.name} is damaged (checksum mismatch)")
+        path = _verified(directory, directory / _file_name(group), digest, _file_name(group))
         with np.load(path, allow_pickle=False) as npz:
             arrays[group] = {k: npz[k] for k in npz.files}
     parts = meta["meta"].get("index_parts", [])
     if parts:
         columns: dict[str, list] = {}
         for record in parts:
-            path = directory.parent / record["file"]
-            try:
-                actual = _sha256(path)
-            except OSError as err:
-                raise SimwebError(f"checkpoint {str(directory)!r}: {record['file']} cannot be read: "
-                                  f"{err.strerror}") from None
-            if actual != record["sha256"]:
-                raise SimwebError(f"checkpoint {str(directory)!r}: {record['file']} is damaged (checksum mismatch)")
+            path = _verified(directory, directory.parent / record["file"], record["sha256"], record["file"])
             with np.load(path, allow_pickle=False) as npz:
                 for k in npz.files:
                     columns.setdefault(k, []).append(npz[k])
         arrays["index"] = {k: np.concatenate(v) for k, v in columns.items()}
     for record in meta["meta"].get("pages", []):
-        try:
-            actual = _sha256(pages_dir(directory) / record["file"])
-        except OSError as err:
-            raise SimwebError(f"checkpoint {str(directory)!r}: page file {record['file']} cannot be read: "
-                              f"{err.strerror}") from None
-        if actual != record["sha256"]:
-            raise SimwebError(f"checkpoint {str(directory)!r}: page file {record['file']} is damaged "
-                              "(checksum mismatch)")
+        _verified(directory, pages_dir(directory) / record["file"], record["sha256"], f"page file {record['file']}")
     return {"meta": meta["meta"], "rows": meta["rows"], "arrays": arrays}
+
+
+def _verified(directory: Path, path: Path, digest: str, what: str) -> Path:
+    """``path``, once its SHA-256 is ``digest``; else one message naming ``what`` (a file of the checkpoint)."""
+    try:
+        actual = _sha256(path)
+    except OSError as err:
+        raise SimwebError(f"checkpoint {str(directory)!r}: {what} cannot be read: {err.strerror}") from None
+    if actual != digest:
+        raise SimwebError(f"checkpoint {str(directory)!r}: {what} is damaged (checksum mismatch)")
+    return path
 
 
 def _sha256(path: Path) -> str:

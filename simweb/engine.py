@@ -102,6 +102,7 @@ class Engine:
             self._tmp = tempfile.mkdtemp(prefix="simweb-")
             weakref.finalize(self, shutil.rmtree, self._tmp, True)
             self.checkpoint_dir = Path(self._tmp) / "checkpoint"
+        self.durable = self._tmp is None  # files in a temporary directory serve only this run's recovery
         # page content goes beside the checkpoint: written once per chunk, and where spilled chunks live
         self.store_dir = ckpt.pages_dir(self.checkpoint_dir) if self.checkpoint_dir is not None else None
         self.shard_budget = None if budget is None else int(budget * 2**20 / self.n_shards)
@@ -129,9 +130,8 @@ class Engine:
         sc, ex = self.scenario, self.ex
         if hasattr(ex, "plan"):
             ex.plan({"shard": self.n_shards, "scraper": len(sc.labs), "trainer": len(sc.labs)})
-        durable = self._tmp is None  # files in a temporary directory serve only this run's recovery
         self.shards = [ex.start(PublisherShard, s, self.n_shards, sc, self.seed, self.store_dir, self.shard_budget,
-                                durable, role="shard") for s in range(self.n_shards)]
+                                self.durable, role="shard") for s in range(self.n_shards)]
         self.scrapers = [ex.start(Scraper, lab, i, sc, self.seed, self.capacity, role="scraper")
                          for i, lab in enumerate(sc.labs)]
         self.trainers = [ex.start(Trainer, lab, i, sc, self.seed, role="trainer", gpus=_gpus(lab, ex))
@@ -259,7 +259,7 @@ class Engine:
         if n > self._index_saved:  # the pages published since the last checkpoint, as one more index part
             part = {k: v[self._index_saved:n] for k, v in self.index.columns().items()}
             self._index_parts.append(ckpt.write_part(self.checkpoint_dir, "index", self._index_saved, n, part,
-                                                     durable=self._tmp is None))
+                                                     durable=self.durable))
             self._index_saved = n
         arrays = {"graph": self.graph.state()}
         for i, state in enumerate(ex.get([ex.call(t, "state") for t in self.trainers])):
@@ -275,7 +275,7 @@ class Engine:
     def save_checkpoint(self) -> None:
         state = self.checkpoint()
         with self.busy("checkpoint"):
-            ckpt.save(self.checkpoint_dir, state, durable=self._tmp is None)
+            ckpt.save(self.checkpoint_dir, state, durable=self.durable)
         self._checkpoint_tick = self.tick
 
     def restore(self, state: dict) -> None:

@@ -23,8 +23,11 @@ __all__ = ["write_run", "check_out_dir", "atomic_write"]
 FILES = ("generations.parquet", "ticks.parquet", "crawls.parquet", "scenario.toml", "manifest.json")
 
 
-def atomic_write(path: str | Path, data) -> None:
-    """Write text, bytes or a polars frame (as Parquet) to ``path`` through a temporary file and a rename."""
+def atomic_write(path: str | Path, data, *, durable: bool = True) -> None:
+    """Write text, bytes or a polars frame (as Parquet) to ``path`` through a temporary file and a rename.
+
+    ``durable``: flush the file to the disk before the rename (a temporary directory needs not).
+    """
     path = Path(path)
     tmp = path.parent / f".{path.name}.tmp-{uuid.uuid4().hex[:8]}"
     try:
@@ -34,8 +37,9 @@ def atomic_write(path: str | Path, data) -> None:
             tmp.write_text(data, encoding="utf-8")
         else:
             tmp.write_bytes(data)
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
+        if durable:
+            with open(tmp, "rb") as fh:
+                os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)

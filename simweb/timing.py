@@ -9,10 +9,11 @@ the work done, which can exceed the run's wall time.
 
 from __future__ import annotations
 
+import functools
 import time
 from contextlib import contextmanager
 
-__all__ = ["Busy", "STAGES"]
+__all__ = ["Busy", "STAGES", "timed"]
 
 STAGES = ("publish", "crawl", "filter", "train", "evaluate", "checkpoint")
 
@@ -32,3 +33,14 @@ class Busy:
     def add(self, seconds: dict[str, float]) -> None:
         for stage, s in seconds.items():
             self.seconds[stage] = self.seconds.get(stage, 0.0) + s
+
+
+def timed(stage: str):
+    """Decorate an agent's method: its calls count as ``stage`` work in the agent's ``busy``."""
+    def decorate(method):
+        @functools.wraps(method)
+        def wrapper(self, *args, **kwargs):
+            with self.busy(stage):
+                return method(self, *args, **kwargs)
+        return wrapper
+    return decorate

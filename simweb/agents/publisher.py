@@ -26,7 +26,7 @@ import numpy as np
 from simweb import rng as rngs
 from simweb.language import build_language
 from simweb.models import build_model
-from simweb.timing import Busy
+from simweb.timing import Busy, timed
 from simweb.web.store import AI, HUMAN, ContentStore, join_parts
 
 __all__ = ["Publisher", "PublisherShard", "adoption_share", "SITE_BLOCK", "shard_of"]
@@ -145,13 +145,9 @@ class PublisherShard:
         return ContentStore(width=self.language.width, dtype=self.language.dtype, directory=self.directory,
                             budget=self.budget, name=(self.shard, self.n_shards), durable=self.durable)
 
+    @timed("publish")
     def publish(self, tick: int, first_id: int, pages: dict[str, np.ndarray], generations: Mapping[int, int],
                 *refs) -> int:
-        with self.busy("publish"):
-            return self._publish(tick, first_id, pages, generations, *refs)
-
-    def _publish(self, tick: int, first_id: int, pages: dict[str, np.ndarray], generations: Mapping[int, int],
-                 *refs) -> int:
         """Write the content of this shard's pages among ``pages`` (ids from ``first_id``); returns how many.
 
         ``generations`` maps each released lab (in increasing order) to its generation; ``refs`` are those
@@ -251,10 +247,10 @@ class PublisherShard:
         ids = np.asarray(ids, dtype=np.int64)
         return ids, self.store.fetch(ids)
 
+    @timed("checkpoint")
     def flush(self) -> list[dict]:
         """Write what is not on disk yet; the records of every chunk this shard holds (its checkpoint)."""
-        with self.busy("checkpoint"):
-            return self.store.flush()
+        return self.store.flush()
 
     def busy_seconds(self) -> dict[str, float]:
         return dict(self.busy.seconds)

@@ -22,7 +22,7 @@ from simweb import rng as rngs
 from simweb.filters import Batch, accounting, build_filter, content_hash, filter_names
 from simweb.language import build_language
 from simweb.models import build_model
-from simweb.timing import Busy
+from simweb.timing import Busy, timed
 from simweb.web.graph import SiteGraph
 from simweb.web.store import AI, PAGE_COLUMNS, PageIndex, join_parts
 
@@ -59,12 +59,9 @@ class Scraper:
                         "vocab_size": getattr(scenario.language, "vocab_size", 0),
                         "watermark_keys": _watermark_keys(scenario, seed)}
 
+    @timed("crawl")
     def observe(self, graph: dict, pages: dict) -> None:
         """Follow the web: the sites and links (``graph``) and pages (``site_id`` and ``tick``) added since."""
-        with self.busy("crawl"):
-            self._observe(graph, pages)
-
-    def _observe(self, graph: dict, pages: dict) -> None:
         self.graph.apply(graph)
         tick = np.asarray(pages["tick"])
         if len(tick):
@@ -76,11 +73,8 @@ class Scraper:
         self.pages.extend(pages)
         self.trained = np.concatenate([self.trained, np.zeros(len(self.pages) - len(self.trained), dtype=bool)])
 
+    @timed("crawl")
     def crawl(self, tick: int, budget: int, purpose: str, crawl: int) -> Selection:
-        with self.busy("crawl"):
-            return self._crawl(tick, budget, purpose, crawl)
-
-    def _crawl(self, tick: int, budget: int, purpose: str, crawl: int) -> Selection:
         """Pick up to ``budget`` page ids. ``purpose`` is "train" or "benchmark".
 
         A benchmark never includes a page this lab fetched for training.
@@ -88,10 +82,9 @@ class Scraper:
         cfg = self.cfg
         rng = rngs.stream(self.seed, "crawl", cfg.name, purpose, crawl)
         first = 0
-        if purpose == "train" and cfg.new_only and self.last_crawl_tick + 1 < len(self.tick_start):
-            first = int(self.tick_start[self.last_crawl_tick + 1])
-        elif purpose == "train" and cfg.new_only:
-            first = len(self.pages)
+        if purpose == "train" and cfg.new_only:  # the pages since the last crawl: one id range
+            since = self.last_crawl_tick + 1
+            first = int(self.tick_start[since]) if since < len(self.tick_start) else len(self.pages)
         ids = np.arange(first, len(self.pages), dtype=np.int64)
         if purpose == "benchmark":
             ids = ids[~self.trained[first:]]
@@ -101,11 +94,8 @@ class Scraper:
             self.trained[ids] = True
         return Selection(ids=ids, crawl_tick=tick)
 
+    @timed("filter")
     def filter(self, selection: dict, purpose: str, crawl: int, generation: int, model_state, *parts) -> Selection:
-        with self.busy("filter"):
-            return self._filter(selection, purpose, crawl, generation, model_state, *parts)
-
-    def _filter(self, selection: dict, purpose: str, crawl: int, generation: int, model_state, *parts) -> Selection:
         """Run the lab's filter chain on the fetched pages (content in shard ``parts``); keep what passes.
 
         ``model_state`` is the lab's latest released model (generation ``generation``), or None before it has one.

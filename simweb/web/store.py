@@ -19,13 +19,13 @@ chunks, and nothing for spilled ones.
 from __future__ import annotations
 
 import hashlib
-import os
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import polars as pl
+
+from simweb.recorder import atomic_write
 
 __all__ = ["PageIndex", "ContentStore", "Chunk", "PAGE_COLUMNS", "HUMAN", "AI", "join_parts"]
 
@@ -213,11 +213,7 @@ class ContentStore:
 
     def read(self, record: dict) -> tuple[np.ndarray, np.ndarray]:
         """(ids, content) of one written chunk (any store's, in the same directory)."""
-        import pyarrow as pa
-
-        with pa.memory_map(str(self.directory / record["file"])) as source:
-            ids = pa.ipc.open_file(source).read_all().column("page_id").to_numpy().copy()
-        return ids, self._read(record, ids)[1]
+        return self._read(record)
 
     def _keep_budget(self) -> None:
         if self.budget is None:
@@ -246,30 +242,25 @@ class ContentStore:
         data = sink.getvalue()
         path = self.directory / rel
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}")
-        try:
-            with open(tmp, "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                if self.durable:
-                    os.fsync(fh.fileno())
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
+        atomic_write(path, data, durable=self.durable)
         return {"file": rel, "tick": chunk.tick, "shard": shard, "shards": shards, "lo": chunk.lo, "hi": chunk.hi,
                 "pages": chunk.pages, "sha256": hashlib.sha256(memoryview(data)).hexdigest()}
 
-    def _read(self, record: dict, wanted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Which of ``wanted`` (sorted) a written chunk holds, and their content; only those rows are copied."""
+    def _read(self, record: dict, wanted: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """From a written chunk: with ``wanted`` (sorted), which of them it holds and their content; without,
+        all its ids and content. Only the rows returned are copied out of the mapped file.
+        """
         import pyarrow as pa
 
         with pa.memory_map(str(self.directory / record["file"])) as source:
             table = pa.ipc.open_file(source).read_all()
             ids = table.column("page_id").to_numpy()
             flat = table.column("content").combine_chunks().flatten().to_numpy(zero_copy_only=False)
-            hit, rows = _lookup(ids, flat.reshape(len(ids), self.width), wanted)
-            rows = np.array(rows, dtype=self.dtype)  # a copy, so nothing points into the mapped file
-        return hit, rows
+            content = flat.reshape(len(ids), self.width)
+            if wanted is None:
+                return ids.copy(), np.array(content, dtype=self.dtype)
+            hit, rows = _lookup(ids, content, wanted)
+            return hit, np.array(rows, dtype=self.dtype)  # a copy, so nothing points into the mapped file
 
 
 def _lookup(ids: np.ndarray, content: np.ndarray, wanted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
