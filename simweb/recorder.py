@@ -33,13 +33,15 @@ def atomic_write(path: str | Path, data, *, durable: bool = True) -> None:
     try:
         if isinstance(data, pl.DataFrame):
             data.write_parquet(tmp)
-        elif isinstance(data, str):
-            tmp.write_text(data, encoding="utf-8")
+            if durable:
+                with open(tmp, "rb") as fh:
+                    os.fsync(fh.fileno())
         else:
-            tmp.write_bytes(data)
-        if durable:
-            with open(tmp, "rb") as fh:
-                os.fsync(fh.fileno())
+            with open(tmp, "wb") as fh:
+                fh.write(data.encode("utf-8") if isinstance(data, str) else data)
+                fh.flush()
+                if durable:
+                    os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
