@@ -6,50 +6,88 @@ Python API::
     scenario = simweb.load_scenario("scenarios/quickstart.toml", ["labs.naive.regime=accumulate"])
     results = simweb.run(scenario, out="runs/mine")   # out is optional
     results.generations  # a polars DataFrame, one row per (lab, generation)
+
+Scenarios can be built in Python (:func:`build_scenario`, :meth:`Scenario.with_overrides`), and
+policies written as plugins (:func:`filter`, :func:`model`, :func:`regime`,
+:func:`publisher_behaviour`; see :mod:`simweb.plugins`).
 """
 
 from __future__ import annotations
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "load_scenario", "run", "resume", "Results"]
+from simweb.plugins import PluginConfig, filter, load_plugins, model, publisher_behaviour, regime  # noqa: E402
+
+__all__ = ["__version__", "Results", "Scenario", "PluginConfig", "build_scenario", "dump_scenario", "filter",
+           "load_plugins", "load_scenario", "model", "publisher_behaviour", "regime", "resume", "run"]
 
 
-def load_scenario(path, overrides=(), *, seed=None):
-    """Read and validate a scenario file; ``overrides`` are ``path=value`` strings as for ``--set``."""
+def load_scenario(path, overrides=(), *, seed=None, plugins=()):
+    """Read and validate a scenario file; ``overrides`` are ``path=value`` strings as for ``--set``;
+    ``plugins`` (files, module names, modules or classes) are loaded first, so the scenario may name them."""
     from simweb.scenario import load_scenario as _load
 
+    load_plugins(plugins)
     return _load(path, overrides, seed=seed)
 
 
-def run(scenario, *, out=None, overwrite: bool = False, on_tick=None, executor=None, address=None, warn=None):
+def build_scenario(data=None, /, **tables):
+    """A scenario from plain Python values (dicts and lists, as in a TOML file), validated like a file:
+    ``simweb.build_scenario(run={"seed": 1}, publishers=[{...}], labs=[{...}])``."""
+    from simweb.scenario.load import validate
+
+    return validate({**(data or {}), **tables})
+
+
+def dump_scenario(scenario) -> str:
+    """The TOML text that reproduces ``scenario`` (every default written out)."""
+    from simweb.scenario import dump_scenario as _dump
+
+    return _dump(scenario)
+
+
+def run(scenario, *, out=None, overwrite: bool = False, on_tick=None, executor=None, address=None, warn=None,
+        plugins=(), say=None):
     """Run a scenario; returns :class:`Results` (polars frames) and writes them to ``out`` if given.
 
     ``executor`` is "local" or "ray" (default: the scenario's ``run.executor``); an executor object
     may be passed instead. ``address`` joins an existing Ray cluster (else ``RAY_ADDRESS``, else a
-    local one is started and stopped again). With ``out``, checkpoints at every generation boundary
-    go to a hidden sibling of ``out`` until the run is complete; :func:`resume` continues from them.
+    local one is started and stopped again). ``plugins``: the plugins the scenario names (files,
+    module names, modules, or classes defined in one) — they travel to every Ray worker. With
+    ``out``, checkpoints at every generation boundary go to a hidden sibling of ``out`` until the run
+    is complete; :func:`resume` continues from them.
     """
     from simweb.engine import Engine
+    from simweb.plugins import plugin_sources
     from simweb.recorder import start_run
-    from simweb.scenario import dump_scenario
+    from simweb.scenario import dump_scenario as _dump
 
-    checkpoint_dir = start_run(out, dump_scenario(scenario), overwrite=overwrite) if out is not None else None
+    sources = load_plugins(plugin_sources(plugins))
+    _check_plugins_named(scenario, sources)
+    checkpoint_dir = None
+    if out is not None:
+        checkpoint_dir = start_run(out, _dump(scenario), overwrite=overwrite)
+        if sources:
+            _write_plugin_records(checkpoint_dir.parent, sources)
     return _execute(lambda ex: Engine(scenario, executor=ex, shards=scenario.run.shards, warn=warn,
-                                      checkpoint_dir=checkpoint_dir),
-                    scenario, out=out, overwrite=overwrite, on_tick=on_tick, executor=executor, address=address)
+                                      checkpoint_dir=checkpoint_dir, plugins=sources),
+                    scenario, out=out, overwrite=overwrite, on_tick=on_tick, executor=executor, address=address,
+                    say=say)
 
 
-def resume(out, *, on_tick=None, executor=None, address=None, warn=None):
+def resume(out, *, on_tick=None, executor=None, address=None, warn=None, plugins=(), say=None):
     """Continue an interrupted run into ``out`` from its last checkpoint; returns its :class:`Results`.
 
-    The final output is the one an uninterrupted run would have written.
+    The final output is the one an uninterrupted run would have written. A run that used plugins
+    needs them again (``plugins``), with the same source.
     """
+    import json
     from pathlib import Path
 
     from simweb import checkpoint
     from simweb.engine import Engine
     from simweb.errors import SimwebError
+    from simweb.plugins import plugin_sources
     from simweb.recorder import lock, partial_dir
     from simweb.scenario import parse_scenario
 
@@ -58,31 +96,84 @@ def resume(out, *, on_tick=None, executor=None, address=None, warn=None):
         done = (Path(out) / "manifest.json").is_file()
         raise SimwebError(f"{out}: {'the run is complete; nothing to resume' if done else 'no interrupted run here'}")
     lock(partial)
+    sources = plugin_sources(plugins)
+    records = partial / "plugins.json"
+    used = json.loads(records.read_text(encoding="utf-8")) if records.is_file() else []
+    given = {s.name: s for s in sources}
+    for rec in used:
+        src = given.get(rec["name"])
+        if src is None:
+            raise SimwebError(f"{out}: the run used plugin {rec['name']!r} ({rec['path']}); pass it again with "
+                              f"--plugin")
+        if src.sha256 != rec["sha256"]:
+            raise SimwebError(f"--plugin {src.path}: its source changed since the run started (plugin "
+                              f"{rec['name']!r}); resume only with the same code, or start the run again")
+    load_plugins(sources)
     scenario = parse_scenario((partial / "scenario.toml").read_text(encoding="utf-8"), source=str(partial))
     state = checkpoint.load(partial / "checkpoint") if (partial / "checkpoint" / "meta.json").is_file() else None
+    kept = tuple(given[rec["name"]] for rec in used)
 
     def build(ex):
         engine = Engine(scenario, executor=ex, shards=scenario.run.shards, warn=warn,
-                        checkpoint_dir=partial / "checkpoint")
+                        checkpoint_dir=partial / "checkpoint", plugins=kept)
         if state is not None:
             engine.restore(state)
         return engine
 
     return _execute(build, scenario, out=out, overwrite=Path(out).exists(), on_tick=on_tick, executor=executor,
-                    address=address)
+                    address=address, say=say)
 
 
-def _execute(build, scenario, *, out, overwrite, on_tick, executor, address):
+def _check_plugins_named(scenario, sources) -> None:
+    """Every plugin kind the scenario names must come from a plugin the run ships (else Ray workers lack it)."""
+    from simweb.errors import SimwebError
+    from simweb.plugins import registry
+
+    shipped = {f"plugin {s.name!r}" for s in sources}
+    for kind, name, where in _plugin_uses(scenario):
+        entry = registry.get(kind, name)
+        if not entry.builtin and entry.origin not in shipped and not any(
+                getattr(s, "module", None) and entry.cls.__module__ == s.module for s in sources):
+            raise SimwebError(f"{where}: {kind} {name!r} comes from {entry.origin}, which the run was not given; "
+                              "pass it with --plugin (or plugins=[...]) so every worker loads it")
+
+
+def _plugin_uses(scenario):
+    for i, lab in enumerate(scenario.labs):
+        yield "model", lab.model.family, f"labs[{i}].model"
+        yield "regime", lab.regime.kind, f"labs[{i}].regime"
+        for j, f in enumerate(lab.filters):
+            yield "filter", f.kind, f"labs[{i}].filters[{j}]"
+    for i, p in enumerate(scenario.publishers):
+        for j, b in enumerate(p.behaviours or ()):
+            yield "behaviour", b.kind, f"publishers[{i}].behaviours[{j}]"
+
+
+def _write_plugin_records(partial, sources) -> None:
+    import json
+
+    from simweb.recorder import atomic_write
+
+    atomic_write(partial / "plugins.json", json.dumps([s.record() for s in sources], indent=2) + "\n")
+
+
+def _execute(build, scenario, *, out, overwrite, on_tick, executor, address, say=None):
+    import time
+
     from simweb.executors import make_executor
     from simweb.recorder import write_run
 
-    ex = executor if executor is not None and not isinstance(executor, str) else make_executor(
-        executor or scenario.run.executor, address=address)
+    start = time.perf_counter()
+    own = executor is None or isinstance(executor, str)
+    ex = make_executor(executor or scenario.run.executor, address=address, say=say) if own else executor
     try:
         results = build(ex).run(on_tick=on_tick)
     finally:
-        if executor is None or isinstance(executor, str):
+        if own:
             ex.shutdown()
+    results.manifest["startup_s"] = round(getattr(ex, "startup_s", 0.0), 3)
+    results.manifest["shutdown_s"] = round(getattr(ex, "shutdown_s", 0.0), 3)
+    results.manifest["total_s"] = round(time.perf_counter() - start, 3)
     if out is not None:
         write_run(out, results, overwrite=overwrite)
     return results
@@ -90,7 +181,15 @@ def _execute(build, scenario, *, out, overwrite, on_tick, executor, address):
 
 def __getattr__(name):
     if name == "Results":
-        from simweb.engine import Results
+        from simweb.results import Results
 
         return Results
+    if name == "Scenario":
+        from simweb.scenario import Scenario
+
+        return Scenario
     raise AttributeError(name)
+
+
+def __dir__():
+    return sorted(__all__)

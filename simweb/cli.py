@@ -32,12 +32,14 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--shards", type=_positive("--shards"), help="override run.shards (publisher shards)")
     run.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
     run.add_argument("--quiet", action="store_true", help="no progress bar and no summary table")
+    _plugin_flag(run)
 
     res = sub.add_parser("resume", help="continue an interrupted run from its last checkpoint")
     res.add_argument("out", help="the run directory the interrupted run was writing (its --out)")
     res.add_argument("--executor", choices=["local", "ray"], help="where to run the rest (default: as before)")
     res.add_argument("--address", help="join this Ray cluster")
     res.add_argument("--quiet", action="store_true")
+    _plugin_flag(res)
 
     rp = sub.add_parser("report", help="figures and a self-contained report.html for a run or a sweep")
     rp.add_argument("dir", help="a run or sweep directory")
@@ -54,6 +56,7 @@ def _parser() -> argparse.ArgumentParser:
                     help="ray (default): each run a Ray task on the cluster; local: a pool of processes")
     sw.add_argument("--address", help="join this Ray cluster (else RAY_ADDRESS, else start a local one)")
     sw.add_argument("--quiet", action="store_true")
+    _plugin_flag(sw)
 
     rep = sub.add_parser("reproduce", help="check simweb against the closed forms of the model-collapse papers")
     rep.add_argument("--replicates", type=_positive("--replicates"), default=400)
@@ -69,7 +72,14 @@ def _parser() -> argparse.ArgumentParser:
     val.add_argument("scenario")
     val.add_argument("--set", dest="overrides", action="append", default=[], metavar="PATH=VALUE")
     val.add_argument("--quiet", action="store_true", help="print nothing on success")
+    _plugin_flag(val)
     return parser
+
+
+def _plugin_flag(parser) -> None:
+    parser.add_argument("--plugin", dest="plugins", action="append", default=[], metavar="FILE.py|MODULE",
+                        help="load policies (filters, models, regimes, behaviours) from a Python file or module; "
+                             "repeatable")
 
 
 def _stdout(width: int):
@@ -110,8 +120,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _load(args):
+    from simweb.plugins import load_plugins
     from simweb.scenario import load_scenario
 
+    args.sources = load_plugins(getattr(args, "plugins", ()))
     overrides = list(args.overrides)
     if getattr(args, "executor", None):
         overrides.append(f"run.executor={args.executor}")
@@ -141,6 +153,7 @@ def _cmd_run(args) -> int:
     out = Path(args.out) if args.out else Path("runs") / f"{scenario.run.name}-seed{scenario.run.seed}"
     check_out_dir(out, overwrite=args.overwrite)
     console = Console(stderr=True)
+    say = None if args.quiet else lambda text: console.print(text, highlight=False)
     show_progress = not args.quiet and console.is_terminal
     if show_progress:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -149,19 +162,25 @@ def _cmd_run(args) -> int:
                       TextColumn("ticks"), TimeElapsedColumn(), console=console, transient=True) as progress:
             task = progress.add_task(scenario.run.name, total=scenario.run.ticks)
             results = simweb.run(scenario, out=out, overwrite=args.overwrite, address=args.address,
-                                 on_tick=lambda tick: progress.update(task, completed=tick))
+                                 on_tick=lambda tick: progress.update(task, completed=tick), plugins=args.sources,
+                                 say=progress.console.print)
     else:
-        results = simweb.run(scenario, out=out, overwrite=args.overwrite, address=args.address)
+        results = simweb.run(scenario, out=out, overwrite=args.overwrite, address=args.address, plugins=args.sources,
+                             say=say)
     if not args.quiet:
         print_summary(results, out, _stdout(120))
     return 0
 
 
 def _cmd_resume(args) -> int:
+    from rich.console import Console
+
     import simweb
     from simweb.summary import print_summary
 
-    results = simweb.resume(args.out, executor=args.executor, address=args.address)
+    console = Console(stderr=True)
+    results = simweb.resume(args.out, executor=args.executor, address=args.address, plugins=args.plugins,
+                            say=None if args.quiet else lambda text: console.print(text, highlight=False))
     if not args.quiet:
         print_summary(results, args.out, _stdout(120))
     return 0
@@ -180,6 +199,9 @@ def _cmd_sweep(args) -> int:
     from simweb.scenario import load_scenario
     from simweb.sweep import default_workers, run_sweep
 
+    from simweb.plugins import load_plugins
+
+    sources = load_plugins(args.plugins)
     base = load_scenario(args.scenario, seed=args.seed)
     out = Path(args.out) if args.out else Path("sweeps") / base.run.name
     console = Console(stderr=True)
@@ -207,7 +229,7 @@ def _cmd_sweep(args) -> int:
     try:
         status = run_sweep(args.scenario, args.grid, seeds=args.seeds, out=out,
                            workers=args.workers or default_workers(), seed=args.seed, on_done=on_done,
-                           executor=args.executor, address=args.address)
+                           executor=args.executor, address=args.address, plugins=sources)
     finally:
         if progress is not None:
             progress.stop()

@@ -161,21 +161,22 @@ def _run_point(task: tuple) -> dict:
     import simweb
     from simweb.errors import SimwebError
 
-    text, source, overrides, run_dir, keep_frames = task
+    text, source, overrides, run_dir, keep_frames, plugins = task
     start = time.perf_counter()
     if run_dir is not None and (Path(run_dir) / "manifest.json").is_file():
         return {"state": "done", "error": None, "wall_time_s": 0.0, "skipped": True, "generations": None}
     try:
+        simweb.load_plugins(plugins)
         scenario = parse_scenario(text, overrides, source=source)
         from simweb.recorder import partial_dir
 
         # a sweep spreads its runs over processes or Ray tasks; inside one, the run itself is in-process.
         # A run whose worker died goes on from its last checkpoint: it loses at most one generation.
         if run_dir is not None and (partial_dir(run_dir) / "checkpoint" / "meta.json").is_file():
-            results = simweb.resume(run_dir, executor="local")
+            results = simweb.resume(run_dir, executor="local", plugins=plugins)
         else:
             results = simweb.run(scenario, out=run_dir, overwrite=run_dir is not None and
-                                 partial_dir(run_dir).exists(), executor="local")
+                                 partial_dir(run_dir).exists(), executor="local", plugins=plugins)
     except SimwebError as err:
         return {"state": "failed", "error": str(err), "wall_time_s": time.perf_counter() - start, "skipped": False,
                 "generations": None}
@@ -188,9 +189,9 @@ def _run_point(task: tuple) -> dict:
 
 
 def simulate_points(text: str, points: Sequence[Point], *, workers: int, source: str | None = None,
-                    on_done: Callable[[int, dict], None] | None = None) -> pl.DataFrame:
+                    on_done: Callable[[int, dict], None] | None = None, plugins=()) -> pl.DataFrame:
     """Run every point in memory and return their combined generations frame (no files written)."""
-    tasks = [(text, source, p.overrides, None, True) for p in points]
+    tasks = [(text, source, p.overrides, None, True, tuple(plugins)) for p in points]
     outcomes = run_points(_run_point, tasks, workers=workers, on_done=on_done)
     failed = [(p, o) for p, o in zip(points, outcomes) if o["state"] != "done"]
     if failed:
@@ -205,7 +206,7 @@ STATUS = {"point": pl.Int64, "name": pl.String, "replicate": pl.Int64, "seed": p
 
 def run_sweep(path: str | Path, grid: Sequence[str], *, seeds: int, out: str | Path, workers: int,
               seed: int | None = None, on_done: Callable[[int, int, dict], None] | None = None,
-              executor: str = "local", address: str | None = None) -> pl.DataFrame:
+              executor: str = "local", address: str | None = None, plugins=()) -> pl.DataFrame:
     """Run (or resume) a sweep into ``out``; returns the status table.
 
     ``out`` holds ``runs/<point>/`` run directories, ``status.parquet`` (queued /
@@ -219,14 +220,18 @@ def run_sweep(path: str | Path, grid: Sequence[str], *, seeds: int, out: str | P
     from simweb.recorder import atomic_write
 
     path = Path(path)
+    from simweb.plugins import load_plugins
     from simweb.scenario.load import load_scenario
 
+    plugins = load_plugins(plugins)
     base = load_scenario(path, seed=seed)
     text = path.read_text(encoding="utf-8")
     points = expand_grid(grid, seeds, base.run.seed)
     validate_points(text, points, source=str(path))
     out = Path(out)
     spec = {"scenario": text, "grid": list(grid), "seeds": seeds, "seed": base.run.seed}
+    if plugins:
+        spec["plugins"] = [p.record() for p in plugins]
     spec_file = out / "sweep.json"
     if spec_file.is_file():
         if json.loads(spec_file.read_text(encoding="utf-8")) != spec:
@@ -247,7 +252,7 @@ def run_sweep(path: str | Path, grid: Sequence[str], *, seeds: int, out: str | P
         return frame
 
     write_status()
-    tasks = [(text, str(path), p.overrides, str(out / "runs" / p.name), False) for p in points]
+    tasks = [(text, str(path), p.overrides, str(out / "runs" / p.name), False, tuple(plugins)) for p in points]
     done = 0
 
     def finished(i: int, outcome: dict) -> None:

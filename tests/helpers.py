@@ -91,3 +91,39 @@ def brute_shape(row, temperature: float, top_p: float) -> np.ndarray:
         s = sum(p)
         p = [x / s for x in p]
     return np.array(p)
+
+
+def context(sc, lab=None, *, seed: int | None = None):
+    """An agent context for ``sc`` whose first lab is ``lab`` (a Lab, or a dict of its keys), with ``seed``."""
+    from simweb.context import AgentContext
+    from simweb.plugins import parse_config  # noqa: F401 - registers the built-ins before a Lab is built
+    from simweb.scenario import dump_scenario
+    from simweb.scenario.models import Lab
+
+    update = {}
+    if lab is not None:
+        update["labs"] = (lab if isinstance(lab, Lab) else Lab(**lab),) + tuple(sc.labs[1:])
+    if seed is not None:
+        update["run"] = sc.run.model_copy(update={"seed": seed})
+    sc = sc.model_copy(update=update)
+    return AgentContext(dump_scenario(sc), scenario=sc)
+
+
+def kept(ids, content, truth, *, crawl_tick: int = 0, tick=None, site_id=None):
+    """What a filter chain keeps, built by hand for a trainer: ``truth`` holds origin, lab, generation columns."""
+    from simweb.stages import Kept
+
+    ids = np.asarray(ids, dtype=np.int64)
+    return Kept(ids=ids, content=content, tick=np.zeros(len(ids), np.int32) if tick is None else tick,
+                site_id=np.zeros(len(ids), np.int32) if site_id is None else site_id,
+                truth={k: np.asarray(truth[k])[ids] for k in ("origin", "lab", "generation")},
+                steps=({"step": 0, "filter": "fetch"},), crawl_tick=crawl_tick, purpose="train")
+
+
+def batch(n: int, *, content=None, truth=None, needs=(), purpose: str = "train", **extra):
+    """A batch of ``n`` pages as a filter with ``needs`` sees it (``extra``: graph, model, calibration, ...)."""
+    from simweb.filters.base import Batch
+
+    return Batch(ids=np.arange(n), site_id=np.zeros(n, np.int32), tick=np.zeros(n, np.int32),
+                 c2pa=np.zeros(n, np.int8), crawl_tick=0, purpose=purpose, lab="lab", vocab_size=0, watermark_keys={},
+                 _content=content, _truth=truth, _extra=extra).view("test", frozenset(needs))

@@ -104,7 +104,7 @@ def test_set_by_lab_name_reaches_the_resolved_scenario(tmp_path):
     result = simweb("run", QUICKSTART, "--out", out, "--quiet", *FAST, "--set", "labs.naive.regime=accumulate", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     resolved = load_scenario(out / "scenario.toml")
-    assert [lab.regime for lab in resolved.labs] == ["accumulate", "accumulate"]
+    assert [lab.regime.kind for lab in resolved.labs] == ["accumulate", "accumulate"]
     assert resolved.run.ticks == 3 and resolved.run.executor == "local"
 
 

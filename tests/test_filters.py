@@ -8,9 +8,13 @@ import numpy as np
 import polars as pl
 
 import simweb
-from simweb.filters import CLASSIFIER_PRESETS, Batch, Classifier, Dedup, content_hash
-from simweb.scenario.models import ClassifierFilter
-from tests.helpers import COLLAPSE, scenario
+from simweb.filters import CLASSIFIER_PRESETS, content_hash
+from simweb.filters.classifier import Classifier
+from simweb.filters.dedup import Dedup
+from simweb.plugins import config_model
+from tests.helpers import COLLAPSE, batch, scenario
+
+ClassifierFilter = config_model("filter", "classifier")
 
 HUMANS = """
 [[publishers]]
@@ -26,31 +30,36 @@ def _batch(n, ai_share, rng, **extra):
     ai = rng.random(n) < ai_share
     meta = {"origin": ai.astype(np.int8), "generation": np.where(ai, 0, -1), "population": rng.integers(0, 2, n),
             **extra}
-    return Batch(np.arange(n), meta, np.zeros((n, 1)), 0, {"population_names": ["a", "b"]})
+    return batch(n, truth=meta, needs=("truth",), population_names=["a", "b"])
 
 
 def test_classifier_presets_multiplier_and_decay():
     rng = np.random.default_rng(0)
-    batch = _batch(40_000, 0.5, rng)
-    cfg = ClassifierFilter(kind="classifier", preset="classifier_2023", fpr_multiplier={"b": 5.0})
-    keep = Classifier(cfg).keep(batch, rng=rng)
+    pages = _batch(40_000, 0.5, rng)
+    cfg = ClassifierFilter(preset="classifier_2023", fpr_multiplier={"b": 5.0})
+    keep = Classifier(cfg).keep(pages, rng=rng)
     tpr, fpr = CLASSIFIER_PRESETS["classifier_2023"]
-    ai, pop = batch.meta["origin"] == 1, batch.meta["population"]
+    ai, pop = pages.truth["origin"] == 1, pages.truth["population"]
     for mask, p in [(ai, tpr), (~ai & (pop == 0), fpr), (~ai & (pop == 1), min(1.0, 5 * fpr))]:
         flagged = float((~keep[mask]).mean())
         assert abs(flagged - p) < 5 * math.sqrt(p * (1 - p) / mask.sum()), (flagged, p)
     old = _batch(20_000, 1.0, rng)
-    old.meta["generation"] = np.full(20_000, 3)
-    decayed = ClassifierFilter(kind="classifier", tpr=0.8, tpr_decay=0.5)
+    old.truth["generation"] = np.full(20_000, 3)
+    decayed = ClassifierFilter(tpr=0.8, tpr_decay=0.5)
     flagged = float((~Classifier(decayed).keep(old, rng=rng)).mean())
     assert abs(flagged - 0.8 * 0.5 ** 3) < 5 * math.sqrt(0.1 * 0.9 / 20_000)
 
 
 def test_dedup_drops_copies_within_a_crawl_and_of_pages_seen_before():
     content = np.array([[1, 2], [3, 4], [1, 2], [5, 6], [3, 4]], dtype=np.uint16)
-    batch = Batch(np.arange(5), {"origin": np.zeros(5)}, content, 0,
-                  {"seen_hashes": content_hash(np.array([[5, 6]], dtype=np.uint16))})
-    assert Dedup(None).keep(batch, rng=np.random.default_rng(0)).tolist() == [True, True, False, False, False]
+    dedup = Dedup(None)
+    dedup.after_crawl(batch(1, content=np.array([[5, 6]], dtype=np.uint16), needs=("tokens",)))  # trained on before
+    dedup.after_crawl(batch(1, content=np.array([[1, 2]], dtype=np.uint16), needs=("tokens",), purpose="benchmark"))
+    pages = batch(5, content=content, needs=("tokens", "history"))
+    assert dedup.keep(pages, rng=np.random.default_rng(0)).tolist() == [True, True, False, False, False]
+    restored = Dedup(None)
+    restored.restore(dedup.state())
+    assert restored.keep(pages, rng=np.random.default_rng(0)).tolist() == [True, True, False, False, False]
     assert len(np.unique(content_hash(np.random.default_rng(1).integers(0, 9, (5000, 8))))) == len(
         np.unique(np.random.default_rng(1).integers(0, 9, (5000, 8)), axis=0))
 
@@ -152,7 +161,7 @@ def test_copies_republish_content_strip_labels_and_dedup_drops_them():
     copies = np.flatnonzero(idx.column("copied_from") >= 0)
     assert len(copies) > 100
     orig = idx.column("copied_from")[copies]
-    shard = engine.shards[0]
+    shard = engine.fleet.shards[0]
     assert np.array_equal(shard.fetch(copies)[1], shard.fetch(orig)[1])  # same content as the original
     for col in ("origin", "lab", "generation"):
         assert np.array_equal(idx.column(col)[copies], idx.column(col)[orig])

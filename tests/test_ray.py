@@ -64,11 +64,11 @@ def test_actors_spread_over_the_nodes_of_a_cluster(ray_executor, ray_cluster):
     assert len([n for n in ray.nodes() if n["Alive"]]) >= 3
     engine = Engine(scenario(SCENARIO, *OVERRIDES), executor=ray_executor, shards=3)
     try:
-        nodes = {ray_executor.node_of(h) for h in engine.shards + engine.scrapers + engine.trainers}
-        shard_nodes = {ray_executor.node_of(h) for h in engine.shards}
+        nodes = {ray_executor.node_of(h) for h in engine.fleet.shards + engine.fleet.scrapers + engine.fleet.trainers}
+        shard_nodes = {ray_executor.node_of(h) for h in engine.fleet.shards}
         assert len(shard_nodes) >= 2 and len(nodes) >= 3, (shard_nodes, nodes)
     finally:
-        for h in engine.shards + engine.scrapers + engine.trainers:
+        for h in engine.fleet.shards + engine.fleet.scrapers + engine.fleet.trainers:
             ray_executor.kill(h)
 
 
@@ -82,8 +82,8 @@ def test_killed_shard_and_trainer_are_restored_and_the_output_is_unchanged(ray_e
 
     def on_tick(tick: int) -> None:
         if tick == 3 and not killed:  # after generation boundary at tick 2: kill two agents
-            ray.kill(engine.shards[1])
-            ray.kill(engine.trainers[0])
+            ray.kill(engine.fleet.shards[1])
+            ray.kill(engine.fleet.trainers[0])
             killed.append(tick)
 
     res = engine.run(on_tick=on_tick)

@@ -37,6 +37,11 @@ __all__ = ["Evaluator"]
 
 MAX_LISTED_OUTCOMES = 64  # categorical models with at most this many outcomes record their probabilities
 
+# every metric column; those that do not apply to a family are None
+METRICS = ("human_nll", "true_entropy", "excess_nll", "observed_nll", "benchmark_docs", "sample_true_nll",
+           "unigram_entropy", "tail_mass_ratio", "distinct_2", "topic_coverage", "mean_sq_error", "var_ratio", "w2",
+           "tv", "support", "gini_simpson", "probs")
+
 
 class Evaluator:
     def __init__(self, cfg, language, seed: int):
@@ -65,7 +70,8 @@ class Evaluator:
 
     def evaluate(self, model, *, lab: str, generation: int, benchmark: np.ndarray | None = None) -> dict:
         human_nll = self.nll(model, self.human)
-        row = {
+        row = dict.fromkeys(METRICS)
+        row |= {
             "human_nll": human_nll,
             "true_entropy": float(self.true_nll),
             "excess_nll": human_nll - float(self.true_nll),

@@ -24,8 +24,9 @@ from typing import Mapping
 import numpy as np
 
 from simweb import rng as rngs
-from simweb.language import build_language
-from simweb.models import build_model
+from simweb.behaviours import Drafts
+from simweb.plugins import PluginError, registry
+from simweb.agents.base import Agent
 from simweb.timing import Busy, timed
 from simweb.web.store import AI, HUMAN, ContentStore, join_parts
 
@@ -118,49 +119,49 @@ class Publisher:
         }
 
 
-class PublisherShard:
+class PublisherShard(Agent):
     """Writes and keeps the content of the pages on the site blocks it owns.
 
     ``directory`` is where its content chunks are written (at checkpoints, and when spilling past
-    ``budget`` bytes of resident content); see :class:`simweb.web.store.ContentStore`.
+    ``budget`` bytes of resident content); see :class:`simweb.web.store.ContentStore`. AI drafts pass
+    through their population's behaviours (``edit_fraction``, then ``behaviours``: registered plugins)
+    before they are published.
     """
 
-    def __init__(self, shard: int, n_shards: int, scenario, seed: int, directory=None, budget: int | None = None,
+    def __init__(self, context, shard: int, n_shards: int, directory=None, budget: int | None = None,
                  durable: bool = True):
+        self.context = context
         self.shard = shard
         self.n_shards = n_shards
-        self.scenario = scenario
-        self.seed = seed
+        self.scenario = context.scenario
         self.directory, self.budget, self.durable = directory, budget, durable
-        self.language = build_language(scenario.language, seed)
+        self.language = context.language
         self.store = self._new_store()
         self.busy = Busy()
-        self._models: dict[int, tuple[int, object]] = {}  # lab → (generation, model)
         from simweb.watermark import Watermark, key_of
 
-        self._watermarks = {i: Watermark(key_of(seed, lab.name), lab.watermark.gamma, lab.watermark.delta)
-                            for i, lab in enumerate(scenario.labs) if lab.watermark is not None}
+        self._watermarks = {i: Watermark(key_of(context.seed, lab.name), lab.watermark.gamma, lab.watermark.delta)
+                            for i, lab in enumerate(self.scenario.labs) if lab.watermark is not None}
+        self.behaviours = [_behaviours(p) for p in self.scenario.publishers]
 
     def _new_store(self) -> ContentStore:
         return ContentStore(width=self.language.width, dtype=self.language.dtype, directory=self.directory,
                             budget=self.budget, name=(self.shard, self.n_shards), durable=self.durable)
 
     @timed("publish")
-    def publish(self, tick: int, first_id: int, pages: dict[str, np.ndarray], generations: Mapping[int, int],
-                *refs) -> int:
+    def publish(self, tick: int, first_id: int, pages: dict[str, np.ndarray], models: Mapping[int, tuple],
+                originals: list) -> int:
         """Write the content of this shard's pages among ``pages`` (ids from ``first_id``); returns how many.
 
-        ``generations`` maps each released lab (in increasing order) to its generation; ``refs`` are those
-        models' states in the same order, then (ids, content) parts holding the originals of copied pages.
+        ``models`` maps each released lab to (generation, model state); ``originals`` are (ids, content)
+        parts holding the originals of copied pages.
         """
-        states, originals = refs[:len(generations)], refs[len(generations):]
-        models = {lab: (gen, state) for (lab, gen), state in zip(sorted(generations.items()), states)}
         site = pages["site_id"]
         mine = np.flatnonzero(shard_of(site, self.n_shards) == self.shard)
         if len(mine) == 0:
             return 0
         ids = first_id + mine
-        mine_pages = {k: pages[k][mine] for k in ("population", "lab", "topic", "copied_from", "edited_fraction")}
+        mine_pages = {k: pages[k][mine] for k in ("population", "lab", "topic", "copied_from")}
         block = site[mine].astype(np.int64) // SITE_BLOCK
         # one noise block per (population, block): its rows drive its pages in page-id order
         keys = np.stack([mine_pages["population"], block], axis=1)
@@ -173,7 +174,7 @@ class PublisherShard:
             if bounds[g] - bounds[cuts[-1]] >= BATCH or g == len(bounds) - 1:
                 cuts.append(g)
         for g0, g1 in zip(cuts[:-1], cuts[1:]):
-            self._write(tick, content, mine_pages, block, bounds[g0:g1 + 1], models)
+            self._write(tick, content, mine_pages, block, site[mine], bounds[g0:g1 + 1], models)
         copied_from = mine_pages["copied_from"]
         copies = copied_from >= 0
         if copies.any():
@@ -186,14 +187,13 @@ class PublisherShard:
         return len(mine)
 
     def _write(self, tick: int, content: np.ndarray, pages: dict[str, np.ndarray], block: np.ndarray,
-               bounds: np.ndarray, models: Mapping[int, tuple[int, dict]]) -> None:
+               site: np.ndarray, bounds: np.ndarray, models: Mapping[int, tuple]) -> None:
         """Write the pages of consecutive (population, block) groups ``bounds`` into ``content`` (copies: later)."""
         lo, hi = int(bounds[0]), int(bounds[-1])
         population = pages["population"][lo:hi]
         noise_t = np.concatenate([
-            self.language.noise(int(b - a), rng=rngs.stream(
-                self.seed, "write", self.scenario.publishers[int(pages["population"][a])].name, tick,
-                int(block[a]))).T
+            self.language.noise(int(b - a), rng=self.context.stream(
+                "write", self.scenario.publishers[int(pages["population"][a])].name, tick, int(block[a]))).T
             for a, b in zip(bounds[:-1], bounds[1:])], axis=1)  # (width, n): one contiguous row per step
         out = content[lo:hi]
         lab = pages["lab"][lo:hi].copy()
@@ -206,41 +206,34 @@ class PublisherShard:
             for pop in np.unique(population[lab == lab_index]):
                 rows = (lab == lab_index) & (population == pop)
                 cfg = self.scenario.publishers[int(pop)]
-                out[rows] = self._model(int(lab_index), models).draw(
+                out[rows] = self.context.model(int(lab_index), *models[int(lab_index)]).draw(
                     noise_t[:, rows].T, temperature=cfg.temperature, top_p=cfg.top_p,
                     watermark=self._watermarks.get(int(lab_index)))
-        self._edit(tick, out, population, block[lo:hi], bounds - lo,
-                   np.where(copies, 0.0, pages["edited_fraction"][lo:hi]))  # a copy is not edited again
+        self._behave(tick, out, lab, site[lo:hi], population, block[lo:hi], bounds - lo, models)
 
-    def _edit(self, tick: int, content: np.ndarray, population: np.ndarray, block: np.ndarray,
-              bounds: np.ndarray, fraction: np.ndarray) -> None:
-        """Human edits of AI drafts: each token rewritten with probability ``fraction``, by a token humans use.
-
-        The randomness comes per (population, tick, block), like the content's, so it is shard-invariant.
-        """
-        if not np.any(fraction > 0):
-            return
-        unigram = self.language.unigram()
-        L = content.shape[1]
-        from simweb.language.simple import inverse_cdf
-
+    def _behave(self, tick: int, content: np.ndarray, lab: np.ndarray, site: np.ndarray, population: np.ndarray,
+                block: np.ndarray, bounds: np.ndarray, models: Mapping[int, tuple]) -> None:
+        """Pass each group's AI drafts (not copies: they are published as they were) through its population's
+        behaviours; each draws from its own stream per (behaviour, population, tick, block), so it is
+        shard-invariant and leaves the others' draws alone."""
         for lo, hi in zip(bounds[:-1], bounds[1:]):
-            f = fraction[lo:hi]
-            if not np.any(f > 0):
+            pop = int(population[lo])
+            chain = self.behaviours[pop]
+            if not chain or not np.any(lab[lo:hi] >= 0):
                 continue
-            rng = rngs.stream(self.seed, "edit", self.scenario.publishers[int(population[lo])].name, tick,
-                              int(block[lo]))
-            u = rng.random((2, hi - lo, L))
-            where = u[0] < f[:, None]
-            content[lo:hi][where] = inverse_cdf(unigram, u[1][where]).astype(content.dtype)
-
-    def _model(self, lab: int, models: Mapping[int, tuple[int, dict]]):
-        gen, state = models[lab]
-        cached = self._models.get(lab)
-        if cached is None or cached[0] != gen:
-            model = build_model(self.scenario.labs[lab].model, self.language).load_state_dict(state)
-            self._models[lab] = cached = (gen, model)
-        return cached[1]
+            name = self.scenario.publishers[pop].name
+            drafts = Drafts(content=content[lo:hi], is_draft=lab[lo:hi] >= 0, lab=lab[lo:hi], site_id=site[lo:hi],
+                            tick=tick, population=name, language=self.language,
+                            models=_Released(self.context, models))
+            for kind, entry, behaviour in chain:
+                rng = self.context.stream(kind, name, tick, int(block[lo]))
+                try:
+                    behaviour.apply(drafts, rng=rng)
+                except Exception as err:
+                    if entry.builtin or isinstance(err, PluginError):
+                        raise
+                    raise PluginError(f"publisher behaviour {kind!r} of population {name!r} at tick {tick} "
+                                      f"({entry.origin}) raised {type(err).__name__}: {err}") from err
 
     def fetch(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(ids, content) of the requested pages, all of which this shard must hold."""
@@ -252,9 +245,6 @@ class PublisherShard:
         """Write what is not on disk yet; the records of every chunk this shard holds (its checkpoint)."""
         return self.store.flush()
 
-    def busy_seconds(self) -> dict[str, float]:
-        return dict(self.busy.seconds)
-
     def footprint(self) -> dict[str, int]:
         """Pages held and bytes of content (with ids) resident in memory."""
         spilled = sum(c.pages for c in self.store.chunks if c.content is None)
@@ -265,7 +255,6 @@ class PublisherShard:
         under another shard layout are read and split by site (``site_id`` of every page), tick by tick.
         """
         self.store = self._new_store()
-        self._models = {}
         if all(r["shards"] == self.n_shards for r in records):
             self.store.adopt([r for r in records if r["shard"] == self.shard])
             return
@@ -276,3 +265,33 @@ class PublisherShard:
             keep = shard_of(np.asarray(site_id)[ids], self.n_shards) == self.shard
             order = np.argsort(ids[keep], kind="stable")
             self.store.append(tick, ids[keep][order], content[keep][order])
+
+
+def _behaviours(cfg) -> list[tuple[str, object, object]]:
+    """A population's behaviours as (stream name, registry entry, instance): its edits first, then its plugins."""
+    from simweb.plugins import parse_config
+
+    configs = ([parse_config("behaviour", {"kind": "edit", "fraction": cfg.edit_fraction})]
+               if cfg.edit_fraction > 0 else [])
+    configs += list(cfg.behaviours or ())
+    out, seen = [], {}
+    for c in configs:
+        seen[c.kind] = seen.get(c.kind, 0) + 1
+        entry = registry.get("behaviour", c.kind)
+        out.append((c.kind if seen[c.kind] == 1 else f"{c.kind}_{seen[c.kind]}", entry, entry.cls(c)))
+    return out
+
+
+class _Released(dict):
+    """Lab index → its released model, built (once per process) on first use."""
+
+    def __init__(self, context, models: Mapping[int, tuple]):
+        super().__init__()
+        self._context, self._states = context, models
+
+    def __missing__(self, lab: int):
+        if lab not in self._states:
+            raise KeyError(lab)
+        model = self._context.model(lab, *self._states[lab])
+        self[lab] = model
+        return model

@@ -11,53 +11,48 @@ The scraper keeps its own replica of the site graph and of the one page
 column a crawl orders by (the site), fed a delta every tick; page ids are in
 publication order, so a tick's pages are an id range and need no column. It
 selects page ids; the engine adds their metadata and fetches their content from
-the publisher shards that hold it.
+the publisher shards that hold it. The filters are registered plugins
+(:mod:`simweb.plugins`); each sees only what it declared it needs (:mod:`simweb.filters.base`),
+and its random stream is named by the filter (kind, numbered when repeated), not its position.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from simweb import rng as rngs
-from simweb.filters import Batch, accounting, build_filter, content_hash, filter_names
-from simweb.language import build_language
-from simweb.models import build_model
+from simweb.filters.base import TRUTH_COLUMNS, Batch, accounting, filter_names
+from simweb.plugins import PluginError, registry
+from simweb.stages import Kept, Selection
+from simweb.agents.base import Agent
 from simweb.timing import Busy, timed
 from simweb.web.graph import SiteGraph
-from simweb.web.store import AI, PAGE_COLUMNS, PageIndex, join_parts
+from simweb.web.store import AI, PageIndex, join_parts
 
-__all__ = ["Scraper", "Selection", "REPLICA"]
+__all__ = ["Scraper", "REPLICA"]
 
 REPLICA = ("site_id",)  # the page columns a scraper keeps
+DEFAULT_CALIBRATION_DOCS = 1000
 
 
-class Selection(dict):
-    """Pages of a crawl: ``ids``, their metadata columns, later their ``content``, and accounting ``steps``."""
-
-
-class Scraper:
-    def __init__(self, cfg, index: int, scenario, seed: int, capacity: int = 1024):
-        self.cfg = cfg
+class Scraper(Agent):
+    def __init__(self, context, index: int, capacity: int = 1024):
+        self.context = context
+        self.cfg = cfg = context.scenario.labs[index]
         self.index = index
-        self.seed = seed
-        self.filters = [build_filter(f) for f in cfg.filters]
         self.busy = Busy()
-        self.filter_names = filter_names(cfg.filters)
+        entries = [registry.get("filter", f.kind) for f in cfg.filters]
+        self.chain = [(name, entry, entry.cls(f)) for name, entry, f in zip(filter_names(cfg.filters), entries,
+                                                                            cfg.filters)]
+        self.needs = frozenset().union(*(e.needs for e in entries))
         self.last_crawl_tick = -1
         self.trained = np.zeros(0, dtype=bool)  # per page: kept for training by this lab at some point
-        web = scenario.web
+        web = context.scenario.web
         self.graph = SiteGraph(links_per_site=web.links_per_site, homophily=web.homophily,
                                population_share=np.ones(1), topic_probs=np.ones(1))
         self.capacity = capacity  # pages the run will publish: the replica is allocated once
         self.pages = PageIndex(capacity, columns=REPLICA)
         self.tick_start = np.zeros(0, dtype=np.int64)  # first page id of each tick
-        self.seen_hashes = np.empty(0, dtype=np.uint64)  # content hashes of pages kept for training (dedup)
-        self.language = build_language(scenario.language, seed)
-        self._calibration: dict | None = None  # fresh human documents, drawn once, for likelihood / verifier
-        self._model: tuple[int, object] | None = None  # (generation, the lab's current model) for likelihood
-        self.context = {"population_names": [p.name for p in scenario.publishers], "lab": cfg.name,
-                        "vocab_size": getattr(scenario.language, "vocab_size", 0),
-                        "watermark_keys": _watermark_keys(scenario, seed)}
+        self._calibration: np.ndarray | None = None  # fresh human documents, drawn once, for filters that need them
 
     @timed("crawl")
     def observe(self, graph: dict, pages: dict) -> None:
@@ -80,7 +75,7 @@ class Scraper:
         A benchmark never includes a page this lab fetched for training.
         """
         cfg = self.cfg
-        rng = rngs.stream(self.seed, "crawl", cfg.name, purpose, crawl)
+        rng = self.context.stream("crawl", cfg.name, purpose, crawl)
         first = 0
         if purpose == "train" and cfg.new_only:  # the pages since the last crawl: one id range
             since = self.last_crawl_tick + 1
@@ -92,48 +87,72 @@ class Scraper:
         if purpose == "train":
             self.last_crawl_tick = tick
             self.trained[ids] = True
-        return Selection(ids=ids, crawl_tick=tick)
+        return Selection(ids=ids, crawl_tick=tick, purpose=purpose, crawl=crawl)
 
     @timed("filter")
-    def filter(self, selection: dict, purpose: str, crawl: int, generation: int, model_state, *parts) -> Selection:
-        """Run the lab's filter chain on the fetched pages (content in shard ``parts``); keep what passes.
+    def filter(self, selection: Selection, *, pages: dict, parts: list, model=None) -> Kept:
+        """Run the lab's filter chain on the selected pages; keep what passes.
 
-        ``model_state`` is the lab's latest released model (generation ``generation``), or None before it has one.
+        ``pages``: the pages' metadata columns (from the engine's index); ``parts``: (ids, content) from the
+        shards holding them; ``model``: (generation, state) of the lab's latest released model, for filters
+        that need it (None before it has one).
         """
-        ids = np.asarray(selection["ids"], dtype=np.int64)
-        meta = {k: np.asarray(selection[k]) for k in PAGE_COLUMNS}  # added by the engine from its index
-        content = join_parts(ids, parts, self.language.width, self.language.dtype)
-        batch = Batch(ids, meta, content, int(selection["crawl_tick"]),
-                      {**self.context, "graph": self.graph, "seen_hashes": self.seen_hashes,
-                       "language": self.language, **self._scoring(generation, model_state)})
-        is_ai = meta["origin"] == AI
-        steps = [{"step": 0, "filter": "fetch", **accounting(is_ai, np.ones(len(ids), dtype=bool))}]
-        for i, (name, flt) in enumerate(zip(self.filter_names, self.filters), start=1):
-            keep = flt.keep(batch, rng=rngs.stream(self.seed, "filter", self.cfg.name, purpose, crawl, i))
-            steps.append({"step": i, "filter": name, **accounting(batch.meta["origin"] == AI, keep)})
-            batch = Batch(batch.ids[keep], {k: v[keep] for k, v in batch.meta.items()}, batch.content[keep],
-                          batch.tick, batch.context)
-        if purpose == "train" and len(batch):
-            self.seen_hashes = np.union1d(self.seen_hashes, content_hash(batch.content))
-        return Selection(ids=batch.ids, content=batch.content, steps=steps, **batch.meta)
+        ids = selection.ids
+        language = self.context.language
+        content = join_parts(ids, parts, language.width, language.dtype)
+        extra = {"graph": self.graph, "language": language,
+                 "population_names": [p.name for p in self.context.scenario.publishers],
+                 "model": self.context.model(self.index, *model) if model is not None else None}
+        if "calibration" in self.needs:
+            extra["calibration"] = self.calibration()
+        batch = Batch(ids=ids, site_id=np.asarray(pages["site_id"]), tick=np.asarray(pages["tick"]),
+                      c2pa=np.asarray(pages["c2pa"]), crawl_tick=selection.crawl_tick, purpose=selection.purpose,
+                      lab=self.cfg.name, vocab_size=getattr(language, "vocab_size", 0),
+                      watermark_keys=self.context.watermark_keys(), _content=content,
+                      _truth={k: np.asarray(pages[k]) for k in TRUTH_COLUMNS}, _extra=extra)
+        steps = [{"step": 0, "filter": "fetch", **accounting(batch._truth["origin"] == AI, np.ones(len(ids), bool))}]
+        for i, (name, entry, flt) in enumerate(self.chain, start=1):
+            rng = self.context.stream("filter", self.cfg.name, selection.purpose, selection.crawl, name)
+            keep = self._run(entry, name, selection, lambda: flt.keep(batch.view(name, entry.needs), rng=rng),
+                             len(batch))
+            steps.append({"step": i, "filter": name, **accounting(batch._truth["origin"] == AI, keep)})
+            batch = batch.subset(keep)
+        for name, entry, flt in self.chain:
+            if hasattr(flt, "after_crawl"):
+                self._run(entry, name, selection, lambda: flt.after_crawl(batch.view(name, entry.needs)))
+        truth = batch._truth
+        return Kept(ids=batch.ids, content=batch._content, tick=batch.tick, site_id=batch.site_id,
+                    truth={k: truth[k] for k in ("origin", "lab", "generation")}, steps=tuple(steps),
+                    crawl_tick=selection.crawl_tick, purpose=selection.purpose)
 
-    def _scoring(self, generation: int, model_state) -> dict:
-        """What the likelihood and verifier filters need: the lab's model and its human calibration text."""
-        kinds = {f.kind for f in self.cfg.filters}
-        if not kinds & {"likelihood", "verifier"}:
-            return {}
+    def _run(self, entry, name: str, selection: Selection, call, n: int | None = None):
+        """Call a filter's method; a plugin's failure or a result of the wrong shape names the plugin and the tick."""
+        where = f"filter {name!r} of lab {self.cfg.name!r} at tick {selection.crawl_tick}"
+        try:
+            result = call()
+        except PluginError:
+            raise
+        except Exception as err:
+            if entry.builtin:
+                raise
+            raise PluginError(f"{where} ({entry.origin}) raised {type(err).__name__}: {err}") from err
+        if n is None:
+            return result
+        keep = np.asarray(result) if isinstance(result, (np.ndarray, list, tuple)) else None
+        if keep is None or keep.dtype != np.bool_ or keep.shape != (n,):
+            got = (f"{type(result).__name__}" if keep is None else
+                   f"an array of dtype {keep.dtype} and shape {keep.shape}")
+            raise PluginError(f"{where} ({entry.origin}): keep returned {got}, expected a bool array of shape ({n},)")
+        return keep
+
+    def calibration(self) -> np.ndarray:
+        """Fresh human documents, drawn once from the language, as many as the largest ``calibration_docs``."""
         if self._calibration is None:
-            size = max(f.calibration_docs for f in self.cfg.filters if f.kind in ("likelihood", "verifier"))
-            docs, _ = self.language.sample(size, rng=rngs.stream(self.seed, "calibration", self.cfg.name))
-            # add-one unigram law of human text: the likelihood ratio's reference
-            unigram = np.bincount(docs.ravel().astype(np.int64), minlength=self.language.vocab_size) + 1.0
-            self._calibration = {"calibration": docs, "calibration_unigram": unigram / unigram.sum()}
-        out = dict(self._calibration)
-        if model_state is not None:
-            if self._model is None or self._model[0] != generation:
-                self._model = (generation, build_model(self.cfg.model, self.language).load_state_dict(model_state))
-            out["model"] = self._model[1]
-        return out
+            size = max(getattr(f, "calibration_docs", DEFAULT_CALIBRATION_DOCS)
+                       for (_, entry, _), f in zip(self.chain, self.cfg.filters) if "calibration" in entry.needs)
+            docs, _ = self.context.language.sample(size, rng=self.context.stream("calibration", self.cfg.name))
+            self._calibration = docs
+        return self._calibration
 
     def _pick(self, ids: np.ndarray, budget: int, rng: np.random.Generator) -> np.ndarray:
         """The first ``budget`` of ``ids`` in crawl order; pages on sites the crawl never reaches are left out.
@@ -165,16 +184,19 @@ class Scraper:
         """Bytes of this scraper's page replica."""
         return self.pages.nbytes + self.trained.nbytes + self.tick_start.nbytes
 
-    def busy_seconds(self) -> dict[str, float]:
-        return dict(self.busy.seconds)
-
     def state(self) -> dict[str, np.ndarray]:
-        return {"last_crawl_tick": np.array(self.last_crawl_tick), "trained": np.flatnonzero(self.trained),
-                "seen_hashes": self.seen_hashes.copy()}
+        out = {"last_crawl_tick": np.array(self.last_crawl_tick), "trained": np.flatnonzero(self.trained)}
+        for name, entry, flt in self.chain:  # filters with a memory of their own carry it in the checkpoint
+            if "history" in entry.needs:
+                out.update({f"filter.{name}.{k}": np.asarray(v) for k, v in flt.state().items()})
+        return out
 
     def restore(self, state: dict[str, np.ndarray], graph: dict, pages: dict) -> None:
         self.last_crawl_tick = int(state["last_crawl_tick"])
-        self.seen_hashes = np.asarray(state["seen_hashes"], dtype=np.uint64)
+        for name, entry, flt in self.chain:
+            if "history" in entry.needs:
+                prefix = f"filter.{name}."
+                flt.restore({k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)})
         self.graph = SiteGraph(links_per_site=self.graph.links_per_site, homophily=self.graph.homophily,
                                population_share=np.ones(1), topic_probs=np.ones(1))
         self.pages = PageIndex(self.capacity, columns=REPLICA)
@@ -182,11 +204,3 @@ class Scraper:
         self.trained = np.zeros(0, dtype=bool)
         self.observe(graph, pages)
         self.trained[np.asarray(state["trained"], dtype=np.int64)] = True
-
-
-def _watermark_keys(scenario, seed: int) -> dict[str, tuple[int, float]]:
-    """Lab name → (key, γ) for every lab that watermarks; a filter uses those it is given."""
-    from simweb.watermark import key_of
-
-    return {lab.name: (key_of(seed, lab.name), lab.watermark.gamma) for lab in scenario.labs
-            if lab.watermark is not None}

@@ -1,43 +1,49 @@
 """A lab's trainer: assembles each generation's training set, fits the next model, and evaluates it.
 
-Data regimes (Gerstgrasser et al. 2024; Kazdan et al. 2024): ``replace`` trains
-on the latest crawl only; ``accumulate`` on every page the lab has ever kept;
-``accumulate_subsample`` on a fixed-size uniform subsample of that pool. On top
-of the web data: a share drawn from the lab's verified human reserve, and
-``anchors`` fresh ground-truth documents per generation (Jangjoo, Marsili &
-Roudi 2026), and optionally a prior toward a reference model.
+Which kept pages a generation trains on is the lab's regime, a registered plugin
+(:mod:`simweb.regimes`: ``replace``, ``accumulate``, ``accumulate_subsample``, or a user's own). On
+top of the web data: a share drawn from the lab's verified human reserve, ``anchors`` fresh
+ground-truth documents per generation (Jangjoo, Marsili & Roudi 2026), its own samples
+(self-augmentation), and optionally a prior toward a reference model. The training set's
+composition is counted against the ground truth, which the regime never sees.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from simweb import rng as rngs
-from simweb.agents.evaluator import Evaluator
 from simweb.errors import SimwebError
-from simweb.language import build_language
 from simweb.models import Prior, build_model
+from simweb.plugins import PluginError, registry
+from simweb.regimes import Pool
+from simweb.stages import GenerationReport, Kept
+from simweb.agents.base import Agent
 from simweb.timing import Busy
 from simweb.web.store import AI
 
 __all__ = ["Trainer", "EmptyCorpusError"]
 
+# the pool's columns: what the regime sees (POOL_SEEN), and the ground truth kept for the accounting
+POOL_SEEN = {"crawl": np.int32, "crawl_tick": np.int32, "tick": np.int32, "site_id": np.int32}
+POOL_TRUTH = {"origin": np.int8, "lab": np.int16, "generation": np.int16}
 
-class Trainer:
-    def __init__(self, cfg, index: int, scenario, seed: int):
-        self.cfg = cfg
+
+class Trainer(Agent):
+    def __init__(self, context, index: int):
+        self.context = context
+        self.cfg = cfg = context.scenario.labs[index]
         self.index = index
-        self.n_labs = len(scenario.labs)
-        self.seed = seed
-        self.language = build_language(scenario.language, seed)
-        self.evaluator = Evaluator(scenario.evaluation, self.language, seed)
+        self.n_labs = len(context.scenario.labs)
+        self.language = context.language
         self.busy = Busy()
         self.generation = -1
-        # the pool: every web page kept so far (accumulate regimes), with its content and origin columns
+        self.entry = registry.get("regime", cfg.regime.kind)
+        self.regime = self.entry.cls(cfg.regime, cfg)
+        self.keeps_pool = "pool" in self.entry.needs
+        # the pool: the pages kept so far (every crawl's if the regime needs it, else the latest), with content
         self.pool_ids = np.empty(0, dtype=np.int64)
         self.pool_content = np.empty((0, self.language.width), dtype=self.language.dtype)
-        self.pool_meta = {k: np.empty(0, dtype=dt) for k, dt in (("origin", np.int8), ("lab", np.int16),
-                                                                  ("generation", np.int16))}
+        self.pool_meta = {k: np.empty(0, dtype=dt) for k, dt in {**POOL_SEEN, **POOL_TRUTH}.items()}
         self.reference: dict[str, np.ndarray] | None = None  # generation 0's state, for a prior toward it
         self.last_state: dict[str, np.ndarray] | None = None  # the latest generation's state (self-augmentation)
         self._reserve: np.ndarray | None = None
@@ -46,60 +52,82 @@ class Trainer:
     def reserve(self) -> np.ndarray:
         """The lab's verified human documents, drawn once from the language."""
         if self._reserve is None:
-            docs, _ = self.language.sample(self.cfg.reserve_docs, rng=rngs.stream(self.seed, "reserve", self.cfg.name))
+            docs, _ = self.language.sample(self.cfg.reserve_docs, rng=self.context.stream("reserve", self.cfg.name))
             self._reserve = docs
         return self._reserve
 
-    def generate(self, kept: dict, benchmark: dict | None):
+    def generate(self, kept: Kept, benchmark: Kept | None):
         """Train generation g+1 on the filtered crawl ``kept`` and evaluate it, also on the ``benchmark`` pages.
 
-        Both carry their ``content``. Returns (model state, info): the training-set composition, the
-        metrics, and the crawls' accounting steps.
+        Returns (model state, :class:`GenerationReport`).
         """
         with self.busy("train"):
-            model, composition = self.train(kept, kept["content"])
-        bench = benchmark["content"] if benchmark is not None else None
+            model, composition = self.train(kept)
+        bench = benchmark.content if benchmark is not None else None
         with self.busy("evaluate"):
-            metrics = self.evaluator.evaluate(model, lab=self.cfg.name, generation=self.generation, benchmark=bench)
-        info = {**composition, **metrics, "steps": kept["steps"],
-                "bench_steps": benchmark["steps"] if benchmark is not None else None}
-        return model.state_dict(), info
+            metrics = self.context.evaluator.evaluate(model, lab=self.cfg.name, generation=self.generation,
+                                                      benchmark=bench)
+        report = GenerationReport(composition=composition, metrics=metrics, steps=kept.steps,
+                                  bench_steps=benchmark.steps if benchmark is not None else None)
+        return model.state_dict(), report
 
-    def train(self, selection: dict, content: np.ndarray):
+    def _add_to_pool(self, kept: Kept) -> None:
+        gen = self.generation
+        meta = {"crawl": np.full(len(kept), gen), "crawl_tick": np.full(len(kept), kept.crawl_tick),
+                "tick": kept.tick, "site_id": kept.site_id, **kept.truth}
+        if not self.keeps_pool:  # the latest crawl only
+            self.pool_ids, self.pool_content = np.asarray(kept.ids, dtype=np.int64), kept.content
+            self.pool_meta = {k: np.asarray(meta[k], dtype=v.dtype) for k, v in self.pool_meta.items()}
+            return
+        new = ~np.isin(kept.ids, self.pool_ids)
+        self.pool_ids = np.concatenate([self.pool_ids, kept.ids[new]])
+        self.pool_content = np.concatenate([self.pool_content, kept.content[new]])
+        self.pool_meta = {k: np.concatenate([v, np.asarray(meta[k])[new].astype(v.dtype)])
+                          for k, v in self.pool_meta.items()}
+
+    def _select(self) -> np.ndarray:
+        pool = Pool(ids=self.pool_ids, content=self.pool_content, **{k: self.pool_meta[k] for k in POOL_SEEN})
+        cfg, gen = self.cfg, self.generation
+        rng = self.context.stream(getattr(self.entry.cls, "stream", cfg.regime.kind), cfg.name, gen)
+        try:
+            rows = self.regime.select(pool, generation=gen, rng=rng)
+        except Exception as err:
+            if self.entry.builtin or isinstance(err, PluginError):
+                raise
+            raise PluginError(f"regime {cfg.regime.kind!r} of lab {cfg.name!r}, generation {gen} "
+                              f"({self.entry.origin}) raised {type(err).__name__}: {err}") from err
+        rows = np.asarray(rows)
+        if rows.ndim != 1 or not np.issubdtype(rows.dtype, np.integer) or (len(rows) and (
+                rows.min() < 0 or rows.max() >= len(pool))):
+            raise PluginError(f"regime {cfg.regime.kind!r} of lab {cfg.name!r}, generation {gen} "
+                              f"({self.entry.origin}): select returned {rows.dtype} of shape {rows.shape}, "
+                              f"expected integer row indices in [0, {len(pool)})")
+        return rows
+
+    def train(self, kept: Kept):
         """Fit generation g+1 on crawled pages (plus reserve and anchors); returns (model, composition)."""
         cfg = self.cfg
         self.generation += 1
         gen = self.generation
-        ids = np.asarray(selection["ids"], dtype=np.int64)
-        meta = {k: np.asarray(selection[k]) for k in self.pool_meta}
-        if cfg.regime == "replace":
-            web_content, web_meta = content, meta
-        else:
-            new = ~np.isin(ids, self.pool_ids)
-            self.pool_ids = np.concatenate([self.pool_ids, ids[new]])
-            self.pool_content = np.concatenate([self.pool_content, content[new]])
-            self.pool_meta = {k: np.concatenate([v, meta[k][new]]) for k, v in self.pool_meta.items()}
-            web_content, web_meta = self.pool_content, self.pool_meta
-            size = cfg.train_docs or cfg.crawl_budget
-            if cfg.regime == "accumulate_subsample" and len(web_content) > size:
-                pick = np.sort(rngs.stream(self.seed, "subsample", cfg.name, gen).choice(
-                    len(web_content), size=size, replace=False))
-                web_content, web_meta = web_content[pick], {k: v[pick] for k, v in web_meta.items()}
+        self._add_to_pool(kept)
+        rows = self._select()
+        web_content = self.pool_content[rows]
+        web_meta = {k: self.pool_meta[k][rows] for k in POOL_TRUTH}
         parts = [web_content]
         n_reserve = 0
         if cfg.reserve_fraction > 0:
             want = int(round(cfg.reserve_fraction / (1 - cfg.reserve_fraction) * len(web_content)))
             n_reserve = min(cfg.reserve_docs, max(want, 1))
-            pick = rngs.stream(self.seed, "reserve_pick", cfg.name, gen).choice(cfg.reserve_docs, size=n_reserve,
-                                                                                  replace=False)
+            pick = self.context.stream("reserve_pick", cfg.name, gen).choice(cfg.reserve_docs, size=n_reserve,
+                                                                              replace=False)
             parts.append(self.reserve[np.sort(pick)])
         if cfg.anchors:
-            anchors, _ = self.language.sample(cfg.anchors, rng=rngs.stream(self.seed, "anchors", cfg.name, gen))
+            anchors, _ = self.language.sample(cfg.anchors, rng=self.context.stream("anchors", cfg.name, gen))
             parts.append(anchors)
         n_augment = 0
         if cfg.self_augment and self.last_state is not None:
             previous = build_model(cfg.model, self.language).load_state_dict(self.last_state)
-            parts.append(previous.sample(cfg.self_augment, rng=rngs.stream(self.seed, "augment", cfg.name, gen)))
+            parts.append(previous.sample(cfg.self_augment, rng=self.context.stream("augment", cfg.name, gen)))
             n_augment = cfg.self_augment
         corpus = np.concatenate(parts)
         if len(corpus) == 0:
@@ -108,7 +136,7 @@ class Trainer:
         model = build_model(cfg.model, self.language)
         if getattr(cfg.model, "init", "scratch") == "finetune" and self.last_state is not None:
             model.load_state_dict(self.last_state)  # fine-tune the previous generation
-        model.fit(corpus, rng=rngs.stream(self.seed, "fit", cfg.name, gen), prior=self._prior())
+        model.fit(corpus, rng=self.context.stream("fit", cfg.name, gen), prior=self._prior())
         if gen == 0:
             self.reference = model.state_dict()
         self.last_state = model.state_dict()
@@ -139,9 +167,6 @@ class Trainer:
         # generation 0 has no reference of its own yet: it is fitted on the all-human web, unregularised
         return Prior(prior.strength, self.reference) if self.reference is not None else None
 
-    def busy_seconds(self) -> dict[str, float]:
-        return dict(self.busy.seconds)
-
     # ------------------------------------------------------------ checkpoints
     def state(self) -> dict[str, np.ndarray]:
         out = {"generation": np.array(self.generation), "pool_ids": self.pool_ids, "pool_content": self.pool_content}
@@ -150,6 +175,8 @@ class Trainer:
             out.update({f"reference.{k}": v for k, v in self.reference.items()})
         if self.last_state is not None:
             out.update({f"last.{k}": v for k, v in self.last_state.items()})
+        if hasattr(self.regime, "state"):
+            out.update({f"regime.{k}": np.asarray(v) for k, v in self.regime.state().items()})
         return out
 
     def restore(self, state: dict[str, np.ndarray]) -> None:
@@ -157,11 +184,13 @@ class Trainer:
         self.pool_ids = np.asarray(state["pool_ids"], dtype=np.int64)
         self.pool_content = np.asarray(state["pool_content"], dtype=self.language.dtype).reshape(
             -1, self.language.width)
-        self.pool_meta = {k: np.asarray(state[f"pool_{k}"]) for k in self.pool_meta}
+        self.pool_meta = {k: np.asarray(state[f"pool_{k}"], dtype=v.dtype) for k, v in self.pool_meta.items()}
         ref = {k.split(".", 1)[1]: v for k, v in state.items() if k.startswith("reference.")}
         self.reference = ref or None
         last = {k.split(".", 1)[1]: v for k, v in state.items() if k.startswith("last.")}
         self.last_state = last or None
+        if hasattr(self.regime, "restore"):
+            self.regime.restore({k.split(".", 1)[1]: v for k, v in state.items() if k.startswith("regime.")})
 
 
 class EmptyCorpusError(SimwebError):

@@ -1,44 +1,89 @@
-"""Where the agents run. The engine speaks to agents only through an executor.
+"""Where the agents run. The engine speaks to agents only through an :class:`Executor`.
 
 ``local`` calls the agent objects in this process. ``ray`` (``simweb/executors/ray_executor.py``,
-the one module that imports Ray) makes each agent a Ray actor. Both take the same agent classes.
-
-An executor offers ``start(cls, *args, role=...)``, ``call(handle, method, *args, returns=1)``
-(a result, or a reference to one), ``get(results)``, ``put(value)``, ``kill(handle)`` and
-``shutdown()``. ``get`` raises :class:`ActorLost` when an agent died under it.
+the one module that imports Ray) makes each agent a Ray actor. Both take the same agent classes,
+and the engine calls an agent's methods by reference (``ex.call(scraper, Scraper.crawl, ...)``),
+with named, nested arguments: the Ray side resolves references nested in them itself.
 """
 
 from __future__ import annotations
 
 import os
+from typing import Any, Callable, Protocol, runtime_checkable
 
-__all__ = ["ActorLost", "LocalExecutor", "make_executor"]
+__all__ = ["ActorLost", "Executor", "LocalExecutor", "make_executor", "local_cpus"]
 
 
 class ActorLost(RuntimeError):
     """An agent's process died; the engine restores every agent from its last checkpoint."""
 
 
+@runtime_checkable
+class Executor(Protocol):
+    name: str
+    needs_checkpoints: bool  # agents can die under it: the engine checkpoints even without --out
+
+    def plan(self, counts: dict[str, int]) -> None:
+        """How many agents of each role will start (to size their reservations)."""
+
+    def start(self, cls: type, /, *args: Any, role: str, gpus: float = 0.0, **kwargs: Any) -> Any:
+        """An agent ``cls(*args, **kwargs)``; returns a handle."""
+
+    def ready(self, handles: list) -> None:
+        """Wait until every agent runs (an error, not a hang, if one cannot start)."""
+
+    def call(self, handle: Any, method: Callable, /, *args: Any, returns: int = 1, **kwargs: Any) -> Any:
+        """``method`` (e.g. ``Scraper.crawl``) on the agent: a result, or a reference to one."""
+
+    def gather(self, results: Any) -> Any:
+        """The values of results (a list or a dict of them); raises :class:`ActorLost` if an agent died."""
+
+    def share(self, value: Any) -> Any:
+        """``value`` put once where every agent can read it; a reference."""
+
+    def kill(self, handle: Any) -> None: ...
+
+    def default_shards(self) -> int: ...
+
+    def cluster(self) -> dict: ...
+
+    def shutdown(self) -> None: ...
+
+
+def local_cpus() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
 class LocalExecutor:
     name = "local"
+    needs_checkpoints = False  # in-process agents cannot die on their own
 
-    def start(self, cls, *args, role: str = "", cpus: float = 0.0, gpus: float = 0.0):
-        return cls(*args)
+    def plan(self, counts: dict[str, int]) -> None:
+        pass
 
-    def call(self, handle, method: str, *args, returns: int = 1):
-        return getattr(handle, method)(*args)
+    def start(self, cls, /, *args, role: str = "", gpus: float = 0.0, **kwargs):
+        return cls(*args, **kwargs)
 
-    def get(self, results):
+    def ready(self, handles: list) -> None:
+        pass
+
+    def call(self, handle, method, /, *args, returns: int = 1, **kwargs):
+        return getattr(handle, method.__name__)(*args, **kwargs)
+
+    def gather(self, results):
         return results
 
-    def put(self, value):
+    def share(self, value):
         return value
 
     def kill(self, handle) -> None:
         pass
 
+    def default_shards(self) -> int:
+        return 1
+
     def cluster(self) -> dict:
-        return {"nodes": 1, "cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()}
+        return {"nodes": 1, "cpus": local_cpus()}
 
     def node_of(self, handle) -> str:
         return "local"
@@ -47,9 +92,9 @@ class LocalExecutor:
         pass
 
 
-def make_executor(name: str, *, address: str | None = None):
+def make_executor(name: str, *, address: str | None = None, say: Callable[[str], None] | None = None) -> Executor:
     if name == "local":
         return LocalExecutor()
     from simweb.executors.ray_executor import RayExecutor
 
-    return RayExecutor(address=address)
+    return RayExecutor(address=address, say=say)

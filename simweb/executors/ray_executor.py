@@ -7,45 +7,110 @@ all of a run's actors would fit on the cluster's smallest node — so however th
 scheduler packs them, none is left pending (a 2-core laptop included) — and at
 most one CPU. Reservations only place actors; they do not cap what an actor
 uses. Shards are spread across nodes.
+
+Every agent lives inside one generic actor, :class:`_Host`, which calls the agent's methods by
+name and first resolves the object references nested anywhere in their arguments — so agents take
+plain named arguments (``models={lab: state}``, ``parts=[...]``) and never flatten references.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import socket
+import time
 
 import ray
-from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError
+from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError, RayTaskError
 
-from simweb.executors import ActorLost
+from simweb.errors import SimwebError
+from simweb.executors import ActorLost, local_cpus
 
-__all__ = ["RayExecutor"]
+__all__ = ["RayExecutor", "map_tasks"]
 
 READY_TIMEOUT_S = 120  # an actor not running by then is reported, not waited on forever
+CONNECT_TIMEOUT_S = 10  # to reach a cluster's address before Ray's own (long) retries
+
+
+class _Host:
+    """A Ray actor holding one agent; ``invoke`` resolves nested references, then calls the agent."""
+
+    def __init__(self, cls, args, kwargs):
+        args, kwargs = _resolve((args, kwargs))
+        self.agent = cls(*args, **kwargs)
+
+    def invoke(self, method: str, args, kwargs):
+        args, kwargs = _resolve((args, kwargs))
+        return getattr(self.agent, method)(*args, **kwargs)
+
+    def node(self) -> str:
+        return ray.get_runtime_context().get_node_id()
+
+
+def _resolve(value):
+    """``value`` with every ``ray.ObjectRef`` nested in lists, tuples and dicts replaced by its value (one get)."""
+    refs: list = []
+
+    def collect(v):
+        if isinstance(v, ray.ObjectRef):
+            refs.append(v)
+        elif isinstance(v, (list, tuple)):
+            for x in v:
+                collect(x)
+        elif isinstance(v, dict):
+            for x in v.values():
+                collect(x)
+
+    collect(value)
+    if not refs:
+        return value
+    values = dict(zip(map(id, refs), ray.get(refs)))
+
+    def swap(v):
+        if isinstance(v, ray.ObjectRef):
+            return values[id(v)]
+        if isinstance(v, list):
+            return [swap(x) for x in v]
+        if isinstance(v, tuple):
+            return tuple(swap(x) for x in v)
+        if isinstance(v, dict):
+            return {k: swap(x) for k, x in v.items()}
+        return v
+
+    return swap(value)
 
 
 class RayExecutor:
     name = "ray"
+    needs_checkpoints = True  # an actor can die: the engine keeps a checkpoint to restore every agent from
 
-    def __init__(self, *, address: str | None = None):
+    def __init__(self, *, address: str | None = None, say=None):
         address = address or os.environ.get("RAY_ADDRESS")
         self._started = False
+        self.startup_s = self.shutdown_s = 0.0
+        start = time.perf_counter()
         if not ray.is_initialized():
             if address:
-                ray.init(address=address, log_to_driver=False, logging_level=logging.ERROR)
+                _check_reachable(address)
+                if say:
+                    say(f"joining the Ray cluster at {address} ...")
+                _join(address)
             else:
+                if say:
+                    say("starting a local Ray instance ...")
                 # "local": always a fresh instance of our own, never another process's cluster by accident
-                ray.init(address="local", num_cpus=_local_cpus(), include_dashboard=False, log_to_driver=False,
+                ray.init(address="local", num_cpus=local_cpus(), include_dashboard=False, log_to_driver=False,
                          logging_level=logging.ERROR)
                 self._started = True
+        self.startup_s = time.perf_counter() - start
         self.counts: dict[str, int] = {}
-        self._remote: dict[type, object] = {}
+        self._remote = ray.remote(_Host)
 
     def plan(self, counts: dict[str, int]) -> None:
         """Tell the executor how many actors of each role will start, to size their CPU reservations."""
         self.counts = dict(counts)
 
-    def _cpus(self, role: str) -> float:
+    def _cpus(self) -> float:
         smallest = min((n["Resources"].get("CPU", 0.0) for n in ray.nodes() if n.get("Alive")), default=1.0)
         actors = max(sum(self.counts.values()), 1)
         return max(0.01, round(min(1.0, 0.9 * smallest / actors), 4))
@@ -55,38 +120,38 @@ class RayExecutor:
         pending = {h.__ray_ready__.remote(): h for h in handles}
         done, waiting = ray.wait(list(pending), num_returns=len(pending), timeout=READY_TIMEOUT_S)
         if waiting:
-            from simweb.errors import SimwebError
-
             raise SimwebError(f"{len(waiting)} of {len(handles)} Ray actors could not start within "
                               f"{READY_TIMEOUT_S} s; the cluster has {self.cluster()}: free some CPUs or use fewer "
                               "shards (--shards)")
-        self.get(done)
+        self.gather(done)
 
-    def start(self, cls, *args, role: str = "", cpus: float | None = None, gpus: float = 0.0):
-        remote = self._remote.get(cls)
-        if remote is None:
-            remote = self._remote[cls] = ray.remote(cls)
-        options = {"num_cpus": cpus if cpus is not None else self._cpus(role), "max_restarts": 0}
+    def start(self, cls, /, *args, role: str = "", gpus: float = 0.0, **kwargs):
+        options = {"num_cpus": self._cpus(), "max_restarts": 0}
         if gpus:
             options["num_gpus"] = gpus
         if role == "shard":
             options["scheduling_strategy"] = "SPREAD"
-        return remote.options(**options).remote(*args)
+        return self._remote.options(**options).remote(cls, args, kwargs)
 
-    def call(self, handle, method: str, *args, returns: int = 1):
-        fn = getattr(handle, method)
-        return fn.options(num_returns=returns).remote(*args) if returns != 1 else fn.remote(*args)
+    def call(self, handle, method, /, *args, returns: int = 1, **kwargs):
+        invoke = handle.invoke.options(num_returns=returns) if returns != 1 else handle.invoke
+        return invoke.remote(method.__name__, args, kwargs)
 
-    def get(self, results):
+    def gather(self, results):
         try:
             if isinstance(results, dict):
                 keys = list(results)
                 return dict(zip(keys, ray.get([results[k] for k in keys])))
             return ray.get(results)
+        except RayTaskError as err:  # a problem the user can fix (a plugin's) travels as itself
+            cause = getattr(err, "cause", None)
+            if isinstance(cause, SimwebError):
+                raise cause from None
+            raise
         except (ActorDiedError, ActorUnavailableError, RayActorError) as err:
             raise ActorLost(_first_line(err)) from None
 
-    def put(self, value):
+    def share(self, value):
         return ray.put(value)
 
     def kill(self, handle) -> None:
@@ -95,21 +160,51 @@ class RayExecutor:
         except Exception:  # already gone
             pass
 
+    def default_shards(self) -> int:
+        return max(1, int(self.cluster()["cpus"]))
+
     def cluster(self) -> dict:
         nodes = [n for n in ray.nodes() if n.get("Alive")]
         return {"nodes": len(nodes), "cpus": ray.cluster_resources().get("CPU", 0.0),
                 "gpus": ray.cluster_resources().get("GPU", 0.0)}
 
     def node_of(self, handle) -> str:
-        return ray.get(handle.__ray_call__.remote(lambda self: ray.get_runtime_context().get_node_id()))
+        return ray.get(handle.node.remote())
 
     def shutdown(self) -> None:
         if self._started and ray.is_initialized():
+            start = time.perf_counter()
             ray.shutdown()
+            self.shutdown_s = time.perf_counter() - start
 
 
-def _local_cpus() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+def _check_reachable(address: str) -> None:
+    """Fail fast, with one line, on an address that is malformed or where nothing listens."""
+    if address in ("auto", "local") or address.startswith("ray://"):
+        return
+    host, sep, port = address.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise SimwebError(f"--address: expected HOST:PORT of a Ray cluster's head (e.g. 10.0.0.5:6379), got "
+                          f"{address!r}")
+    try:
+        with socket.create_connection((host, int(port)), timeout=CONNECT_TIMEOUT_S):
+            pass
+    except OSError as err:
+        raise SimwebError(f"--address {address}: no Ray cluster answers there ({err.strerror or err}); start one "
+                          "with 'ray start --head' or check the address") from None
+
+
+def _join(address: str) -> None:
+    try:
+        ray.init(address=address, log_to_driver=False, logging_level=logging.ERROR)
+    except Exception as err:  # Ray's own errors: say what to do in one line
+        text = _first_line(err)
+        if "auth" in text.lower() or "token" in text.lower():
+            raise SimwebError(f"--address {address}: the cluster refused simweb's authentication ({text}); "
+                              "the cluster uses Ray's token authentication: set RAY_AUTH_MODE=token and the same "
+                              "token (RAY_AUTH_TOKEN, or ~/.ray/auth_token) on every node and for simweb — see "
+                              "README, 'On a laptop or a cluster'") from None
+        raise SimwebError(f"--address {address}: cannot join the Ray cluster: {text}") from None
 
 
 def _first_line(err: Exception) -> str:

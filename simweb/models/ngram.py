@@ -10,13 +10,32 @@ of Shumailov et al. (2024).
 from __future__ import annotations
 
 import numpy as np
+from pydantic import Field
 
+import simweb.plugins as plugins
 from simweb.sampling import AliasTable, shape_probs
 
 __all__ = ["NgramModel"]
 
+MAX_CELLS = 2**25  # dense tables past this (32 M cells, ~256 MB of sampling tables) do not fit a laptop
 
+
+@plugins.model("ngram")
 class NgramModel:
+    class Config(plugins.PluginConfig):
+        """A Markov model of order k fitted by counting, with add-alpha smoothing."""
+
+        order: int = Field(1, ge=1, le=8)  # Markov order: tokens of context
+        alpha: float = Field(0.01, ge=0.0)  # add-alpha smoothing; 0 = unseen transitions vanish for good
+
+        def check(self, scenario, where: str, fail) -> None:
+            V = scenario.language.vocab_size
+            cells = (V + 1) ** self.order * V
+            if cells > MAX_CELLS:
+                fail(f"{where}.order", f"(vocab_size+1)^order x vocab_size = {cells:,} table cells, more than "
+                     f"{MAX_CELLS:,}; got order {self.order} with vocab_size {V}")
+
+    languages = ("markov",)
     family = "ngram"
     is_tokens = True
 
@@ -47,7 +66,7 @@ class NgramModel:
         return ctx
 
     # ------------------------------------------------------------ fit
-    def fit(self, docs: np.ndarray, *, rng: np.random.Generator | None = None, prior=None) -> "NgramModel":
+    def fit(self, docs: np.ndarray, *, rng: np.random.Generator, prior=None) -> "NgramModel":
         """Maximum-likelihood counts plus α per cell (plus a :class:`Prior`'s pseudo-counts).
 
         A context never seen, with α = 0 and no prior, falls back to the corpus unigram law.

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import math
 
+from typing import Literal
+
 import numpy as np
 
+import simweb.plugins as plugins
 from simweb.language.simple import inverse_cdf
 from simweb.sampling import shape_probs
 
 __all__ = ["GaussianModel", "CategoricalModel"]
 
 
+@plugins.model("gaussian")
 class GaussianModel:
     """A diagonal gaussian fitted by its sample mean and variance.
 
@@ -19,6 +23,12 @@ class GaussianModel:
     (n−1)/n per generation, Shumailov et al. 2024); ``"unbiased"`` by n − 1.
     """
 
+    class Config(plugins.PluginConfig):
+        """A diagonal gaussian fitted by its sample mean and variance."""
+
+        variance: Literal["mle", "unbiased"] = "mle"
+
+    languages = ("gaussian",)
     family = "gaussian"
     is_tokens = False
 
@@ -32,7 +42,7 @@ class GaussianModel:
     def from_config(cls, cfg, language) -> "GaussianModel":
         return cls(dim=language.dim, variance=cfg.variance)
 
-    def fit(self, x: np.ndarray, *, rng: np.random.Generator | None = None, prior=None) -> "GaussianModel":
+    def fit(self, x: np.ndarray, *, rng: np.random.Generator, prior=None) -> "GaussianModel":
         x = np.asarray(x, dtype=np.float64)
         n = len(x)
         ddof = 1 if self.variance == "unbiased" else 0
@@ -89,9 +99,14 @@ class GaussianModel:
             raise RuntimeError("the gaussian model has not been fitted")
 
 
+@plugins.model("categorical")
 class CategoricalModel:
     """Outcome frequencies by maximum likelihood: an outcome never seen is gone for good."""
 
+    class Config(plugins.PluginConfig):
+        """Outcome frequencies by maximum likelihood."""
+
+    languages = ("categorical",)
     family = "categorical"
     is_tokens = False
 
@@ -103,7 +118,7 @@ class CategoricalModel:
     def from_config(cls, cfg, language) -> "CategoricalModel":
         return cls(outcomes=language.outcomes)
 
-    def fit(self, x: np.ndarray, *, rng: np.random.Generator | None = None, prior=None) -> "CategoricalModel":
+    def fit(self, x: np.ndarray, *, rng: np.random.Generator, prior=None) -> "CategoricalModel":
         counts = np.bincount(np.asarray(x, dtype=np.int64).ravel(), minlength=self.outcomes).astype(np.float64)
         if prior is not None and prior.strength > 0:
             counts += prior.strength * prior.probs(counts.shape)

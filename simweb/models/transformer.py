@@ -17,50 +17,66 @@ token model, so the web stays shard-invariant.
 from __future__ import annotations
 
 import contextlib
+import functools
+import importlib.util
 import math
+from typing import Literal
 
 import numpy as np
-import torch
-from torch import nn
+from pydantic import Field
 
+import simweb.plugins as plugins
+from simweb.errors import SimwebError
 from simweb.sampling import shape_probs
 
 __all__ = ["TransformerModel"]
 
 
-class _Block(nn.Module):
-    def __init__(self, width: int, heads: int):
-        super().__init__()
-        self.ln1, self.ln2 = nn.LayerNorm(width), nn.LayerNorm(width)
-        self.attn = nn.MultiheadAttention(width, heads, batch_first=True)
-        self.mlp = nn.Sequential(nn.Linear(width, 4 * width), nn.GELU(), nn.Linear(4 * width, width))
+@functools.cache
+def _torch():
+    """torch and the network class, imported on first use: only labs that train a transformer pay for torch."""
+    try:
+        import torch
+        from torch import nn
+    except ImportError:
+        raise SimwebError("the transformer family needs torch: pip install 'simweb[torch]'") from None
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        h = self.ln1(x)
-        x = x + self.attn(h, h, h, attn_mask=mask, need_weights=False)[0]
-        return x + self.mlp(self.ln2(x))
+    class Block(nn.Module):
+        def __init__(self, width: int, heads: int):
+            super().__init__()
+            self.ln1, self.ln2 = nn.LayerNorm(width), nn.LayerNorm(width)
+            self.attn = nn.MultiheadAttention(width, heads, batch_first=True)
+            self.mlp = nn.Sequential(nn.Linear(width, 4 * width), nn.GELU(), nn.Linear(4 * width, width))
 
+        def forward(self, x, mask):
+            h = self.ln1(x)
+            x = x + self.attn(h, h, h, attn_mask=mask, need_weights=False)[0]
+            return x + self.mlp(self.ln2(x))
 
-class _Net(nn.Module):
-    def __init__(self, vocab: int, context: int, width: int, heads: int, layers: int):
-        super().__init__()
-        self.tok = nn.Embedding(vocab + 1, width)  # + the begin-of-document token
-        self.pos = nn.Embedding(context, width)
-        self.blocks = nn.ModuleList(_Block(width, heads) for _ in range(layers))
-        self.ln = nn.LayerNorm(width)
-        self.head = nn.Linear(width, vocab, bias=False)
-        self.register_buffer("mask", torch.triu(torch.ones(context, context, dtype=torch.bool), 1), persistent=False)
+    class Net(nn.Module):
+        def __init__(self, vocab: int, context: int, width: int, heads: int, layers: int):
+            super().__init__()
+            self.tok = nn.Embedding(vocab + 1, width)  # + the begin-of-document token
+            self.pos = nn.Embedding(context, width)
+            self.blocks = nn.ModuleList(Block(width, heads) for _ in range(layers))
+            self.ln = nn.LayerNorm(width)
+            self.head = nn.Linear(width, vocab, bias=False)
+            self.register_buffer("mask", torch.triu(torch.ones(context, context, dtype=torch.bool), 1),
+                                 persistent=False)
 
-    def forward(self, idx: torch.Tensor) -> torch.Tensor:
-        t = idx.shape[1]
-        x = self.tok(idx) + self.pos(torch.arange(t, device=idx.device))
-        for block in self.blocks:
-            x = block(x, self.mask[:t, :t])
-        return self.head(self.ln(x))
+        def forward(self, idx):
+            t = idx.shape[1]
+            x = self.tok(idx) + self.pos(torch.arange(t, device=idx.device))
+            for block in self.blocks:
+                x = block(x, self.mask[:t, :t])
+            return self.head(self.ln(x))
+
+    return torch, nn, Net
 
 
 @contextlib.contextmanager
 def _threads(n: int):
+    torch = _torch()[0]
     before = torch.get_num_threads()
     torch.set_num_threads(n)
     try:
@@ -69,23 +85,56 @@ def _threads(n: int):
         torch.set_num_threads(before)
 
 
+@plugins.model("transformer")
 class TransformerModel:
+    class Config(plugins.PluginConfig):
+        """A small decoder-only transformer (torch)."""
+
+        layers: int = Field(2, ge=1, le=48)
+        width: int = Field(64, ge=8, le=4096)  # embedding width; a multiple of heads
+        heads: int = Field(4, ge=1, le=64)
+        epochs: int = Field(2, ge=1, le=1000)  # passes over the training set per generation
+        batch_size: int = Field(64, ge=1, le=65_536)
+        lr: float = Field(3e-3, gt=0.0, le=1.0)  # AdamW learning rate
+        init: Literal["scratch", "finetune"] = "scratch"  # finetune: start from the lab's previous generation
+        device: Literal["auto", "cpu", "cuda"] = "auto"
+        threads: int = Field(1, ge=1, le=256)  # torch threads during fit and sampling: fixed, for determinism
+
+        def check(self, scenario, where: str, fail) -> None:
+            if self.width % self.heads:
+                fail(f"{where}.width", f"expected a multiple of heads ({self.heads}), got {self.width}")
+            if importlib.util.find_spec("torch") is None:
+                fail(f"{where}.family", "the transformer family needs torch, which is not installed: "
+                     "pip install 'simweb[torch]'")
+
+    languages = ("markov",)
     family = "transformer"
     is_tokens = True
 
+    @staticmethod
+    def resources(cfg, cluster: dict) -> dict[str, float]:
+        """A trainer on cuda reserves a GPU ("auto": when the cluster has one); cuda without one is refused."""
+        gpus = cluster.get("gpus", 0) or 0
+        if cfg.device == "cuda" and gpus == 0 and not _torch()[0].cuda.is_available():
+            raise SimwebError("model.device: 'cuda' was asked for, but no CUDA GPU is available here or on the "
+                              "cluster; use device = 'auto' or 'cpu'")
+        return {"gpus": 1.0 if cfg.device == "cuda" or (cfg.device == "auto" and gpus > 0) else 0.0}
+
     def __init__(self, *, vocab_size: int, doc_length: int, cfg):
+        torch = _torch()[0]
         self.vocab_size, self.doc_length, self.cfg = int(vocab_size), int(doc_length), cfg
         self.device = torch.device("cuda" if cfg.device == "cuda" or (cfg.device == "auto" and torch.cuda.is_available())
                                    else "cpu")
-        self.net: _Net | None = None
+        self.net = None
 
     @classmethod
     def from_config(cls, cfg, language) -> "TransformerModel":
         return cls(vocab_size=language.vocab_size, doc_length=language.doc_length, cfg=cfg)
 
-    def _new_net(self, generator: torch.Generator) -> _Net:
+    def _new_net(self, generator):
+        torch, _, Net = _torch()
         c = self.cfg
-        net = _Net(self.vocab_size, self.doc_length, c.width, c.heads, c.layers)
+        net = Net(self.vocab_size, self.doc_length, c.width, c.heads, c.layers)
         with torch.no_grad():  # seeded initialisation: N(0, 0.02) weights, zero biases (GPT-2)
             for name, p in net.named_parameters():
                 if p.dim() >= 2:
@@ -94,15 +143,17 @@ class TransformerModel:
                     p.zero_()
         return net.to(self.device)
 
-    def _inputs(self, docs: torch.Tensor) -> torch.Tensor:
+    def _inputs(self, docs):
+        torch = _torch()[0]
         bos = torch.full((docs.shape[0], 1), self.vocab_size, dtype=torch.long, device=docs.device)
         return torch.cat([bos, docs[:, :-1]], dim=1)
 
     # ------------------------------------------------------------ fit
-    def fit(self, docs: np.ndarray, *, rng: np.random.Generator | None = None, prior=None) -> "TransformerModel":
+    def fit(self, docs: np.ndarray, *, rng: np.random.Generator, prior=None) -> "TransformerModel":
         """Train for ``epochs`` passes of AdamW over the corpus (continuing from loaded weights when fine-tuning)."""
+        torch, nn, _ = _torch()
         c = self.cfg
-        seed = int((rng or np.random.default_rng(0)).integers(2**62))
+        seed = int(rng.integers(2**62))
         gen = torch.Generator().manual_seed(seed)
         with _threads(c.threads):
             if self.net is None:
@@ -132,6 +183,7 @@ class TransformerModel:
 
     # ------------------------------------------------------------ score and sample
     def token_log_prob(self, docs: np.ndarray, chunk: int = 512) -> np.ndarray:
+        torch = _torch()[0]
         net = self._require()
         out = np.empty(np.shape(docs), dtype=np.float64)
         with _threads(self.cfg.threads), torch.no_grad():
@@ -154,6 +206,7 @@ class TransformerModel:
     def draw(self, noise: np.ndarray, *, temperature: float = 1.0, top_p: float = 1.0, watermark=None,
              chunk: int = 1024) -> np.ndarray:
         """Documents written token by token, each token by inverse CDF of one uniform of its noise row."""
+        torch = _torch()[0]
         net = self._require()
         u = np.ascontiguousarray(np.asarray(noise).T)  # (L, n)
         n, V, L = u.shape[1], self.vocab_size, self.doc_length
@@ -187,13 +240,14 @@ class TransformerModel:
         return {k: v.detach().cpu().numpy().copy() for k, v in self._require().state_dict().items()}
 
     def load_state_dict(self, state: dict[str, np.ndarray]) -> "TransformerModel":
+        torch = _torch()[0]
         net = self._new_net(torch.Generator().manual_seed(0)) if self.net is None else self.net
         net.load_state_dict({k: torch.as_tensor(np.asarray(v)) for k, v in state.items()})
         net.eval()
         self.net = net
         return self
 
-    def _require(self) -> _Net:
+    def _require(self):
         if self.net is None:
             raise RuntimeError("the transformer has not been fitted")
         return self.net

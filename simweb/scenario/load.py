@@ -18,12 +18,10 @@ from typing import Any
 import tomli_w
 from pydantic import BaseModel, ValidationError
 
-from simweb.errors import ScenarioError
-from simweb.scenario.models import MODEL_FOR_LANGUAGE, Scenario
+from simweb.errors import ScenarioError, SimwebError
+from simweb.scenario.models import PluginField, Scenario
 
 __all__ = ["load_scenario", "parse_scenario", "apply_overrides", "dump_scenario"]
-
-_MAX_CELLS = 2**25  # dense ngram tables past this (32 M cells, ~256 MB of sampling tables) do not fit a laptop
 
 
 def load_scenario(path: str | Path, overrides: typing.Sequence[str] = (), *, seed: int | None = None) -> Scenario:
@@ -56,16 +54,27 @@ def parse_scenario(text: str, overrides: typing.Sequence[str] = (), *, seed: int
 
 def validate(data: dict[str, Any], *, source: str | None = None) -> Scenario:
     try:
-        scenario = Scenario.model_validate(_freeze(data))
+        return Scenario.model_validate(_freeze(data))
     except ValidationError as err:
         raise _translate(err, data, source) from None
-    _check_references(scenario, source)
-    return scenario
+    except ScenarioError as err:  # from the checks across tables: say which file
+        raise ScenarioError(err.path, err.message, source=source) from None
+    except SimwebError as err:  # a plugin that cannot be loaded or registered
+        raise ScenarioError("", str(err), source=source) from None
 
 
 def dump_scenario(scenario: Scenario) -> str:
-    """The resolved scenario as TOML (every default written out)."""
-    return tomli_w.dumps(_thaw(scenario.model_dump(exclude_none=True)))
+    """The resolved scenario as TOML (every default written out); plugin tables lead with their kind."""
+    return tomli_w.dumps(_tag_first(_thaw(scenario.model_dump(exclude_none=True))))
+
+
+def _tag_first(value: Any) -> Any:
+    if isinstance(value, dict):
+        tags = [k for k in ("kind", "family") if k in value]
+        return {k: _tag_first(value[k]) for k in tags + [k for k in value if k not in tags]}
+    if isinstance(value, list):
+        return [_tag_first(v) for v in value]
+    return value
 
 
 # ---------------------------------------------------------------- overrides
@@ -157,7 +166,9 @@ def _translate(err: ValidationError, data: dict[str, Any], source: str | None) -
     errors = [e for e in err.errors(include_url=False)
               if not (e["type"] == "too_short" and e["ctx"].get("actual_length", 0) < len(e.get("input") or ()))]
     first = errors[0]
-    path, parent_model = _resolve(first["loc"])
+    path, parent_model = _resolve(first["loc"], data)
+    if first["type"].startswith("plugin_"):  # a plugin table whose kind is missing or unknown
+        return ScenarioError(*_plugin_problem(first, path), source=source)
     if first["type"] == "union_tag_invalid":
         key = str(first["ctx"]["discriminator"]).strip("'()")
         path += "." + key
@@ -170,27 +181,66 @@ def _translate(err: ValidationError, data: dict[str, Any], source: str | None) -
     return ScenarioError(path, message, source=source)
 
 
-def _resolve(loc: tuple) -> tuple[str, type[BaseModel] | None]:
-    """Turn a pydantic location into ``labs[1].crawl_budget``, dropping union tags, and find the parent model."""
+def _plugin_problem(error: dict, path: str) -> tuple[str, str]:
+    ctx = error.get("ctx") or {}
+    names = ctx.get("names", [])
+    if error["type"] == "plugin_unknown":
+        got = ctx.get("got")
+        close = _did_you_mean(got, names) if isinstance(got, str) else ""
+        return f"{path}.{ctx['tag']}" if ctx["tag"] else path, f"no {ctx['what']} named {_show(got)}{close}; known: {', '.join(map(repr, names))}"
+    if error["type"] == "plugin_missing":
+        return f"{path}.{ctx['tag']}", f"required, but missing: one of {names}"
+    return path, error["msg"]
+
+
+def _resolve(loc: tuple, data: Any = None) -> tuple[str, type[BaseModel] | None]:
+    """Turn a pydantic location into ``labs[1].crawl_budget``, dropping union tags, and find the parent model.
+
+    A plugin table (a filter, model, regime or behaviour) is followed into its registered config model.
+    """
     model: Any = Scenario
     parent: type[BaseModel] | None = Scenario
     parts: list[str | int] = []
     for item in loc:
         parent = model if _is_model(model) else None
+        model = _plugin_model(model, data)
+        if _is_model(model):
+            parent = model
         if isinstance(item, int):
             parts.append(item)
             model = _element_type(model)
+            data = data[item] if isinstance(data, (list, tuple)) and item < len(data) else None
             continue
+        data = data.get(item) if isinstance(data, dict) else None
         member = _union_member(model, item)
         if member is not None:  # a discriminator tag, not a key the user wrote
             model = member
             continue
         parts.append(item)
         if _is_model(model) and item in model.model_fields:
-            model = model.model_fields[item].annotation
+            field = model.model_fields[item]
+            model = next((m for m in field.metadata if isinstance(m, PluginField)), field.annotation)
         else:
             model = None
     return _join(parts), parent
+
+
+def _plugin_model(tp: Any, data: Any) -> Any:
+    """The config model of the plugin table ``data`` when ``tp`` is a plugin field; else ``tp``."""
+    marker = tp if isinstance(tp, PluginField) else _marker(tp)
+    if marker is None:
+        return tp
+    from simweb.plugins import TAG, registry
+
+    name = data if isinstance(data, str) else data.get(TAG[marker.kind], marker.default) if isinstance(data, dict) else None
+    try:
+        return registry.get(marker.kind, name).config
+    except Exception:
+        return None
+
+
+def _marker(tp: Any) -> PluginField | None:
+    return next((m for m in getattr(tp, "__metadata__", ()) if isinstance(m, PluginField)), None)
 
 
 def _is_model(tp: Any) -> bool:
@@ -209,7 +259,7 @@ def _element_type(tp: Any) -> Any:
     if typing.get_origin(tp) in (typing.Union, types.UnionType):
         args = [_element_type(a) for a in args]
         return args[0] if args else None
-    return _strip(args[0]) if args else None
+    return (_marker(args[0]) or _strip(args[0])) if args else None
 
 
 def _union_member(tp: Any, tag: str) -> type[BaseModel] | None:
@@ -304,51 +354,39 @@ def _check_references(sc: Scenario, source: str | None) -> None:
             fail("language.probs", f"expected {lang.outcomes} probabilities (language.outcomes), got {len(lang.probs)}")
         if any(not math.isfinite(p) or p < 0 for p in lang.probs) or not math.isclose(sum(lang.probs), 1.0, abs_tol=1e-9):
             fail("language.probs", f"expected non-negative probabilities summing to 1, got {list(lang.probs)}")
+    from simweb.plugins import registry
+
     for i, lab in enumerate(sc.labs):
-        allowed = MODEL_FOR_LANGUAGE[lang.family]
-        if lab.model.family not in allowed:
+        family = registry.get("model", lab.model.family).cls
+        allowed = getattr(family, "languages", ())
+        if lang.family not in allowed:
+            fits = [e.name for e in registry.entries("model") if lang.family in getattr(e.cls, "languages", ())]
             fail(f"labs[{i}].model.family",
-                 f"a {lang.family} language needs a model of family {' or '.join(map(repr, allowed))}, "
+                 f"a {lang.family} language needs a model of family {' or '.join(map(repr, fits))}, "
                  f"got {lab.model.family!r}")
-        if lab.model.family == "ngram":
-            cells = (lang.vocab_size + 1) ** lab.model.order * lang.vocab_size
-            if cells > _MAX_CELLS:
-                fail(f"labs[{i}].model.order", f"(vocab_size+1)^order x vocab_size = {cells:,} table cells, "
-                     f"more than {_MAX_CELLS:,}; got order {lab.model.order} with vocab_size {lang.vocab_size}")
         if lab.prior is not None and lab.prior.toward == "uniform" and lang.family == "gaussian":
             fail(f"labs[{i}].prior.toward", "a gaussian has no uniform reference; use 'first_generation', got 'uniform'")
-        if lab.model.family == "transformer" and lab.model.width % lab.model.heads:
-            fail(f"labs[{i}].model.width", f"expected a multiple of heads ({lab.model.heads}), got {lab.model.width}")
         if lab.first_release >= sc.run.ticks:
             fail(f"labs[{i}].first_release", f"expected a tick < run.ticks ({sc.run.ticks}), got {lab.first_release}")
         if lab.reserve_fraction > 0 and lab.reserve_docs == 0:
             fail(f"labs[{i}].reserve_fraction",
                  f"needs labs[{i}].reserve_docs >= 1 to draw from, got reserve_fraction {lab.reserve_fraction}")
-    pub_names = [p.name for p in sc.publishers]
     tokens = lang.family == "markov"
     for i, pub in enumerate(sc.publishers):
         if pub.edit_fraction > 0 and not tokens:
             fail(f"publishers[{i}].edit_fraction", f"edits rewrite tokens and need a markov language, got {lang.family}")
+    # every plugin table checks itself against the whole scenario (a population it names must exist, ...)
+    tables = [(f"labs[{i}].model", lab.model) for i, lab in enumerate(sc.labs)]
+    tables += [(f"labs[{i}].regime", lab.regime) for i, lab in enumerate(sc.labs)]
+    tables += [(f"labs[{i}].filters[{j}]", f) for i, lab in enumerate(sc.labs) for j, f in enumerate(lab.filters)]
+    tables += [(f"publishers[{i}].behaviours[{j}]", b) for i, p in enumerate(sc.publishers)
+               for j, b in enumerate(p.behaviours or ())]
+    for where, table in tables:
+        if hasattr(table, "check"):
+            table.check(sc, where, fail)
     for i, lab in enumerate(sc.labs):
         if lab.watermark is not None and not tokens:
             fail(f"labs[{i}].watermark", f"a watermark biases tokens and needs a markov language, got {lang.family}")
-        for j, flt in enumerate(lab.filters):
-            where = f"labs[{i}].filters[{j}]"
-            if flt.kind == "watermark":
-                if not tokens:
-                    fail(f"{where}.kind", f"a watermark detector reads tokens and needs a markov language, got {lang.family}")
-                for k, name in enumerate(flt.keys or ()):
-                    if name not in lab_names:
-                        fail(f"{where}.keys[{k}]", f"no lab named {name!r}{_did_you_mean(name, lab_names)}")
-            if flt.kind in ("likelihood", "verifier") and not tokens:
-                fail(f"{where}.kind", f"a {flt.kind} filter scores tokens and needs a markov language, got {lang.family}")
-            if flt.kind == "classifier":
-                for name, factor in flt.fpr_multiplier.items():
-                    if name not in pub_names:
-                        fail(f"{where}.fpr_multiplier.{name}",
-                             f"no publisher population named {name!r}{_did_you_mean(name, pub_names)}")
-                    if not math.isfinite(factor) or factor < 0:
-                        fail(f"{where}.fpr_multiplier.{name}", f"expected a number >= 0, got {factor}")
     if not any(lab.market_share > 0 for lab in sc.labs):
         fail("labs", "at least one lab needs market_share > 0, or no publisher could use a model")
 

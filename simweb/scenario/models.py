@@ -9,17 +9,24 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, SerializeAsAny, Tag, WrapValidator, field_serializer, model_validator
 
 __all__ = [
-    "Adoption", "CategoricalLanguage", "CategoricalModel", "ClassifierFilter", "DateCutoffFilter",
-    "Evaluation", "GaussianLanguage", "PriorConfig", "GaussianModel", "Lab", "MarkovLanguage", "NgramModel",
-    "Publisher", "Run", "Scenario", "Web", "TOKEN_LANGUAGES", "MODEL_FOR_LANGUAGE",
+    "Adoption", "CategoricalLanguage", "Evaluation", "GaussianLanguage", "PriorConfig", "Lab", "MarkovLanguage",
+    "PluginField", "Publisher", "Run", "Scenario", "Web", "TOKEN_LANGUAGES",
 ]
 
 
 class _Table(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _lists_as_tuples(cls, value: Any) -> Any:
+        """Plain Python lists are accepted where a TOML array is (tables stay immutable: tuples inside)."""
+        if isinstance(value, dict):
+            return {k: _freeze(v) for k, v in value.items()}
+        return value
 
 
 def _tagged(default: str, field: str = "family"):
@@ -120,128 +127,31 @@ class Publisher(_Table):
     c2pa_rate: float = Field(0.0, ge=0.0, le=1.0)  # share of its pages carrying a truthful C2PA label (~0.2 % of images)
     edit_fraction: float = Field(0.0, ge=0.0, le=1.0)  # share of an AI draft's tokens a human rewrites before publishing
     copy_rate: float = Field(0.0, ge=0.0, le=1.0)  # share of its new pages that republish an existing page (content farms)
+    behaviours: tuple[Behaviour, ...] | None = None  # plugin behaviours that rewrite AI drafts, in order (after edits)
     strip_c2pa: float = Field(1.0, ge=0.0, le=1.0)  # chance a copy loses the original's C2PA label (platforms re-encode)
 
 
-# ---------------------------------------------------------------- models and filters
-class NgramModel(_Table):
-    family: Literal["ngram"] = "ngram"
-    order: int = Field(1, ge=1, le=8)  # Markov order: tokens of context
-    alpha: float = Field(0.01, ge=0.0)  # add-alpha smoothing; 0 = unseen transitions vanish for good
+# ---------------------------------------------------------------- plugin kinds: filters, models, regimes, behaviours
+class PluginField:
+    """Marks a field whose table is validated by a registered plugin's config (``simweb.plugins``)."""
+
+    def __init__(self, kind: str, default: str | None = None):
+        self.kind, self.default = kind, default
+
+    def __call__(self, value: Any, handler, info) -> BaseModel:
+        from simweb.plugins import parse_config
+
+        return parse_config(self.kind, value, default=self.default)
 
 
-class GaussianModel(_Table):
-    family: Literal["gaussian"]
-    variance: Literal["mle", "unbiased"] = "mle"
+def _plugin(kind: str, default: str | None = None):
+    return Annotated[SerializeAsAny[BaseModel], WrapValidator(PluginField(kind, default)), PluginField(kind, default)]
 
 
-class CategoricalModel(_Table):
-    family: Literal["categorical"]
-
-
-class TransformerModel(_Table):
-    """A small decoder-only transformer (torch)."""
-
-    family: Literal["transformer"]
-    layers: int = Field(2, ge=1, le=48)
-    width: int = Field(64, ge=8, le=4096)  # embedding width; a multiple of heads
-    heads: int = Field(4, ge=1, le=64)
-    epochs: int = Field(2, ge=1, le=1000)  # passes over the training set per generation
-    batch_size: int = Field(64, ge=1)
-    lr: float = Field(3e-3, gt=0.0, le=1.0)  # AdamW learning rate
-    init: Literal["scratch", "finetune"] = "scratch"  # finetune: start from the lab's previous generation
-    device: Literal["auto", "cpu", "cuda"] = "auto"
-    threads: int = Field(1, ge=1, le=256)  # torch threads during fit and sampling: fixed, for determinism
-
-
-Model = Annotated[
-    Union[
-        Annotated[NgramModel, Tag("ngram")],
-        Annotated[TransformerModel, Tag("transformer")],
-        Annotated[GaussianModel, Tag("gaussian")],
-        Annotated[CategoricalModel, Tag("categorical")],
-    ],
-    _tagged("ngram"),
-]
-MODEL_FOR_LANGUAGE = {"markov": ("ngram", "transformer"), "gaussian": ("gaussian",), "categorical": ("categorical",)}
-
-
-class DateCutoffFilter(_Table):
-    """Keep only pages published at or before ``tick``."""
-
-    kind: Literal["date_cutoff"]
-    tick: int = Field(ge=0)
-
-
-class ClassifierFilter(_Table):
-    """A parametric AI-text detector applied to each page's true origin."""
-
-    kind: Literal["classifier"]
-    preset: Literal["classifier_2023", "commercial", "after_paraphrase"] | None = None  # sets tpr and fpr
-    tpr: float = Field(0.85, ge=0.0, le=1.0)  # ~0.85-0.99: modern commercial detectors (REFERENCES.md, an assumption)
-    fpr: float = Field(0.02, ge=0.0, le=1.0)  # ~0.01-0.04: same source
-    fpr_multiplier: dict[str, float] = {}  # population → FPR factor (61 % of TOEFL essays flagged, Liang et al. 2023)
-    tpr_decay: float = Field(0.0, ge=0.0, le=1.0)  # TPR × (1 − decay)^generation of the page's model
-
-
-class WatermarkFilter(_Table):
-    """Kirchenbauer et al.'s z-test on the tokens, with the keys the lab holds."""
-
-    kind: Literal["watermark"]
-    z_threshold: float = Field(4.0, gt=0.0)  # z = 4: FPR ≈ 3e-5 per document (Kirchenbauer et al. 2023)
-    keys: tuple[str, ...] | None = None  # labs whose keys it holds; default: its own
-
-
-class ProvenanceFilter(_Table):
-    """Drops pages whose C2PA label says AI."""
-
-    kind: Literal["provenance"]
-
-
-class AllowlistFilter(_Table):
-    """Keeps pages on the top-k sites by reputation."""
-
-    kind: Literal["allowlist"]
-    top_k: int = Field(ge=1)
-    reputation: Literal["pagerank", "age"] = "pagerank"
-
-
-class LikelihoodFilter(_Table):
-    """A likelihood-ratio test on the tokens under the lab's own current model, calibrated on human text."""
-
-    kind: Literal["likelihood"]
-    target_fpr: float = Field(0.05, gt=0.0, lt=1.0)  # share of human pages it may drop
-    calibration_docs: int = Field(1000, ge=10)  # fresh human documents the lab calibrates on
-
-
-class VerifierFilter(_Table):
-    """Keeps documents whose (noisy) ground-truth quality passes a bar (Feng et al. 2025)."""
-
-    kind: Literal["verifier"]
-    quantile: float = Field(0.1, ge=0.0, lt=1.0)  # the bar: this quantile of human documents' quality
-    noise: float = Field(0.0, ge=0.0)  # sd of the verifier's error, nats per token (0 = ground truth)
-    calibration_docs: int = Field(1000, ge=10)
-
-
-class DedupFilter(_Table):
-    """Drops exact copies by content hash."""
-
-    kind: Literal["dedup"]
-
-
-Filter = Annotated[
-    Union[
-        Annotated[DateCutoffFilter, Tag("date_cutoff")],
-        Annotated[ClassifierFilter, Tag("classifier")],
-        Annotated[WatermarkFilter, Tag("watermark")],
-        Annotated[ProvenanceFilter, Tag("provenance")],
-        Annotated[AllowlistFilter, Tag("allowlist")],
-        Annotated[DedupFilter, Tag("dedup")],
-        Annotated[LikelihoodFilter, Tag("likelihood")],
-        Annotated[VerifierFilter, Tag("verifier")],
-    ],
-    _tagged("", "kind"),
-]
+Filter = _plugin("filter")
+Model = _plugin("model", "ngram")
+Regime = _plugin("regime")
+Behaviour = _plugin("behaviour")
 
 
 class WatermarkConfig(_Table):
@@ -264,13 +174,13 @@ class Lab(_Table):
     market_share: float = Field(1.0, ge=0.0)  # weight among released models when publishers pick one
     release_every: int = Field(2, ge=1)  # ticks between generations
     first_release: int = Field(0, ge=0)  # tick of generation 0
-    model: Model = NgramModel()
+    model: Model = Field(default_factory=lambda: _default_model())
     crawl_budget: int = Field(2000, ge=1)  # pages fetched per crawl, before filters
     crawl_strategy: Literal["bfs", "pagerank", "random"] = "random"
     crawl_seeds: int = Field(10, ge=1)  # seed sites for bfs
     new_only: bool = False  # crawl only pages published since this lab's last crawl
     filters: tuple[Filter, ...] = ()
-    regime: Literal["replace", "accumulate", "accumulate_subsample"] = "replace"
+    regime: Regime = Field(default_factory=lambda: _default_regime())  # a name, or a table {kind = ..., keys}
     train_docs: int | None = Field(None, ge=1)  # accumulate_subsample: training set size (default crawl_budget)
     reserve_docs: int = Field(0, ge=0)  # verified human documents the lab owns
     reserve_fraction: float = Field(0.0, ge=0.0, lt=1.0)  # share of each training set drawn from the reserve
@@ -278,6 +188,12 @@ class Lab(_Table):
     prior: PriorConfig | None = None  # regularisation toward a reference model
     watermark: WatermarkConfig | None = None  # its models watermark what they write
     self_augment: int = Field(0, ge=0)  # documents of its own previous model added to each generation (Alemohammad et al.)
+
+    @field_serializer("regime")
+    def _regime_as_name(self, regime: BaseModel):
+        """A regime without keys of its own is written as its name (``regime = "replace"``)."""
+        table = regime.model_dump()
+        return regime.kind if set(table) == {"kind"} else table
 
 
 class Evaluation(_Table):
@@ -288,10 +204,76 @@ class Evaluation(_Table):
     prob_floor: float = Field(1e-6, gt=0.0, lt=1.0)  # a zero-probability token costs -ln(floor) nats
 
 
+def _default_model():
+    from simweb.plugins import parse_config
+
+    return parse_config("model", {"family": "ngram"})
+
+
+def _default_regime():
+    from simweb.plugins import parse_config
+
+    return parse_config("regime", "replace")
+
+
 class Scenario(_Table):
+    """A whole scenario. Build one from a TOML file (``simweb.load_scenario``), from plain Python values
+    (``simweb.build_scenario`` or ``Scenario(**tables)``), or from another (:meth:`with_overrides`)."""
+
     run: Run = Run()
     language: Language = MarkovLanguage()
     web: Web = Web()
     publishers: tuple[Publisher, ...] = Field(min_length=1)
     labs: tuple[Lab, ...] = Field(min_length=1)
     evaluation: Evaluation = Evaluation()
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "Scenario":
+        """The checks across tables (names that must exist, families that must fit the language)."""
+        from simweb.scenario.load import _check_references
+
+        _check_references(self, None)
+        return self
+
+    def with_overrides(self, overrides) -> "Scenario":
+        """This scenario with ``path=value`` overrides applied and validated exactly like ``--set``."""
+        from simweb.scenario.load import dump_scenario, parse_scenario
+
+        return parse_scenario(dump_scenario(self), list(overrides))
+
+    def replace(self, changes: dict[str, Any] | None = None, /, **top) -> "Scenario":
+        """This scenario with values changed by path (``{"labs.naive.crawl_budget": 500}``), validated like ``--set``."""
+        from simweb.scenario.load import apply_overrides, dump_scenario, validate
+        import tomllib
+
+        data = apply_overrides(tomllib.loads(dump_scenario(self)), [])
+        for path, value in {**(changes or {}), **top}.items():
+            data = _set_path(data, path, value)
+        return validate(data)
+
+
+def _freeze(value: Any) -> Any:
+    if isinstance(value, list):
+        return tuple(_freeze(v) for v in value)
+    if isinstance(value, tuple):
+        return tuple(_freeze(v) for v in value)
+    return value
+
+
+def _set_path(data: dict, path: str, value: Any) -> dict:
+    """``data`` with the value at a ``--set`` style path replaced by a Python value (no TOML parsing)."""
+    from simweb.scenario.load import apply_overrides
+
+    marker = "__simweb_value__"
+    data = apply_overrides(data, [f"{path}={marker!r}".replace("'", '"')])
+
+    def put(node):
+        if node == marker:
+            return value
+        if isinstance(node, dict):
+            return {k: put(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [put(v) for v in node]
+        return node
+
+    return put(data)

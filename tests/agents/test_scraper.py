@@ -9,7 +9,7 @@ from simweb import rng as rngs
 from simweb.agents.scraper import Scraper
 from simweb.scenario.models import Lab
 from simweb.web import PageIndex, SiteGraph
-from tests.helpers import scenario
+from tests.helpers import context, scenario
 
 
 def _web(n_sites=60, pages_per_site=20, ai_share=0.4, seed=0, ticks=3):
@@ -28,7 +28,7 @@ def _web(n_sites=60, pages_per_site=20, ai_share=0.4, seed=0, ticks=3):
 
 
 def _scraper(lab: Lab, seed: int, graph: SiteGraph, index: PageIndex) -> Scraper:
-    scraper = Scraper(lab, 0, scenario(), seed)
+    scraper = Scraper(context(scenario(), lab, seed=seed), 0)
     scraper.observe(graph.state(), index.state())
     return scraper
 
@@ -36,13 +36,12 @@ def _scraper(lab: Lab, seed: int, graph: SiteGraph, index: PageIndex) -> Scraper
 def _filtered(scraper: Scraper, index: PageIndex, tick: int, budget: int, purpose: str, crawl: int, content=None):
     """Crawl, add the metadata (as the engine does), then run the filter chain on content (distinct rows unless given)."""
     sel = scraper.crawl(tick, budget, purpose, crawl)
-    sel.update(index.rows(sel["ids"]))
-    width, dtype = scraper.language.width, scraper.language.dtype
+    width, dtype = scraper.context.language.width, scraper.context.language.dtype
     if content is None:
-        content = np.zeros((len(sel["ids"]), width), dtype=dtype)
-        content[:, 0] = sel["ids"] % 60000
-        content[:, 1] = sel["ids"] // 60000
-    return scraper.filter(sel, purpose, crawl, -1, None, (sel["ids"], content))
+        content = np.zeros((len(sel.ids), width), dtype=dtype)
+        content[:, 0] = sel.ids % 60000
+        content[:, 1] = sel.ids // 60000
+    return scraper.filter(sel, pages=index.rows(sel.ids), parts=[(sel.ids, content)])
 
 
 def _lab(**kw):
@@ -53,18 +52,18 @@ def test_budget_and_random_crawl_are_reproducible():
     graph, index = _web()
     a = _scraper(_lab(), 1, graph, index).crawl(2, 500, "train", 0)
     b = _scraper(_lab(), 1, graph, index).crawl(2, 500, "train", 0)
-    assert len(a["ids"]) == 500 and len(np.unique(a["ids"])) == 500
-    assert np.array_equal(a["ids"], b["ids"])
-    assert set(a) == {"ids", "crawl_tick"}  # ids only: the engine adds metadata from its own index
+    assert len(a.ids) == 500 and len(np.unique(a.ids)) == 500
+    assert np.array_equal(a.ids, b.ids)
+    assert a.ids.dtype == np.int64 and a.purpose == "train"  # ids only: the engine adds metadata from its index
     c = _scraper(_lab(), 2, graph, index).crawl(2, 500, "train", 0)
-    assert not np.array_equal(a["ids"], c["ids"])
+    assert not np.array_equal(a.ids, c.ids)
 
 
 def test_new_only_crawls_only_pages_since_the_last_crawl():
     graph, index = _web(ticks=1)
     scraper = _scraper(_lab(new_only=True), 1, graph, index)
     first = scraper.crawl(0, 10**6, "train", 0)
-    assert len(first["ids"]) == len(index)
+    assert len(first.ids) == len(index)
     n0 = len(index)
     index.append(site_id=np.zeros(50), tick=np.ones(50), origin=np.zeros(50), lab=np.full(50, -1),
                  generation=np.full(50, -1), topic=np.zeros(50), population=np.zeros(50),
@@ -72,7 +71,7 @@ def test_new_only_crawls_only_pages_since_the_last_crawl():
                  copied_from=np.full(50, -1))
     scraper.observe(graph.state(graph.n_sites, len(graph.edges)), index.state(n0))
     second = scraper.crawl(1, 10**6, "train", 1)
-    assert (index.column("tick")[second["ids"]] == 1).all() and len(second["ids"]) == 50
+    assert (index.column("tick")[second.ids] == 1).all() and len(second.ids) == 50
 
 
 def test_a_benchmark_crawl_never_returns_a_page_trained_on():
@@ -80,8 +79,8 @@ def test_a_benchmark_crawl_never_returns_a_page_trained_on():
     scraper = _scraper(_lab(), 1, graph, index)
     train = scraper.crawl(2, 2000, "train", 0)
     bench = scraper.crawl(2, 10**6, "benchmark", 0)
-    assert len(np.intersect1d(train["ids"], bench["ids"])) == 0
-    assert len(train["ids"]) + len(bench["ids"]) == len(index)
+    assert len(np.intersect1d(train.ids, bench.ids)) == 0
+    assert len(train.ids) + len(bench.ids) == len(index)
 
 
 def test_bfs_reaches_only_linked_sites_in_visit_order():
@@ -90,10 +89,10 @@ def test_bfs_reaches_only_linked_sites_in_visit_order():
     res = scraper.crawl(2, 10**6, "benchmark", 0)
     seed_site = int(rngs.stream(3, "crawl", "lab", "benchmark", 0).choice(graph.n_sites, size=1, replace=False)[0])
     reachable = set(nx.descendants(graph.graph, seed_site)) | {seed_site}
-    assert set(index.column("site_id")[res["ids"]].tolist()) == reachable
+    assert set(index.column("site_id")[res.ids].tolist()) == reachable
     small = scraper.crawl(2, 20, "benchmark", 0)
     # the first 20 pages in crawl order all sit on the seed site (it has 60 pages)
-    assert set(index.column("site_id")[small["ids"]].tolist()) == {seed_site}
+    assert set(index.column("site_id")[small.ids].tolist()) == {seed_site}
 
 
 def test_pagerank_crawl_starts_at_the_most_central_site():
@@ -101,9 +100,9 @@ def test_pagerank_crawl_starts_at_the_most_central_site():
     res = _scraper(_lab(crawl_strategy="pagerank"), 0, graph, index).crawl(2, 30, "train", 0)
     pr = nx.pagerank(graph.graph)
     top = max(pr, key=lambda s: (pr[s], -s))
-    assert set(index.column("site_id")[res["ids"]].tolist()) == {top}
+    assert set(index.column("site_id")[res.ids].tolist()) == {top}
     # newest pages first within a site: its 20 pages of tick 2, then 10 of tick 1
-    assert np.bincount(index.column("tick")[res["ids"]], minlength=3).tolist() == [0, 10, 20]
+    assert np.bincount(index.column("tick")[res.ids], minlength=3).tolist() == [0, 10, 20]
 
 
 def test_crawl_order_is_site_rank_then_newest_then_id_even_across_empty_ticks():
@@ -122,10 +121,10 @@ def test_crawl_order_is_site_rank_then_newest_then_id_even_across_empty_ticks():
     ids = np.arange(len(index))
     order = np.lexsort((ids, -index.column("tick"), site_rank[index.column("site_id")]))
     for budget in (1, 37, 500, 749):
-        assert np.array_equal(scraper.crawl(6, budget, "benchmark", budget)["ids"], np.sort(order[:budget]))
+        assert np.array_equal(scraper.crawl(6, budget, "benchmark", budget).ids, np.sort(order[:budget]))
     fresh = _scraper(_lab(crawl_strategy="pagerank", new_only=True), 0, graph, index)
     fresh.last_crawl_tick = 2  # pages of ticks 3, 4 and 5: only tick 5 has any
-    assert np.array_equal(fresh.crawl(6, 10**6, "train", 0)["ids"], np.arange(500, 750))
+    assert np.array_equal(fresh.crawl(6, 10**6, "train", 0).ids, np.arange(500, 750))
 
 
 def test_classifier_drops_ai_at_tpr_and_human_at_fpr():
@@ -133,7 +132,7 @@ def test_classifier_drops_ai_at_tpr_and_human_at_fpr():
     tpr, fpr = 0.85, 0.05
     lab = _lab(filters=({"kind": "classifier", "tpr": tpr, "fpr": fpr},))
     res = _filtered(_scraper(lab, 9, graph, index), index, 0, 10**6, "train", 0)
-    fetch, clf = res["steps"]
+    fetch, clf = res.steps
     assert fetch["filter"] == "fetch" and clf["filter"] == "classifier"
     n_ai, n_h = clf["ai_in"], clf["pages_in"] - clf["ai_in"]
     recall = clf["dropped_ai"] / n_ai
@@ -145,23 +144,23 @@ def test_classifier_drops_ai_at_tpr_and_human_at_fpr():
     a = n_ai / (n_ai + n_h)
     expected_precision = tpr * a / (tpr * a + fpr * (1 - a))
     assert abs(clf["precision"] - expected_precision) < 0.02
-    kept_ai = index.column("origin")[res["ids"]] == 1
-    assert len(res["ids"]) == clf["kept"] and kept_ai.sum() == clf["kept_ai"]
+    kept_ai = index.column("origin")[res.ids] == 1
+    assert len(res.ids) == clf["kept"] and kept_ai.sum() == clf["kept_ai"]
 
 
 def test_date_cutoff_keeps_pages_up_to_the_tick():
     graph, index = _web(ticks=3)
     lab = _lab(filters=({"kind": "date_cutoff", "tick": 1},))
     res = _filtered(_scraper(lab, 0, graph, index), index, 2, 10**6, "train", 0)
-    assert (index.column("tick")[res["ids"]] <= 1).all()
-    assert len(res["ids"]) == int((index.column("tick") <= 1).sum())
-    assert res["steps"][1]["dropped"] == int((index.column("tick") == 2).sum())
+    assert (index.column("tick")[res.ids] <= 1).all()
+    assert len(res.ids) == int((index.column("tick") <= 1).sum())
+    assert res.steps[1]["dropped"] == int((index.column("tick") == 2).sum())
 
 
 def test_state_and_restore_rebuild_the_replica():
     graph, index = _web()
     a = _scraper(_lab(new_only=True), 1, graph, index)
     a.crawl(2, 100, "train", 0)
-    b = Scraper(_lab(new_only=True), 0, scenario(), 1)
+    b = Scraper(context(scenario(), _lab(new_only=True), seed=1), 0)
     b.restore(a.state(), graph.state(), index.state())
-    assert np.array_equal(a.crawl(3, 100, "benchmark", 1)["ids"], b.crawl(3, 100, "benchmark", 1)["ids"])
+    assert np.array_equal(a.crawl(3, 100, "benchmark", 1).ids, b.crawl(3, 100, "benchmark", 1).ids)

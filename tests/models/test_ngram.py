@@ -16,7 +16,9 @@ import pytest
 
 from simweb.models import NgramModel
 from simweb.scenario.models import MarkovLanguage as MarkovConfig
-from simweb.scenario.models import NgramModel as NgramConfig
+from simweb.plugins import config_model
+
+NgramConfig = config_model("model", "ngram")
 from tests.helpers import brute_shape
 
 Z = 5.0  # standard errors allowed per cell
@@ -90,7 +92,7 @@ def test_context_ids_follow_the_documented_layout(order):
 @pytest.mark.parametrize("alpha", [0.0, 0.5])
 def test_token_log_prob_equals_a_loop_over_contexts(order, alpha):
     V = 3
-    model = NgramModel(vocab_size=V, doc_length=4, order=order, alpha=alpha).fit(CORPUS)
+    model = NgramModel(vocab_size=V, doc_length=4, order=order, alpha=alpha).fit(CORPUS, rng=np.random.default_rng(0))
     test_docs = np.array(list(itertools.product(range(V), repeat=4)))
     got = model.token_log_prob(test_docs)
     assert got.shape == (len(test_docs), 4)
@@ -105,7 +107,7 @@ def test_token_log_prob_equals_a_loop_over_contexts(order, alpha):
 @pytest.mark.parametrize("alpha", [0.0, 0.5, 2.0])
 def test_fit_is_add_alpha_over_hand_counts(order, alpha):
     V = 3
-    model = NgramModel(vocab_size=V, doc_length=4, order=order, alpha=alpha).fit(CORPUS)
+    model = NgramModel(vocab_size=V, doc_length=4, order=order, alpha=alpha).fit(CORPUS, rng=np.random.default_rng(0))
     counts = hand_counts(CORPUS, order, V)
     unigram = np.bincount(CORPUS.ravel(), minlength=V) / CORPUS.size
     for ctx in itertools.product(range(V + 1), repeat=order):
@@ -121,7 +123,7 @@ def test_fit_is_add_alpha_over_hand_counts(order, alpha):
 
 def test_fit_by_hand_order_one():
     """After token 0 the corpus has 0 -> 1 (twice), 0 -> 0 and 0 -> 1 again: {0: 1, 1: 3}, N = 4."""
-    model = NgramModel(vocab_size=3, doc_length=4, order=1, alpha=0.5).fit(CORPUS)
+    model = NgramModel(vocab_size=3, doc_length=4, order=1, alpha=0.5).fit(CORPUS, rng=np.random.default_rng(0))
     np.testing.assert_allclose(model.probs[0], [1.5 / 5.5, 3.5 / 5.5, 0.5 / 5.5], rtol=1e-12)
     # the first token: 0, 0, 1, 2 -> {0: 2, 1: 1, 2: 1}
     np.testing.assert_allclose(model.probs[3], [2.5 / 5.5, 1.5 / 5.5, 1.5 / 5.5], rtol=1e-12)
@@ -130,11 +132,11 @@ def test_fit_by_hand_order_one():
 def test_unseen_context_falls_back_to_the_unigram_law():
     # token 2 only ever ends a document, so context (2,) is never seen
     docs = np.array([[0, 1, 2], [1, 0, 2], [0, 0, 2]])
-    model = NgramModel(vocab_size=3, doc_length=3, order=1, alpha=0.0).fit(docs)
+    model = NgramModel(vocab_size=3, doc_length=3, order=1, alpha=0.0).fit(docs, rng=np.random.default_rng(0))
     np.testing.assert_allclose(model.probs[2], [4 / 9, 2 / 9, 3 / 9], rtol=1e-12)
     assert model.token_log_prob(np.array([[2, 2, 0]]))[0, 1] == pytest.approx(math.log(3 / 9), rel=1e-12)
     # with smoothing the unseen row is (0 + α) / (0 + αV): uniform
-    smooth = NgramModel(vocab_size=3, doc_length=3, order=1, alpha=0.1).fit(docs)
+    smooth = NgramModel(vocab_size=3, doc_length=3, order=1, alpha=0.1).fit(docs, rng=np.random.default_rng(0))
     np.testing.assert_allclose(smooth.probs[2], [1 / 3, 1 / 3, 1 / 3], rtol=1e-12)
 
 
@@ -148,7 +150,7 @@ def test_unseen_transition_is_gone_for_good_with_alpha_zero():
         for t in range(1, 6):
             d[t] = rng.choice(allowed[int(d[t - 1])])
     assert not np.any((docs[:, :-1] == 3) & (docs[:, 1:] == 2))
-    model = NgramModel(vocab_size=V, doc_length=6, order=1, alpha=0.0).fit(docs)
+    model = NgramModel(vocab_size=V, doc_length=6, order=1, alpha=0.0).fit(docs, rng=np.random.default_rng(0))
     assert model.probs[3, 2] == 0.0
     np.testing.assert_array_equal(model.probs[0], [0.0, 1.0, 0.0, 0.0])
     assert model.log_prob(np.array([[1, 3, 2, 0, 1, 1]]))[0] == -np.inf
@@ -158,7 +160,7 @@ def test_unseen_transition_is_gone_for_good_with_alpha_zero():
         assert not np.any((prev == 3) & (nxt == 2)), (temperature, top_p)
         assert np.all(nxt[prev == 0] == 1), (temperature, top_p)
     # with smoothing the same transition keeps mass α / (N + αV)
-    smooth = NgramModel(vocab_size=V, doc_length=6, order=1, alpha=1.0).fit(docs)
+    smooth = NgramModel(vocab_size=V, doc_length=6, order=1, alpha=1.0).fit(docs, rng=np.random.default_rng(0))
     n3 = int(np.sum(docs[:, :-1] == 3))
     assert smooth.probs[3, 2] == pytest.approx(1.0 / (n3 + V), rel=1e-12)
 
@@ -168,7 +170,7 @@ def test_fit_recovers_a_known_model(order):
     V, L, n = 5, 16, 6_000
     law = random_law(np.random.default_rng(10 + order), order, V)
     docs = with_law(law, order, V, L).sample(n, rng=np.random.default_rng(20 + order))
-    fitted = NgramModel(vocab_size=V, doc_length=L, order=order, alpha=0.0).fit(docs)
+    fitted = NgramModel(vocab_size=V, doc_length=L, order=order, alpha=0.0).fit(docs, rng=np.random.default_rng(0))
     counts = hand_counts(docs, order, V)
     assert len(counts) > V  # enough contexts visited to mean something
     for ctx, c in counts.items():
@@ -223,7 +225,7 @@ def test_state_round_trip(order):
     V, L = 6, 10
     truth = with_law(random_law(np.random.default_rng(5), order, V), order, V, L)
     docs = truth.sample(400, rng=np.random.default_rng(6))
-    model = NgramModel(vocab_size=V, doc_length=L, order=order, alpha=0.05).fit(docs)
+    model = NgramModel(vocab_size=V, doc_length=L, order=order, alpha=0.05).fit(docs, rng=np.random.default_rng(0))
     state = model.state_dict()
     assert set(state) == {"probs"} and isinstance(state["probs"], np.ndarray)
     clone = NgramModel(vocab_size=V, doc_length=L, order=order, alpha=0.05).load_state_dict(
@@ -247,8 +249,8 @@ def test_loading_a_state_replaces_cached_tables():
         np.testing.assert_array_equal(a.sample(300, rng=np.random.default_rng(2), **kw),
                                       b.sample(300, rng=np.random.default_rng(2), **kw))
     refit_docs = b.sample(100, rng=np.random.default_rng(3))
-    a.fit(refit_docs)  # fitting must drop cached tables too
-    fresh = NgramModel(vocab_size=V, doc_length=L, order=1).fit(refit_docs)
+    a.fit(refit_docs, rng=np.random.default_rng(0))  # fitting must drop cached tables too
+    fresh = NgramModel(vocab_size=V, doc_length=L, order=1).fit(refit_docs, rng=np.random.default_rng(0))
     np.testing.assert_array_equal(a.sample(300, rng=np.random.default_rng(4)),
                                   fresh.sample(300, rng=np.random.default_rng(4)))
 

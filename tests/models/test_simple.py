@@ -10,8 +10,10 @@ from scipy import stats
 
 from simweb.language import CategoricalLanguage, GaussianLanguage
 from simweb.models import CategoricalModel, GaussianModel
-from simweb.scenario.models import CategoricalModel as CategoricalModelConfig
-from simweb.scenario.models import GaussianModel as GaussianModelConfig
+from simweb.plugins import config_model
+
+CategoricalModelConfig = config_model("model", "categorical")
+GaussianModelConfig = config_model("model", "gaussian")
 from tests.helpers import brute_shape
 
 Z = 5.0  # standard errors allowed
@@ -23,14 +25,14 @@ X = np.array([[1.0, 10.0], [2.0, 20.0], [3.0, 30.0], [4.0, 40.0]])  # mean (2.5,
 
 # ---------------------------------------------------------------- gaussian: fit
 def test_gaussian_mle_fit_by_hand():
-    model = GaussianModel(dim=2, variance="mle").fit(X)
+    model = GaussianModel(dim=2, variance="mle").fit(X, rng=np.random.default_rng(0))
     np.testing.assert_allclose(model.mean, [2.5, 25.0], rtol=1e-15)
     np.testing.assert_allclose(model.var, [5 / 4, 500 / 4], rtol=1e-15)
     np.testing.assert_allclose(model.var, np.var(X, axis=0, ddof=0), rtol=1e-15)
 
 
 def test_gaussian_unbiased_fit_by_hand():
-    model = GaussianModel(dim=2, variance="unbiased").fit(X)
+    model = GaussianModel(dim=2, variance="unbiased").fit(X, rng=np.random.default_rng(0))
     np.testing.assert_allclose(model.mean, [2.5, 25.0], rtol=1e-15)
     np.testing.assert_allclose(model.var, [5 / 3, 500 / 3], rtol=1e-15)
     np.testing.assert_allclose(model.var, np.var(X, axis=0, ddof=1), rtol=1e-15)
@@ -38,24 +40,24 @@ def test_gaussian_unbiased_fit_by_hand():
 
 def test_gaussian_fit_needs_enough_samples():
     with pytest.raises(ValueError, match="unbiased"):
-        GaussianModel(dim=1, variance="unbiased").fit(np.array([[3.0]]))
+        GaussianModel(dim=1, variance="unbiased").fit(np.array([[3.0]]), rng=np.random.default_rng(0))
     with pytest.raises(ValueError):
-        GaussianModel(dim=1, variance="mle").fit(np.empty((0, 1)))
-    one = GaussianModel(dim=1, variance="mle").fit(np.array([[3.0]]))
+        GaussianModel(dim=1, variance="mle").fit(np.empty((0, 1)), rng=np.random.default_rng(0))
+    one = GaussianModel(dim=1, variance="mle").fit(np.array([[3.0]]), rng=np.random.default_rng(0))
     assert one.mean[0] == 3.0 and one.var[0] == 0.0
 
 
 def test_gaussian_fit_recovers_the_language():
     mean, std, n = -1.0, 3.0, 20_000
     x, _ = GaussianLanguage(dim=3, mean=mean, std=std).sample(n, rng=np.random.default_rng(0))
-    model = GaussianModel(dim=3, variance="unbiased").fit(x)
+    model = GaussianModel(dim=3, variance="unbiased").fit(x, rng=np.random.default_rng(0))
     assert np.all(np.abs(model.mean - mean) <= Z * std / math.sqrt(n))
     assert np.all(np.abs(model.var - std**2) <= Z * std**2 * math.sqrt(2 / (n - 1)))
 
 
 # ---------------------------------------------------------------- gaussian: density and samples
 def test_gaussian_log_prob_matches_scipy():
-    model = GaussianModel(dim=2).fit(X)
+    model = GaussianModel(dim=2).fit(X, rng=np.random.default_rng(0))
     x = np.random.default_rng(1).normal(0.0, 30.0, size=(40, 2))
     want = stats.norm.logpdf(x, loc=model.mean, scale=np.sqrt(model.var)).sum(axis=1)
     np.testing.assert_allclose(model.log_prob(x), want, rtol=1e-12)
@@ -63,7 +65,7 @@ def test_gaussian_log_prob_matches_scipy():
 
 def test_gaussian_with_zero_variance_is_a_point_mass():
     """A collapsed fit (one sample, mle): infinite density at the point, none anywhere else."""
-    model = GaussianModel(dim=1, variance="mle").fit(np.array([[3.0]]))
+    model = GaussianModel(dim=1, variance="mle").fit(np.array([[3.0]]), rng=np.random.default_rng(0))
     lp = model.log_prob(np.array([[3.0], [3.5]]))
     assert lp[0] == np.inf
     assert lp[1] == -np.inf
@@ -89,7 +91,7 @@ def test_gaussian_unfitted_model_is_refused():
 
 
 def test_gaussian_state_round_trip():
-    model = GaussianModel(dim=2, variance="unbiased").fit(np.random.default_rng(2).normal(size=(30, 2)))
+    model = GaussianModel(dim=2, variance="unbiased").fit(np.random.default_rng(2).normal(size=(30, 2)), rng=np.random.default_rng(0))
     state = model.state_dict()
     assert set(state) == {"mean", "var"}
     clone = GaussianModel(dim=2, variance="unbiased").load_state_dict({k: np.array(v) for k, v in state.items()})
@@ -111,14 +113,14 @@ OBS = np.array([[0], [2], [2], [1], [2], [0]])  # counts 2, 1, 3, 0 of 6
 
 
 def test_categorical_fit_is_counts_over_n():
-    model = CategoricalModel(outcomes=4).fit(OBS)
+    model = CategoricalModel(outcomes=4).fit(OBS, rng=np.random.default_rng(0))
     np.testing.assert_allclose(model.probs, [2 / 6, 1 / 6, 3 / 6, 0.0], rtol=1e-15)
     with pytest.raises(ValueError):
-        CategoricalModel(outcomes=4).fit(np.empty((0, 1), dtype=np.int64))
+        CategoricalModel(outcomes=4).fit(np.empty((0, 1), dtype=np.int64), rng=np.random.default_rng(0))
 
 
 def test_categorical_log_prob_is_log_p():
-    model = CategoricalModel(outcomes=4).fit(OBS)
+    model = CategoricalModel(outcomes=4).fit(OBS, rng=np.random.default_rng(0))
     got = model.log_prob(np.arange(4)[:, None])
     np.testing.assert_allclose(got[:3], np.log([2 / 6, 1 / 6, 3 / 6]), rtol=1e-15)
     assert got[3] == -np.inf  # never seen, gone for good
@@ -128,7 +130,7 @@ def test_categorical_fit_recovers_the_language():
     probs = np.array([0.5, 0.2, 0.15, 0.1, 0.05])
     n = 50_000
     x, _ = CategoricalLanguage(probs).sample(n, rng=np.random.default_rng(5))
-    model = CategoricalModel(outcomes=5).fit(x)
+    model = CategoricalModel(outcomes=5).fit(x, rng=np.random.default_rng(0))
     assert np.all(np.abs(model.probs - probs) <= Z * np.sqrt(probs * (1 - probs) / n))
 
 
@@ -147,7 +149,7 @@ def test_categorical_sample_frequencies(temperature, top_p):
 
 
 def test_categorical_state_round_trip():
-    model = CategoricalModel(outcomes=4).fit(OBS)
+    model = CategoricalModel(outcomes=4).fit(OBS, rng=np.random.default_rng(0))
     clone = CategoricalModel(outcomes=4).load_state_dict({k: np.array(v) for k, v in model.state_dict().items()})
     x = np.arange(4)[:, None]
     np.testing.assert_array_equal(clone.log_prob(x), model.log_prob(x))

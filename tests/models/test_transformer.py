@@ -11,7 +11,9 @@ import torch
 from simweb.language import MarkovLanguage
 from simweb.models import NgramModel, Prior, build_model
 from simweb.scenario.models import MarkovLanguage as MarkovConfig
-from simweb.scenario.models import TransformerModel as TransformerConfig
+from simweb.plugins import config_model
+
+TransformerConfig = config_model("model", "transformer")
 
 V, L = 16, 12
 

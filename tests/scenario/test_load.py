@@ -42,9 +42,9 @@ def test_quickstart_loads_with_its_values_and_the_defaults():
     assert [p.name for p in sc.publishers] == ["newsrooms", "content_farms"]
     assert [lab.name for lab in sc.labs] == ["naive", "careful"]
     naive, careful = sc.labs
-    assert (naive.crawl_budget, naive.new_only, naive.regime) == (3000, True, "replace")
+    assert (naive.crawl_budget, naive.new_only, naive.regime.kind) == (3000, True, "replace")
     assert naive.model.family == "ngram" and naive.model.alpha == 0.0
-    assert careful.regime == "accumulate" and careful.reserve_fraction == 0.3
+    assert careful.regime.kind == "accumulate" and careful.reserve_fraction == 0.3
     assert [(f.kind, f.tpr, f.fpr) for f in careful.filters] == [("classifier", 0.85, 0.02)]
     assert sc.publishers[1].top_p == 0.95 and sc.publishers[1].ai_adoption.end == 0.98
     assert sc.language.family == "markov" and sc.language.vocab_size == 256
@@ -224,7 +224,7 @@ def test_overrides_by_index_and_by_name_through_validation():
     sc = load_scenario(QUICKSTART, ["labs[1].crawl_budget=500", "labs.naive.regime=accumulate",
                                     "publishers.content_farms.ai_adoption.end=0.5", "run.name=other"])
     assert sc.labs[1].crawl_budget == 500
-    assert sc.labs[0].regime == "accumulate" and sc.labs[1].regime == "accumulate"
+    assert sc.labs[0].regime.kind == "accumulate" and sc.labs[1].regime.kind == "accumulate"
     assert sc.publishers[1].ai_adoption.end == 0.5 and sc.publishers[0].ai_adoption.end == 0.3
     assert sc.run.name == "other"
 

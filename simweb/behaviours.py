@@ -1,0 +1,60 @@
+"""Publisher behaviours: how a population turns a released model's draft into a page. Registered plugins.
+
+A behaviour rewrites the AI drafts of one (population, tick, block of sites) in place, before they
+are published; its randomness comes from the stream (behaviour name, population, tick, block), so
+the web stays the same for any number of shards and a behaviour never touches another's draws.
+The built-in ``edit`` is what a population's ``edit_fraction`` does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from pydantic import Field
+
+import simweb.plugins as plugins
+
+__all__ = ["Drafts"]
+
+
+@dataclass(frozen=True)
+class Drafts:
+    """One group of pages being written: ``content`` rows (write into them), and which are AI drafts."""
+
+    content: np.ndarray  # (n, width), writable: the group's pages, human ones included
+    is_draft: np.ndarray  # bool (n,): an AI draft a behaviour may rewrite (human pages and copies are not)
+    lab: np.ndarray  # index of the lab whose model wrote each draft (-1 for human pages)
+    site_id: np.ndarray
+    tick: int
+    population: str
+    language: object  # the true language (the human writers)
+    models: dict  # lab index → that lab's released model (what a humaniser may rewrite with)
+
+    def __len__(self) -> int:
+        return len(self.content)
+
+
+@plugins.publisher_behaviour("edit")
+class Edit:
+    """Human edits of AI drafts: each token rewritten with probability ``fraction``, by a token humans use
+    (drawn from the true unigram law)."""
+
+    class Config(plugins.PluginConfig):
+        """Human edits of AI drafts."""
+
+        fraction: float = Field(0.0, ge=0.0, le=1.0)  # share of a draft's tokens rewritten
+
+    def __init__(self, config):
+        self.config = config
+
+    def apply(self, drafts: Drafts, *, rng: np.random.Generator) -> None:
+        from simweb.language.simple import inverse_cdf
+
+        f = np.where(drafts.is_draft, self.config.fraction, 0.0)
+        if not np.any(f > 0):
+            return
+        content = drafts.content
+        u = rng.random((2,) + content.shape)
+        where = u[0] < f[:, None]
+        content[where] = inverse_cdf(drafts.language.unigram(), u[1][where]).astype(content.dtype)

@@ -1,0 +1,109 @@
+"""The checkpointer: where a run's checkpoints and page files live, and how they are saved and restored.
+
+At every generation boundary the engine asks for a checkpoint (beside the run's output, or in a
+temporary directory removed at the end). Page content is not gathered for it: each shard writes
+the chunks it has not written yet, once, and the checkpoint lists those files; the page index is
+written as one more append-only part. The disk format is :mod:`simweb.checkpoint`'s.
+"""
+
+from __future__ import annotations
+
+import copy
+import shutil
+import tempfile
+import weakref
+from pathlib import Path
+
+import numpy as np
+
+from simweb import checkpoint as ckpt
+from simweb.agents.publisher import PublisherShard
+from simweb.agents.scraper import Scraper
+from simweb.agents.trainer import Trainer
+from simweb.errors import SimwebError
+
+__all__ = ["Checkpointer"]
+
+
+class Checkpointer:
+    def __init__(self, directory: str | Path | None, *, needed: bool, spills: bool):
+        """``directory``: the run's checkpoint directory (None: a temporary one if ``needed`` or ``spills``)."""
+        self.directory = Path(directory) if directory else None
+        self.enabled = self.directory is not None or needed
+        self._tmp = None
+        if self.directory is None and (self.enabled or spills):
+            self._tmp = tempfile.mkdtemp(prefix="simweb-")
+            weakref.finalize(self, shutil.rmtree, self._tmp, True)
+            self.directory = Path(self._tmp) / "checkpoint"
+        self.durable = self._tmp is None  # files in a temporary directory serve only this run's recovery
+        # page content goes beside the checkpoint: written once per chunk, and where spilled chunks live
+        self.store_dir = ckpt.pages_dir(self.directory) if self.directory is not None else None
+        self.tick = 0  # of the last good checkpoint
+        self.index_parts: list[dict] = []  # the page index on disk, in parts (see simweb.checkpoint.write_part)
+        self.index_saved = 0  # pages the parts hold
+
+    @property
+    def temporary(self) -> bool:
+        return self._tmp is not None
+
+    def exists(self) -> bool:
+        return self.directory is not None and ckpt.exists(self.directory)
+
+    def save(self, engine) -> None:
+        """Everything needed to go on from here: arrays, JSON-able rows, and the shards' page files."""
+        fleet, ex = engine.fleet, engine.ex
+        records = [r for part in fleet.on_all(PublisherShard.flush, fleet.shards) for r in part]
+        index, n = engine.index, len(engine.index)
+        if n > self.index_saved:  # the pages published since the last checkpoint, as one more index part
+            part = {k: v[self.index_saved:n] for k, v in index.columns().items()}
+            self.index_parts.append(ckpt.write_part(self.directory, "index", self.index_saved, n, part,
+                                                    durable=self.durable))
+            self.index_saved = n
+        arrays = {"graph": engine.graph.state()}
+        for i, state in enumerate(fleet.on_all(Trainer.state, fleet.trainers)):
+            arrays[f"trainer/{i}"] = state
+        for i, state in enumerate(fleet.on_all(Scraper.state, fleet.scrapers)):
+            arrays[f"scraper/{i}"] = state
+        for lab, (gen, state) in engine.registry.items():
+            arrays[f"model/{lab}"] = ex.gather(state) if not isinstance(state, dict) else state
+        meta = {"tick": engine.tick, "run_id": engine.ids["run_id"], "pages": records,
+                "index_parts": self.index_parts, "registry": {str(k): v[0] for k, v in engine.registry.items()}}
+        with engine.busy("checkpoint"):
+            ckpt.save(self.directory, {"meta": meta, "rows": copy.deepcopy(engine.recorder.rows), "arrays": arrays},
+                      durable=self.durable)
+        self.tick = engine.tick
+
+    def load(self) -> dict:
+        return ckpt.load(self.directory)
+
+    def restore(self, engine, state: dict) -> None:
+        """Put the driver and every agent back to a checkpoint."""
+        if state["meta"]["run_id"] != engine.ids["run_id"]:
+            raise SimwebError("the checkpoint belongs to another run (its scenario, seed or plugins differ)")
+        arrays, ex, fleet = state["arrays"], engine.ex, engine.fleet
+        engine.reset_driver()
+        engine.tick = int(state["meta"]["tick"])
+        engine.recorder.rows = copy.deepcopy(state["rows"])
+        graph = {k: np.asarray(v) for k, v in arrays["graph"].items()}
+        engine.graph.apply(graph)
+        if "index" in arrays:
+            engine.index.extend(arrays["index"])
+        self.index_parts, self.index_saved = list(state["meta"]["index_parts"]), len(engine.index)
+        engine.recorder.recount(engine.index.column("population"), engine.index.column("origin"))
+        engine.registry = {int(lab): (int(gen), ex.share(arrays[f"model/{lab}"]))
+                           for lab, gen in state["meta"]["registry"].items()}
+        records = state["meta"]["pages"]
+        same_layout = all(r["shards"] == fleet.n_shards for r in records)
+        site_ref = None if same_layout else ex.share(engine.index.column("site_id"))
+        calls = [ex.call(s, PublisherShard.restore, records, site_ref) for s in fleet.shards]
+        crawl_ref = ex.share({k: engine.index.column(k) for k in ("site_id", "tick")})
+        graph_ref = ex.share(graph)
+        calls += [ex.call(s, Scraper.restore, arrays[f"scraper/{i}"], graph_ref, crawl_ref)
+                  for i, s in enumerate(fleet.scrapers)]
+        calls += [ex.call(t, Trainer.restore, arrays[f"trainer/{i}"]) for i, t in enumerate(fleet.trainers)]
+        ex.gather(calls)
+        self.tick = engine.tick
+
+    def close(self) -> None:
+        if self._tmp is not None:
+            shutil.rmtree(self._tmp, ignore_errors=True)

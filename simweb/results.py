@@ -1,0 +1,113 @@
+"""The run recorder: one row per tick × population, per crawl step, per lab × generation; then the frames.
+
+Frames are built strictly: a row with a column the schema does not declare, or without one it
+does, is an error (a typo must not become a column of nulls). Metrics that do not apply to a
+model family are declared None by the evaluator, not left out.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import polars as pl
+
+from simweb.schema import CRAWLS, TICKS, generations_schema
+from simweb.stages import GenerationReport
+from simweb.web.store import AI
+
+__all__ = ["Results", "RunRecorder", "strict_frame"]
+
+
+@dataclass
+class Results:
+    """The frames of one run, plus what produced them."""
+
+    generations: pl.DataFrame
+    ticks: pl.DataFrame
+    crawls: pl.DataFrame
+    scenario_toml: str
+    manifest: dict = field(default_factory=dict)
+
+
+class RunRecorder:
+    def __init__(self, ids: dict, lab_names: list[str], population_names: list[str]):
+        self.ids = ids
+        self.lab_names = lab_names
+        self.population_names = population_names
+        self.reset()
+
+    def reset(self) -> None:
+        self.rows: dict[str, list[dict]] = {"generations": [], "ticks": [], "crawls": []}
+        self.totals = np.zeros((len(self.population_names), 2), dtype=np.int64)  # per population: pages, AI pages
+
+    def recount(self, population: np.ndarray, origin: np.ndarray) -> None:
+        """Running totals from the whole page index (after a restore)."""
+        n_pop = len(self.population_names)
+        self.totals[:, 0] = np.bincount(population, minlength=n_pop)
+        self.totals[:, 1] = np.bincount(population, weights=origin == AI, minlength=n_pop)
+
+    def tick(self, tick: int, pages: dict[str, np.ndarray], site_population: np.ndarray) -> None:
+        """One row per population: this tick's pages, and running totals (no pass over the whole web)."""
+        n_pop = len(self.population_names)
+        population, is_ai = pages["population"], pages["origin"] == AI
+        new = np.bincount(population, minlength=n_pop)
+        new_ai = np.bincount(population, weights=is_ai, minlength=n_pop).astype(np.int64)
+        watermarked = np.bincount(population, weights=pages["watermarked"], minlength=n_pop)
+        labelled = np.bincount(population, weights=pages["c2pa"] > 0, minlength=n_pop)
+        self.totals += np.stack([new, new_ai], axis=1)
+        n_web, web_ai = int(self.totals[:, 0].sum()), int(self.totals[:, 1].sum())
+        sites = np.bincount(site_population, minlength=n_pop)
+        for p, name in enumerate(self.population_names):
+            n, ai, n_all = int(new[p]), int(new_ai[p]), int(self.totals[p, 0])
+            self.rows["ticks"].append({
+                **self.ids, "tick": tick, "population": name, "sites": int(sites[p]),
+                "pages": n, "ai_pages": ai, "ai_share_new": ai / n if n else None,
+                "pages_total": n_all, "ai_share_all": int(self.totals[p, 1]) / n_all if n_all else None,
+                "watermarked_share": float(watermarked[p] / n) if n else None,
+                "c2pa_share": float(labelled[p] / n) if n else None,
+                "web_pages": n_web, "web_ai_share": web_ai / n_web if n_web else None,
+            })
+
+    def crawl(self, lab: int, crawl: int, tick: int, purpose: str, steps) -> None:
+        for step in steps:
+            self.rows["crawls"].append({**self.ids, "lab": self.lab_names[lab], "crawl": crawl, "tick": tick,
+                                        "purpose": purpose, **step})
+
+    def generation(self, lab: int, gen: int, tick: int, report: GenerationReport) -> None:
+        self.crawl(lab, gen, tick, "train", report.steps)
+        if report.bench_steps is not None:
+            self.crawl(lab, gen, tick, "benchmark", report.bench_steps)
+        fetch, last = report.steps[0], report.steps[-1]
+        dropped = fetch["pages_in"] - last["kept"]
+        dropped_ai = fetch["ai_in"] - last["kept_ai"]
+        composition = dict(report.composition)
+        by_lab = composition.pop("train_ai_fraction_by_lab")
+        self.rows["generations"].append({
+            **self.ids, "lab": self.lab_names[lab], "generation": gen, "tick": tick, **composition,
+            **report.metrics, **report.extra,
+            "train_ai_fraction_by_lab": dict(zip(self.lab_names, by_lab)),
+            "crawl_pages": fetch["pages_in"],
+            "crawl_ai_fraction": fetch["ai_in"] / fetch["pages_in"] if fetch["pages_in"] else None,
+            "kept_pages": last["kept"],
+            "filter_precision": dropped_ai / dropped if dropped else None,
+            "filter_recall": dropped_ai / fetch["ai_in"] if fetch["ai_in"] else None,
+        })
+
+    def frames(self) -> dict[str, pl.DataFrame]:
+        order = {name: i for i, name in enumerate(self.lab_names)}
+        gen_rows = sorted(self.rows["generations"], key=lambda r: (order[r["lab"]], r["generation"]))
+        return {"generations": strict_frame(gen_rows, generations_schema(self.lab_names), "generations"),
+                "ticks": strict_frame(self.rows["ticks"], TICKS, "ticks"),
+                "crawls": strict_frame(self.rows["crawls"], CRAWLS, "crawls")}
+
+
+def strict_frame(rows: list[dict], schema: dict, table: str) -> pl.DataFrame:
+    """Rows → a frame with exactly the declared columns, in declared order; any other key, or a missing one,
+    is an error naming it."""
+    names = set(schema)
+    for row in rows:
+        if row.keys() != names:
+            extra, missing = sorted(row.keys() - names), sorted(names - row.keys())
+            raise ValueError(f"{table} row does not match its schema: unknown {extra}, missing {missing}")
+    return pl.DataFrame([[row[name] for name in schema] for row in rows], schema=schema, orient="row")

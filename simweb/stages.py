@@ -1,0 +1,47 @@
+"""The typed values that pass between the stages of a generation: crawl → filter → train → report."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+__all__ = ["Selection", "Kept", "GenerationReport"]
+
+
+@dataclass(frozen=True)
+class Selection:
+    """The page ids a crawl picked (in id order), before any content is fetched."""
+
+    ids: np.ndarray
+    crawl_tick: int
+    purpose: str  # "train" or "benchmark"
+    crawl: int  # the generation the crawl is for
+
+
+@dataclass(frozen=True)
+class Kept:
+    """What a lab's filter chain kept: the pages with their content, and the chain's accounting."""
+
+    ids: np.ndarray
+    content: np.ndarray
+    tick: np.ndarray  # publication tick
+    site_id: np.ndarray
+    truth: dict[str, np.ndarray]  # origin, lab, generation: for the trainer's accounting, never its choices
+    steps: tuple[dict, ...]  # one accounting row per step: the fetch, then each filter
+    crawl_tick: int
+    purpose: str
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+@dataclass(frozen=True)
+class GenerationReport:
+    """A trained generation: its training set's composition, its metrics, and its crawls' accounting."""
+
+    composition: dict
+    metrics: dict
+    steps: tuple[dict, ...]
+    bench_steps: tuple[dict, ...] | None = None
+    extra: dict = field(default_factory=dict)
