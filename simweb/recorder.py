@@ -11,6 +11,7 @@ import json
 import os
 import re
 import shutil
+import tempfile
 import uuid
 from pathlib import Path
 
@@ -20,7 +21,8 @@ import polars as pl
 from simweb import __version__, runlock
 from simweb.errors import SimwebError
 
-__all__ = ["write_run", "check_out_dir", "atomic_write", "start_run", "lock", "partial_dir", "remove_temporaries"]
+__all__ = ["write_run", "check_out_dir", "atomic_write", "start_run", "lock", "partial_dir", "remove_temporaries",
+           "child", "writable"]
 
 FILES = ("generations.parquet", "ticks.parquet", "crawls.parquet", "scenario.toml", "manifest.json")
 
@@ -59,6 +61,37 @@ def partial_dir(out: str | Path) -> Path:
 # Names of simweb's own temporaries: atomic_write's ".NAME.tmp-XXXXXXXX" files, checkpoint.save's
 # ".checkpoint.tmp-XXXXXXXX" and ".checkpoint.old-XXXXXXXX" directories. Nothing else is ever removed as one.
 _TEMPORARY = re.compile(r"\..+\.tmp-[0-9a-f]{8}|\.checkpoint\.old-[0-9a-f]{8}")
+
+
+def child(parent: str | Path, name: str) -> Path:
+    """``parent / name``, once it is sure to be a directory directly inside ``parent`` (a default output path).
+
+    Names are validated not to be '.' or '..' nor to hold a separator; this checks the path itself too.
+    """
+    path = Path(parent) / name
+    if name in ("", ".", "..") or os.sep in name or (os.altsep and os.altsep in name) or \
+            Path(os.path.abspath(path)).parent != Path(os.path.abspath(parent)):
+        raise SimwebError(f"{name!r} cannot name a directory inside {str(parent)!r}")
+    return path
+
+
+def writable(path: str | Path, flag: str) -> Path:
+    """Refuse, before any work, an output file that cannot be written: probe its nearest existing directory."""
+    path = Path(path)
+    if path.is_dir():
+        raise SimwebError(f"{flag}: {str(path)!r} is a directory; name a file")
+    where = path.parent
+    while not where.exists() and where != where.parent:
+        where = where.parent
+    try:
+        if not where.is_dir():
+            raise NotADirectoryError(errno.ENOTDIR, "Not a directory")
+        fd, probe = tempfile.mkstemp(dir=where, prefix=f".{path.name}.tmp-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as err:
+        raise SimwebError(f"{flag}: cannot write {str(path)!r}: {err.strerror or err}") from None
+    return path
 
 
 def check_out_dir(out: str | Path, *, overwrite: bool) -> Path:
