@@ -161,16 +161,22 @@ def _execute(build, scenario, *, out, overwrite, on_tick, executor, address, say
     import time
 
     from simweb.executors import make_executor
-    from simweb.recorder import write_run
+    from simweb.recorder import partial_dir, write_run
+    from simweb.runlock import release
 
     start = time.perf_counter()
     own = executor is None or isinstance(executor, str)
-    ex = make_executor(executor or scenario.run.executor, address=address, say=say) if own else executor
     try:
-        results = build(ex).run(on_tick=on_tick)
-    finally:
-        if own:
-            ex.shutdown()
+        ex = make_executor(executor or scenario.run.executor, address=address, say=say) if own else executor
+        try:
+            results = build(ex).run(on_tick=on_tick)
+        finally:
+            if own:
+                ex.shutdown()
+    except BaseException:  # the run stops here: its partial directory is free for 'simweb resume' at once
+        if out is not None:
+            release(partial_dir(out))
+        raise
     results.manifest["startup_s"] = round(getattr(ex, "startup_s", 0.0), 3)
     results.manifest["shutdown_s"] = round(getattr(ex, "shutdown_s", 0.0), 3)
     results.manifest["total_s"] = round(time.perf_counter() - start, 3)

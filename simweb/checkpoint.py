@@ -6,7 +6,9 @@ content, trainers' pools, scrapers' progress) and the released model states.
 Randomness needs no saving: every stream is derived from the seed and a name.
 
 On disk: ``checkpoint/meta.json`` (schema version, rows, and a SHA-256 of every
-array file) and one ``.npz`` per group of arrays, read with ``allow_pickle=False``.
+array file), ``checkpoint/meta.sha256`` (the SHA-256 of meta.json itself: it
+holds the recorded rows and the tick, so it is checked like every other byte)
+and one ``.npz`` per group of arrays, read with ``allow_pickle=False``.
 Page content is not in it: the publisher shards write each tick's chunk once,
 to ``pages/`` beside the checkpoint (see :mod:`simweb.web.store`), and the
 checkpoint lists those files with their SHA-256. The page index, append-only
@@ -14,6 +16,12 @@ too, is written the same way: each checkpoint adds one ``index/`` part with the
 pages published since the last (:func:`write_part`), and lists every part.
 A checkpoint is written to a temporary directory and renamed into place, so the
 last good one survives a crash mid-write; a damaged or foreign one is refused.
+
+A checkpoint is data from disk, so :func:`load` trusts none of it: meta.json's
+checksum, its shape and types, every file it names (relative, inside the run
+directory, symbolic links included) and every array's dtype are checked, and
+anything wrong is one :class:`SimwebError`, never a traceback or a read
+outside the run directory.
 """
 
 from __future__ import annotations
@@ -22,9 +30,12 @@ import hashlib
 import io
 import json
 import os
+import re
 import shutil
 import uuid
-from pathlib import Path
+import zipfile
+from pathlib import Path, PurePosixPath
+from typing import Any
 
 import numpy as np
 
@@ -32,7 +43,7 @@ from simweb.errors import SimwebError
 
 __all__ = ["save", "load", "exists", "pages_dir", "write_part", "SCHEMA"]
 
-SCHEMA = 2  # 2: page content in per-shard, per-tick files beside the checkpoint
+SCHEMA = 3  # 2: page content in per-shard, per-tick files beside the checkpoint; 3: meta.json checksummed
 
 
 def pages_dir(directory: str | Path) -> Path:
@@ -99,11 +110,14 @@ def _save(directory: Path, tmp: Path, checkpoint: dict, durable: bool = True) ->
                     os.fsync(fh.fileno())
             sums[group] = _sha256(path)
         meta = {"schema": SCHEMA, "meta": checkpoint["meta"], "rows": checkpoint["rows"], "files": sums}
-        with open(tmp / "meta.json", "w", encoding="utf-8") as fh:
-            json.dump(meta, fh)
-            fh.flush()
-            if durable:
-                os.fsync(fh.fileno())
+        body = json.dumps(meta).encode("utf-8")
+        # meta.json, then its checksum; both inside the temporary directory, renamed into place together
+        for name, data in (("meta.json", body), ("meta.sha256", hashlib.sha256(body).hexdigest() + "\n")):
+            with open(tmp / name, "wb") as fh:
+                fh.write(data if isinstance(data, bytes) else data.encode("ascii"))
+                fh.flush()
+                if durable:
+                    os.fsync(fh.fileno())
         old = directory.parent / f".{directory.name}.old-{uuid.uuid4().hex[:8]}"
         if directory.exists():
             os.rename(directory, old)
@@ -115,43 +129,172 @@ def _save(directory: Path, tmp: Path, checkpoint: dict, durable: bool = True) ->
 
 
 def load(directory: str | Path) -> dict:
+    """Read and check the checkpoint in ``directory``; any damage or malformation is one SimwebError."""
     directory = Path(directory)
-    meta_path = directory / "meta.json"
+    root = directory.parent  # the run's (partial) directory: every file a checkpoint names is inside it
+
+    def fail(what: str) -> SimwebError:
+        return SimwebError(f"checkpoint {str(directory)!r}: {what}")
+
+    body = _read_inside(root, directory / "meta.json", "meta.json", fail)
     try:
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as err:
-        raise SimwebError(f"checkpoint {str(directory)!r} cannot be read: {err}") from None
-    if not isinstance(meta, dict) or meta.get("schema") != SCHEMA:
-        raise SimwebError(f"checkpoint {str(directory)!r} has schema {meta.get('schema') if isinstance(meta, dict) else '?'}"
-                          f", this simweb reads schema {SCHEMA}")
+        meta = json.loads(body.decode("utf-8"))
+    except ValueError as err:
+        raise fail(f"meta.json cannot be read: {err}") from None
+    schema = meta.get("schema") if isinstance(meta, dict) else None
+    if schema != SCHEMA:
+        raise SimwebError(f"checkpoint {str(directory)!r} has schema {schema if schema is not None else '?'}, "
+                          f"this simweb reads schema {SCHEMA}")
+    digest = _read_inside(root, directory / "meta.sha256", "meta.sha256", fail).decode("ascii", "replace").strip()
+    if digest != hashlib.sha256(body).hexdigest():
+        raise fail("meta.json is damaged (checksum mismatch with meta.sha256)")
+    _check_meta(meta, fail)
+
     arrays = {}
     for group, digest in meta["files"].items():
-        path = _verified(directory, directory / _file_name(group), digest, _file_name(group))
-        with np.load(path, allow_pickle=False) as npz:
-            arrays[group] = {k: npz[k] for k in npz.files}
-    parts = meta["meta"].get("index_parts", [])
+        path = _verified(directory, root, directory / _file_name(group), digest, _file_name(group), fail)
+        arrays[group] = _arrays(path, _file_name(group), fail)
+    parts = meta["meta"]["index_parts"]
     if parts:
         columns: dict[str, list] = {}
         for record in parts:
-            path = _verified(directory, directory.parent / record["file"], record["sha256"], record["file"])
-            with np.load(path, allow_pickle=False) as npz:
-                for k in npz.files:
-                    columns.setdefault(k, []).append(npz[k])
+            path = _verified(directory, root, root / record["file"], record["sha256"], record["file"], fail)
+            part = _arrays(path, record["file"], fail)
+            first = not columns
+            if not first and set(part) != set(columns):
+                raise fail(f"{record['file']} holds columns {sorted(part)}, the first part {sorted(columns)}")
+            for k, v in part.items():
+                if v.ndim != 1 or len(v) != record["hi"] - record["lo"]:
+                    raise fail(f"{record['file']}: column {k!r} has shape {v.shape}, expected "
+                               f"({record['hi'] - record['lo']},)")
+                if not first and v.dtype != columns[k][0].dtype:
+                    raise fail(f"{record['file']}: column {k!r} is {v.dtype}, the first part {columns[k][0].dtype}")
+                columns.setdefault(k, []).append(v)
         arrays["index"] = {k: np.concatenate(v) for k, v in columns.items()}
-    for record in meta["meta"].get("pages", []):
-        _verified(directory, pages_dir(directory) / record["file"], record["sha256"], f"page file {record['file']}")
+    for record in meta["meta"]["pages"]:
+        _verified(directory, root, pages_dir(directory) / record["file"], record["sha256"],
+                  f"page file {record['file']}", fail)
     return {"meta": meta["meta"], "rows": meta["rows"], "arrays": arrays}
 
 
-def _verified(directory: Path, path: Path, digest: str, what: str) -> Path:
-    """``path``, once its SHA-256 is ``digest``; else one message naming ``what`` (a file of the checkpoint)."""
+# ---------------------------------------------------------------- what a checkpoint may hold
+_GROUP = re.compile(r"[A-Za-z0-9_]+(/[A-Za-z0-9_]+)*")  # its file name (/ -> __) stays in the checkpoint
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+_DTYPES = "biufU"  # bool, integers, floats, text: no objects, records, complex or dates
+_INT = (int,)  # a record's integer fields (bool excluded below)
+
+
+def _check_meta(meta: dict, fail) -> None:
+    """The shape and types of meta.json, and every file it names relative and inside the run directory."""
+    def need(ok: bool, what: str) -> None:
+        if not ok:
+            raise fail(f"meta.json: {what}")
+
+    def is_int(v: Any, lo: int = 0) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool) and v >= lo
+
+    need(set(meta) == {"schema", "meta", "rows", "files"},
+         f"expected the keys files, meta, rows, schema, got {sorted(map(str, meta))}")
+    files, inner, rows = meta["files"], meta["meta"], meta["rows"]
+    need(isinstance(files, dict), f"files: expected a table, got {type(files).__name__}")
+    for group, digest in files.items():
+        need(bool(_GROUP.fullmatch(group)), f"files: {group!r} is not a group name")
+        need(isinstance(digest, str) and bool(_SHA256.fullmatch(digest)), f"files.{group}: expected a SHA-256")
+    need(isinstance(rows, dict), f"rows: expected a table, got {type(rows).__name__}")
+    for table, entries in rows.items():
+        need(isinstance(entries, list) and all(isinstance(e, dict) for e in entries),
+             f"rows.{table}: expected a list of tables")
+    need(isinstance(inner, dict), f"meta: expected a table, got {type(inner).__name__}")
+    for key in ("tick", "run_id", "pages", "index_parts", "registry"):
+        need(key in inner, f"meta.{key}: required, but missing")
+    need(is_int(inner["tick"]), f"meta.tick: expected an integer >= 0, got {inner['tick']!r}")
+    need(isinstance(inner["run_id"], str), f"meta.run_id: expected a string, got {inner['run_id']!r}")
+    registry = inner["registry"]
+    need(isinstance(registry, dict) and all(re.fullmatch(r"[0-9]+", k) and is_int(v) for k, v in registry.items()),
+         "meta.registry: expected a table of lab index -> generation")
+    for lab in registry:
+        need(f"model/{lab}" in files, f"meta.registry: lab {lab}'s model is not among the files")
+    need(isinstance(inner["index_parts"], list), "meta.index_parts: expected a list")
+    end = 0
+    for i, record in enumerate(inner["index_parts"]):
+        where = f"meta.index_parts[{i}]"
+        _check_record(record, where, {"file": str, "lo": _INT, "hi": _INT, "sha256": str}, need)
+        need(record["lo"] == end and record["hi"] >= record["lo"],
+             f"{where}: rows {record['lo']}..{record['hi']} do not follow the previous part (ending at {end})")
+        need(PurePosixPath(record["file"]).parts[:1] == ("index",), f"{where}.file: expected a file in index/")
+        end = record["hi"]
+    need(isinstance(inner["pages"], list), "meta.pages: expected a list")
+    for i, record in enumerate(inner["pages"]):
+        where = f"meta.pages[{i}]"
+        _check_record(record, where, {"file": str, "tick": _INT, "shard": _INT, "shards": _INT, "lo": _INT,
+                                      "hi": _INT, "pages": _INT, "sha256": str}, need)
+        need(record["shard"] < record["shards"] and record["lo"] <= record["hi"],
+             f"{where}: shard {record['shard']} of {record['shards']}, rows {record['lo']}..{record['hi']}")
+
+
+def _check_record(record: Any, where: str, fields: dict[str, tuple], need) -> None:
+    need(isinstance(record, dict), f"{where}: expected a table, got {type(record).__name__}")
+    for key, kind in fields.items():
+        need(key in record, f"{where}.{key}: required, but missing")
+        value = record[key]
+        ok = isinstance(value, kind) and not isinstance(value, bool)
+        if kind is _INT:
+            ok = ok and value >= 0
+        need(ok, f"{where}.{key}: expected {'an integer >= 0' if kind is _INT else 'a string'}, got {value!r}")
+    need(bool(_SHA256.fullmatch(record["sha256"])), f"{where}.sha256: expected a SHA-256, got {record['sha256']!r}")
+    rel = PurePosixPath(record["file"])
+    need(bool(record["file"]) and not rel.is_absolute() and "\\" not in record["file"] and "\0" not in record["file"]
+         and all(part not in ("", ".", "..") for part in record["file"].split("/")),
+         f"{where}.file: {record['file']!r} leaves the run directory")
+
+
+def _inside(root: Path, path: Path, what: str, fail) -> Path:
+    """``path``, once it is a regular file inside ``root`` with every symbolic link resolved."""
     try:
-        actual = _sha256(path)
+        real, base = path.resolve(strict=True), root.resolve(strict=True)
+    except (OSError, RuntimeError) as err:
+        raise fail(f"{what} cannot be read: {getattr(err, 'strerror', None) or err}") from None
+    if not real.is_relative_to(base):
+        raise fail(f"{what} leaves the run directory (it is {str(real)!r})")
+    if not real.is_file():
+        raise fail(f"{what} is not a file")
+    return real
+
+
+def _read_inside(root: Path, path: Path, what: str, fail) -> bytes:
+    real = _inside(root, path, what, fail)
+    try:
+        return real.read_bytes()
+    except OSError as err:
+        raise fail(f"{what} cannot be read: {err.strerror or err}") from None
+
+
+def _arrays(path: Path, what: str, fail) -> dict[str, np.ndarray]:
+    """The arrays of a verified ``.npz``: plain numbers or text only (never pickled objects)."""
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as err:
+        raise fail(f"{what} cannot be read as arrays: {str(err).splitlines()[0] if str(err) else type(err).__name__}") \
+            from None
+    except (AttributeError, TypeError):  # np.load of a lone .npy gives an array, which is no archive
+        raise fail(f"{what} is not an archive of arrays") from None
+    for key, value in arrays.items():
+        if value.dtype.kind not in _DTYPES or value.dtype.fields is not None:
+            raise fail(f"{what}: array {key!r} has dtype {value.dtype}, expected numbers or text")
+    return arrays
+
+
+def _verified(directory: Path, root: Path, path: Path, digest: str, what: str, fail) -> Path:
+    """``path``, once it is inside the run directory and its SHA-256 is ``digest``; else one message."""
+    real = _inside(root, path, what, fail)
+    try:
+        actual = _sha256(real)
     except OSError as err:
         raise SimwebError(f"checkpoint {str(directory)!r}: {what} cannot be read: {err.strerror}") from None
     if actual != digest:
         raise SimwebError(f"checkpoint {str(directory)!r}: {what} is damaged (checksum mismatch)")
-    return path
+    return real
 
 
 def _sha256(path: Path) -> str:

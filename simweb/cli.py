@@ -104,6 +104,7 @@ def _positive(name: str):
 
 
 def main(argv: list[str] | None = None) -> int:
+    args = None
     try:
         args = _parser().parse_args(argv)
         return _COMMANDS[args.command](args)
@@ -111,12 +112,24 @@ def main(argv: list[str] | None = None) -> int:
         print(f"simweb: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("simweb: interrupted; nothing was written", file=sys.stderr)
+        print(f"simweb: {_interrupted(args)}", file=sys.stderr)
         return 130
     except Exception:  # a bug in simweb, not in the input: show everything
         traceback.print_exc()
         print("simweb: internal error (the traceback above); please report it", file=sys.stderr)
         return 1
+
+
+def _interrupted(args) -> str:
+    """What a Ctrl-C left: a run that ``simweb resume`` continues, a sweep that reruns, or nothing."""
+    from simweb.recorder import partial_dir
+
+    run_dir, sweep_dir = getattr(args, "run_dir", None), getattr(args, "sweep_dir", None)
+    if run_dir is not None and (partial_dir(run_dir) / "scenario.toml").is_file():
+        return f"interrupted: resume with `simweb resume {run_dir}`"
+    if sweep_dir is not None and (Path(sweep_dir) / "sweep.json").is_file():
+        return "interrupted: run the same `simweb sweep` command again to go on where it stopped"
+    return "interrupted; nothing was written"
 
 
 def _load(args):
@@ -146,12 +159,13 @@ def _cmd_run(args) -> int:
     from rich.console import Console
 
     import simweb
-    from simweb.recorder import check_out_dir
+    from simweb.recorder import check_out_dir, child
     from simweb.summary import print_summary
 
     scenario = _load(args)
-    out = Path(args.out) if args.out else Path("runs") / f"{scenario.run.name}-seed{scenario.run.seed}"
+    out = Path(args.out) if args.out else child("runs", f"{scenario.run.name}-seed{scenario.run.seed}")
     check_out_dir(out, overwrite=args.overwrite)
+    args.run_dir = out  # for the message after a Ctrl-C
     console = Console(stderr=True)
     say = None if args.quiet else lambda text: console.print(text, highlight=False)
     show_progress = not args.quiet and console.is_terminal
@@ -178,6 +192,7 @@ def _cmd_resume(args) -> int:
     import simweb
     from simweb.summary import print_summary
 
+    args.run_dir = args.out  # for the message after a Ctrl-C
     console = Console(stderr=True)
     results = simweb.resume(args.out, executor=args.executor, address=args.address, plugins=args.plugins,
                             say=None if args.quiet else lambda text: console.print(text, highlight=False))
@@ -196,6 +211,7 @@ def _cmd_report(args) -> int:
 def _cmd_sweep(args) -> int:
     from rich.console import Console
 
+    from simweb.recorder import child
     from simweb.scenario import load_scenario
     from simweb.sweep import default_workers, run_sweep
 
@@ -203,7 +219,8 @@ def _cmd_sweep(args) -> int:
 
     sources = load_plugins(args.plugins)
     base = load_scenario(args.scenario, seed=args.seed)
-    out = Path(args.out) if args.out else Path("sweeps") / base.run.name
+    out = Path(args.out) if args.out else child("sweeps", base.run.name)
+    args.sweep_dir = out  # for the message after a Ctrl-C
     console = Console(stderr=True)
     total = args.seeds * _grid_size(args.grid)
     progress = None
@@ -248,11 +265,12 @@ def _grid_size(grid: list[str]) -> int:
 
 
 def _cmd_reproduce(args) -> int:
+    import polars as pl
     from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
 
-    from simweb.recorder import atomic_write
+    from simweb.recorder import atomic_write, writable
     from simweb.reproduce import TARGETS, Z_PASS, reproduce
     from simweb.sweep import default_workers
 
@@ -263,17 +281,23 @@ def _cmd_reproduce(args) -> int:
 
             raise SimwebError(f"--only: no target named {name!r}{_did_you_mean(name, names)}; "
                               f"targets: {', '.join(names)}")
+    out = writable(args.out, "--out")  # before minutes of work, not after
+    if args.markdown:
+        writable(args.markdown, "--markdown")
     console = Console(stderr=True)
     table = reproduce(replicates=args.replicates, only=args.only, overrides=args.overrides,
                       workers=args.workers or default_workers(),
                       on_target=None if args.quiet else lambda name: console.print(f"running {name} ...",
                                                                                     highlight=False))
-    out = Path(args.out)
-    if out.parent != Path(""):
+    try:
         out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(out, table)
-    if args.markdown:
-        atomic_write(args.markdown, _markdown(table, args.replicates))
+        atomic_write(out, table)
+        if args.markdown:
+            Path(args.markdown).parent.mkdir(parents=True, exist_ok=True)
+            atomic_write(args.markdown, _markdown(table, args.replicates))
+    except (OSError, pl.exceptions.PolarsError) as err:
+        reason = (err.strerror if isinstance(err, OSError) else None) or str(err).strip().splitlines()[0]
+        raise SimwebError(f"--out: cannot write {str(out)!r}: {reason}") from None
     if not args.quiet:
         view = Table(title=f"simweb against the literature ({args.replicates} replicates; pass: |z| <= {Z_PASS:g})",
                      title_justify="left")

@@ -6,19 +6,23 @@ final name, and an existing run is replaced only when the caller says so.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import re
 import shutil
+import tempfile
 import uuid
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 
-from simweb import __version__
+from simweb import __version__, runlock
 from simweb.errors import SimwebError
 
-__all__ = ["write_run", "check_out_dir", "atomic_write"]
+__all__ = ["write_run", "check_out_dir", "atomic_write", "start_run", "lock", "partial_dir", "remove_temporaries",
+           "child", "writable"]
 
 FILES = ("generations.parquet", "ticks.parquet", "crawls.parquet", "scenario.toml", "manifest.json")
 
@@ -54,85 +58,190 @@ def partial_dir(out: str | Path) -> Path:
     return out.parent / f".{out.name}.partial"
 
 
+# Names of simweb's own temporaries: atomic_write's ".NAME.tmp-XXXXXXXX" files, checkpoint.save's
+# ".checkpoint.tmp-XXXXXXXX" and ".checkpoint.old-XXXXXXXX" directories. Nothing else is ever removed as one.
+_TEMPORARY = re.compile(r"\..+\.tmp-[0-9a-f]{8}|\.checkpoint\.old-[0-9a-f]{8}")
+
+
+def child(parent: str | Path, name: str) -> Path:
+    """``parent / name``, once it is sure to be a directory directly inside ``parent`` (a default output path).
+
+    Names are validated not to be '.' or '..' nor to hold a separator; this checks the path itself too.
+    """
+    path = Path(parent) / name
+    if name in ("", ".", "..") or os.sep in name or (os.altsep and os.altsep in name) or \
+            Path(os.path.abspath(path)).parent != Path(os.path.abspath(parent)):
+        raise SimwebError(f"{name!r} cannot name a directory inside {str(parent)!r}")
+    return path
+
+
+def writable(path: str | Path, flag: str) -> Path:
+    """Refuse, before any work, an output file that cannot be written: probe its nearest existing directory."""
+    path = Path(path)
+    if path.is_dir():
+        raise SimwebError(f"{flag}: {str(path)!r} is a directory; name a file")
+    where = path.parent
+    while not where.exists() and where != where.parent:
+        where = where.parent
+    try:
+        if not where.is_dir():
+            raise NotADirectoryError(errno.ENOTDIR, "Not a directory")
+        fd, probe = tempfile.mkstemp(dir=where, prefix=f".{path.name}.tmp-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as err:
+        raise SimwebError(f"{flag}: cannot write {str(path)!r}: {err.strerror or err}") from None
+    return path
+
+
 def check_out_dir(out: str | Path, *, overwrite: bool) -> Path:
-    """Refuse an existing output directory unless ``overwrite``; say so before any work is done."""
+    """Refuse an output directory that cannot be this run's, before any work is done.
+
+    An existing ``out`` is replaced only with ``overwrite`` and only when it is a simweb run (it holds
+    ``manifest.json``) or empty; the current directory, its parents and a symbolic link never are.
+    """
     out = Path(out)
-    if out.exists() and not overwrite:
-        raise SimwebError(f"--out: {str(out)!r} already exists; choose another directory or pass --overwrite")
-    if out.exists() and not out.is_dir():
-        raise SimwebError(f"--out: {str(out)!r} exists and is not a directory")
-    if partial_dir(out).exists() and not overwrite:
-        raise SimwebError(f"--out: an interrupted run into {str(out)!r} can be continued with "
-                          f"'simweb resume {out}'; or pass --overwrite to start over")
+    _check_target(out, overwrite=overwrite)
+    shown = repr(str(out))
+    partial = partial_dir(out)
+    if os.path.lexists(partial):
+        if partial.is_symlink() or not partial.is_dir() or not _is_partial(partial):
+            raise SimwebError(f"--out: {str(partial)!r} is in the way and is not a simweb run; move it away")
+        if runlock.held_elsewhere(partial):
+            raise SimwebError(runlock.busy_message(partial))
+        if not overwrite:
+            raise SimwebError(f"--out: an interrupted run into {shown} can be continued with "
+                              f"'simweb resume {out}'; or pass --overwrite to start over")
     return out
 
 
+def _check_target(out: Path, *, overwrite: bool) -> None:
+    """``out`` can become this run's directory: a new name, or a run to replace with ``overwrite``."""
+    shown = repr(str(out))
+    if out.name in ("", ".", "..") or _holds_cwd(out):
+        raise SimwebError(f"--out: {shown} is the current directory or one above it; name a new directory")
+    if out.is_symlink():
+        target = os.readlink(out)
+        what = "to a missing " if not out.exists() else "to "
+        raise SimwebError(f"--out: {shown} is a symbolic link {what}{target!r}; give the directory itself")
+    if out.exists():
+        if not overwrite:
+            raise SimwebError(f"--out: {shown} already exists; choose another directory or pass --overwrite")
+        if not out.is_dir():
+            raise SimwebError(f"--out: {shown} exists and is not a directory")
+        if not _is_run(out):
+            raise SimwebError(f"--out: {shown} is not a simweb run (it has no manifest.json); --overwrite "
+                              "replaces only a run directory, so choose another directory")
+
+
+def _holds_cwd(out: Path) -> bool:
+    try:
+        here, there = Path.cwd().resolve(), out.resolve()
+    except OSError:
+        return False
+    return there == here or there in here.parents
+
+
+def _is_run(out: Path) -> bool:
+    """A complete simweb run directory (its manifest), or an empty directory: nothing of the user's in it."""
+    try:
+        return (out / "manifest.json").is_file() or not any(out.iterdir())
+    except OSError:
+        return False
+
+
+def _is_partial(partial: Path) -> bool:
+    """A run's partial directory: it holds the run's lock or resolved scenario (or nothing at all)."""
+    try:
+        names = {p.name for p in partial.iterdir()}
+    except OSError:
+        return False
+    return not names or runlock.LOCK_FILE in names or "scenario.toml" in names
+
+
 def start_run(out: str | Path, scenario_toml: str, *, overwrite: bool) -> Path:
-    """Create the run's partial directory (with the resolved scenario) and lock it; returns its checkpoint directory."""
+    """Create the run's partial directory (with the resolved scenario), locked; returns its checkpoint directory.
+
+    The directory is made complete and locked under a temporary name, then renamed into place: that rename
+    is the atomic test of who starts the run (it fails when another process's partial is there), so a
+    partial directory is locked from the moment it exists. A loser removes nothing but its own temporary.
+    An interrupted run is replaced (with ``overwrite``) only once its lock is ours, i.e. its writer is dead.
+    The lock is held until :func:`write_run` has put the run in place, or until the process ends.
+    """
     out = check_out_dir(out, overwrite=overwrite)
     partial = partial_dir(out)
-    if partial.exists():
-        lock(partial)  # refuse to wipe a run another process is writing
-        shutil.rmtree(partial)
+    staging = out.parent / f"{partial.name}.tmp-{uuid.uuid4().hex[:8]}"
+    held = None
     try:
-        partial.mkdir(parents=True)
-        lock(partial)
-        atomic_write(partial / "scenario.toml", scenario_toml)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        staging.mkdir()
+        held = runlock.acquire(staging / runlock.LOCK_FILE)  # a directory nobody else knows: never contended
+        atomic_write(staging / "scenario.toml", scenario_toml)
     except OSError as err:
-        shutil.rmtree(partial, ignore_errors=True)
+        _discard(staging, held)
         raise SimwebError(f"--out: cannot write {str(out)!r}: {err.strerror or err}") from None
+    stale = trash = None
+    try:
+        if os.path.lexists(partial):  # an interrupted run (check_out_dir allowed replacing it) or a racing start
+            if not overwrite:
+                raise SimwebError(f"--out: an interrupted run into {str(out)!r} can be continued with "
+                                  f"'simweb resume {out}'; or pass --overwrite to start over")
+            try:
+                stale = runlock.acquire(partial / runlock.LOCK_FILE)
+            except FileNotFoundError:  # taken over and moved away by another process just now
+                stale = None
+            else:
+                if stale is None:
+                    raise SimwebError(runlock.busy_message(partial))
+                trash = out.parent / f".{out.name}.replaced-{uuid.uuid4().hex[:8]}"
+                os.rename(partial, trash)  # ours to remove: we hold its lock, so its writer is dead
+        os.rename(staging, partial)  # the atomic test: fails if another start put its partial here first
+    except OSError as err:
+        _discard(staging, held)
+        if err.errno in (errno.EEXIST, errno.ENOTEMPTY):
+            raise SimwebError(f"{str(out)!r} was just started by another simweb process; wait for it, "
+                              "or stop it first") from None
+        raise SimwebError(f"--out: cannot write {str(out)!r}: {err.strerror or err}") from None
+    except BaseException:
+        _discard(staging, held)
+        raise
+    finally:
+        if trash is not None:
+            shutil.rmtree(trash, ignore_errors=True)
+        if stale is not None and stale is not held:
+            stale.release()
     return partial / "checkpoint"
 
 
-def lock(partial: Path) -> None:
-    """Claim a partial run directory for this process; a second live writer is refused.
+def _discard(staging: Path, held: runlock.RunLock | None) -> None:
+    """Remove this process's own unused staging directory (and drop its lock)."""
+    shutil.rmtree(staging, ignore_errors=True)
+    if held is not None:
+        held.release()
 
-    The lock is a file holding the owner's pid, created with O_EXCL; a lock whose process is gone
-    (a crash, kill -9) is stale and taken over.
+
+def lock(partial: str | Path) -> runlock.RunLock:
+    """Claim a partial run directory for this process; a second live writer is refused (see :mod:`simweb.runlock`).
+
+    The lock is held until the run is written or the process ends, whether or not the handle is kept.
     """
-    path = partial / "lock"
-    for _ in range(2):
-        try:
-            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
-            try:
-                owner = int(path.read_text().strip() or 0)
-            except (OSError, ValueError):
-                owner = 0
-            if owner == os.getpid():
-                return
-            if owner and _alive(owner):
-                raise SimwebError(f"{str(partial.parent / partial.name[1:-len('.partial')])!r} is being written by "
-                                  f"another simweb process (pid {owner}); wait for it, or stop it first") from None
-            path.unlink(missing_ok=True)  # stale
-            continue
-        with os.fdopen(fd, "w") as fh:
-            fh.write(str(os.getpid()))
-        return
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return runlock.lock(partial)
 
 
 def write_run(out: str | Path, results, *, overwrite: bool = False) -> Path:
     """Write ``results`` to ``out`` (generations / ticks / crawls Parquet, scenario.toml, manifest.json).
 
     Everything is written into the run's partial directory first (where its checkpoints already are),
-    then one rename puts it in place; an existing ``out`` is replaced only with ``overwrite``.
+    then one rename puts it in place; an existing ``out`` is replaced only with ``overwrite``, and only
+    when it is a simweb run. Temporaries a killed process left in the partial directory are removed
+    first, so they never reach the run directory. The run's lock is released once it is in place.
     """
     out = Path(out)
-    if out.exists() and not overwrite:
-        raise SimwebError(f"--out: {str(out)!r} already exists; choose another directory or pass --overwrite")
+    _check_target(out, overwrite=overwrite)
     tmp = partial_dir(out)
     try:
         tmp.mkdir(parents=True, exist_ok=True)
+        held = runlock.lock(tmp)
         atomic_write(tmp / "generations.parquet", results.generations)
         atomic_write(tmp / "ticks.parquet", results.ticks)
         atomic_write(tmp / "crawls.parquet", results.crawls)
@@ -140,7 +249,8 @@ def write_run(out: str | Path, results, *, overwrite: bool = False) -> Path:
         manifest = {"simweb_version": __version__, "numpy_version": np.__version__,
                     "polars_version": pl.__version__, **results.manifest}
         atomic_write(tmp / "manifest.json", json.dumps(manifest, indent=2) + "\n")
-        (tmp / "lock").unlink(missing_ok=True)
+        remove_temporaries(tmp)
+        _check_target(out, overwrite=overwrite)  # again: the user had the whole run to put something there
         if out.exists():
             old = out.parent / f".{out.name}.replaced-{uuid.uuid4().hex[:8]}"
             os.rename(out, old)
@@ -148,7 +258,31 @@ def write_run(out: str | Path, results, *, overwrite: bool = False) -> Path:
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.rename(tmp, out)
-    except OSError as err:
-        raise SimwebError(f"--out: cannot write {str(out)!r}: {err.strerror or err}; the checkpoints in "
-                          f"{str(tmp)!r} are intact") from None
+    except (OSError, pl.exceptions.PolarsError) as err:  # polars reports a full disk as a ComputeError
+        reason = (err.strerror if isinstance(err, OSError) else None) or str(err).strip().splitlines()[0]
+        raise SimwebError(f"--out: cannot write {str(out)!r}: {reason}; the checkpoints in {str(tmp)!r} are "
+                          f"intact: 'simweb resume {out}' will finish the run once this is fixed") from None
+    # the lock went with the directory; unlinking the file (after the rename, so no second writer can take
+    # the partial directory meanwhile) and closing it ends the run
+    (out / runlock.LOCK_FILE).unlink(missing_ok=True)
+    held.release()
     return out
+
+
+def remove_temporaries(directory: Path) -> list[Path]:
+    """Remove simweb's own temporaries (names matching ``_TEMPORARY``) under ``directory``; returns them.
+
+    Only for a directory this process has locked: any temporary in it belongs to a process that died.
+    """
+    removed = []
+    for root, dirs, files in os.walk(directory):
+        for name in [*files, *dirs]:
+            if _TEMPORARY.fullmatch(name):
+                path = Path(root) / name
+                if path.is_dir() and not path.is_symlink():
+                    shutil.rmtree(path, ignore_errors=True)
+                else:
+                    path.unlink(missing_ok=True)
+                removed.append(path)
+        dirs[:] = [d for d in dirs if not _TEMPORARY.fullmatch(d)]
+    return removed

@@ -217,7 +217,7 @@ def run_sweep(path: str | Path, grid: Sequence[str], *, seeds: int, out: str | P
     import json
 
     from simweb.errors import SimwebError
-    from simweb.recorder import atomic_write
+    from simweb.recorder import atomic_write, child
 
     path = Path(path)
     from simweb.plugins import load_plugins
@@ -234,13 +234,30 @@ def run_sweep(path: str | Path, grid: Sequence[str], *, seeds: int, out: str | P
         spec["plugins"] = [p.record() for p in plugins]
     spec_file = out / "sweep.json"
     if spec_file.is_file():
-        if json.loads(spec_file.read_text(encoding="utf-8")) != spec:
+        try:
+            same = json.loads(spec_file.read_text(encoding="utf-8")) == spec
+        except (OSError, ValueError) as err:
+            raise SimwebError(f"--out: {str(spec_file)!r} cannot be read: {err}") from None
+        if not same:
             raise SimwebError(f"--out: {str(out)!r} holds a different sweep (scenario, grid or seeds differ); "
                               "choose another directory")
-    elif out.exists() and any(out.iterdir()):
+    elif out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise SimwebError(f"--out: {str(out)!r} exists and is not a sweep directory")
-    (out / "runs").mkdir(parents=True, exist_ok=True)
-    atomic_write(spec_file, json.dumps(spec, indent=2) + "\n")
+
+    def write(name: str, data) -> None:
+        """Write a file of the sweep; an unwritable directory or a full disk is one line, not a traceback."""
+        try:
+            atomic_write(out / name, data)
+        except (OSError, pl.exceptions.PolarsError) as err:
+            reason = (err.strerror if isinstance(err, OSError) else None) or str(err).strip().splitlines()[0]
+            raise SimwebError(f"--out: cannot write {str(out / name)!r}: {reason}; rerun the same command to "
+                              "go on where it stopped") from None
+
+    try:
+        (out / "runs").mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise SimwebError(f"--out: cannot write {str(out)!r}: {err.strerror or err}") from None
+    write("sweep.json", json.dumps(spec, indent=2) + "\n")
 
     status = {p.index: {"point": p.index, "name": p.name, "replicate": p.replicate, "seed": p.seed,
                         "overrides": " ".join(p.overrides[:-1]), "state": "queued", "error": None,
@@ -248,11 +265,12 @@ def run_sweep(path: str | Path, grid: Sequence[str], *, seeds: int, out: str | P
 
     def write_status() -> pl.DataFrame:
         frame = pl.DataFrame([status[i] for i in sorted(status)], schema=STATUS, orient="row")
-        atomic_write(out / "status.parquet", frame)
+        write("status.parquet", frame)
         return frame
 
     write_status()
-    tasks = [(text, str(path), p.overrides, str(out / "runs" / p.name), False, tuple(plugins)) for p in points]
+    tasks = [(text, str(path), p.overrides, str(child(out / "runs", p.name)), False, tuple(plugins))
+             for p in points]
     done = 0
 
     def finished(i: int, outcome: dict) -> None:
@@ -270,5 +288,5 @@ def run_sweep(path: str | Path, grid: Sequence[str], *, seeds: int, out: str | P
         frames = [pl.read_parquet(out / "runs" / p.name / f"{table}.parquet") for p in ok]
         combined = combine(frames, ok)
         if combined is not None:
-            atomic_write(out / f"{table}.parquet", combined)
+            write(f"{table}.parquet", combined)
     return final

@@ -85,17 +85,20 @@ def test_a_second_writer_of_the_same_run_is_refused(tmp_path):
     out = tmp_path / "run"
     partial = partial_dir(out)
     partial.mkdir(parents=True)
-    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    holder = ("import sys, time\nfrom simweb.recorder import lock\n"
+              f"lock({str(partial)!r})\nprint('locked', flush=True)\ntime.sleep(60)\n")
+    other = subprocess.Popen([sys.executable, "-c", holder], stdout=subprocess.PIPE, text=True)
     try:
-        (partial / "lock").write_text(str(other.pid))  # a live process holds it
-        with pytest.raises(SimwebError, match="being written by another simweb process"):
+        assert other.stdout.readline().strip() == "locked"
+        with pytest.raises(SimwebError, match=f"being written by another simweb process \\(pid {other.pid}\\)"):
             simweb.run(scenario(COLLAPSE), out=out, overwrite=True)
+        assert (partial / "lock").is_file(), "a refused writer removed the live writer's lock"
     finally:
-        other.kill()
+        other.kill()  # kill -9: the kernel drops its lock
         other.wait()
-    # once that process is gone the lock is stale: taken over
-    lock(partial)
+    held = lock(partial)
     assert (partial / "lock").read_text() == str(os.getpid())
+    held.release()
 
 
 def test_simweb_never_leaves_a_ray_instance_it_started(tmp_path):

@@ -312,7 +312,7 @@ def _describe(error: dict[str, Any], parent: type[BaseModel] | None) -> str:
         bound = ctx.get("min_length") if kind == "too_short" else ctx.get("max_length")
         return f"expected {'at least' if kind == 'too_short' else 'at most'} {bound} {what}, got {got}"
     if kind == "string_pattern_mismatch":
-        return f"expected letters, digits, '_', '-' or '.', got {got}"
+        return f"expected letters, digits, '_', '-' or '.' (not '.' or '..' alone), got {got}"
     if kind == "finite_number":
         return f"expected a finite number, got {got}"
     return f"{error['msg'].lower()}, got {got}"

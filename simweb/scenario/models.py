@@ -18,7 +18,9 @@ __all__ = [
 
 
 class _Table(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+    # allow_inf_nan=False: a nan or inf passes every bound (nan compares false) and poisons a run silently;
+    # it reaches every float of every table, dict values (fpr_multiplier) and tuple items (probs) included
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
     @model_validator(mode="before")
     @classmethod
@@ -27,6 +29,11 @@ class _Table(BaseModel):
         if isinstance(value, dict):
             return {k: _freeze(v) for k, v in value.items()}
         return value
+
+
+# A name becomes part of a path (runs/<run.name>-seed<seed>, sweeps/<run.name>): letters, digits, '_ - .',
+# but never "." or ".." alone, which would name the directory itself or its parent.
+_NAME = r"^(?:[A-Za-z0-9_.-]*[A-Za-z0-9_-][A-Za-z0-9_.-]*|\.{3,})$"
 
 
 def _tagged(default: str, field: str = "family"):
@@ -43,7 +50,7 @@ def _tagged(default: str, field: str = "family"):
 
 # ---------------------------------------------------------------- run
 class Run(_Table):
-    name: str = Field("simweb", min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.-]+$")
+    name: str = Field("simweb", min_length=1, max_length=100, pattern=_NAME)
     seed: int = Field(0, ge=0, le=2**63 - 1)
     ticks: int = Field(12, ge=1, le=100_000)  # simulation steps; tick 0 is the all-human web
     executor: Literal["local", "ray"] = "ray"  # ray: agents as Ray actors (a local cluster if none is given)
@@ -115,7 +122,7 @@ class Adoption(_Table):
 
 
 class Publisher(_Table):
-    name: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.-]+$")
+    name: str = Field(min_length=1, max_length=100, pattern=_NAME)
     site_share: float = Field(gt=0.0, le=1.0)  # share of sites this population owns (normalised over populations)
     initial_pages: int = Field(0, ge=0, le=1_000_000_000)  # human pages published at tick 0
     pages_per_tick: int = Field(100, ge=0, le=1_000_000_000)
@@ -170,7 +177,7 @@ class PriorConfig(_Table):
 
 # ---------------------------------------------------------------- labs
 class Lab(_Table):
-    name: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.-]+$")
+    name: str = Field(min_length=1, max_length=100, pattern=_NAME)
     market_share: float = Field(1.0, ge=0.0)  # weight among released models when publishers pick one
     release_every: int = Field(2, ge=1)  # ticks between generations
     first_release: int = Field(0, ge=0)  # tick of generation 0
