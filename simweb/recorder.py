@@ -17,6 +17,7 @@ import polars as pl
 
 from simweb import __version__
 from simweb.errors import SimwebError
+from simweb.outputs import contamination_frame
 
 __all__ = ["write_run", "check_out_dir", "atomic_write"]
 
@@ -136,6 +137,7 @@ def write_run(out: str | Path, results, *, overwrite: bool = False) -> Path:
         atomic_write(tmp / "generations.parquet", results.generations)
         atomic_write(tmp / "ticks.parquet", results.ticks)
         atomic_write(tmp / "crawls.parquet", results.crawls)
+        atomic_write(tmp / "contamination.parquet", contamination_frame(results.generations))
         atomic_write(tmp / "scenario.toml", results.scenario_toml)
         manifest = {"simweb_version": __version__, "numpy_version": np.__version__,
                     "polars_version": pl.__version__, **results.manifest}
