@@ -45,7 +45,7 @@ def print_summary(results, out, console: Console) -> None:
                       f"wall time {results.manifest['wall_time_s']:.1f} s")
     if out is not None:
         console.print(f"results in {out}/ (generations.parquet, ticks.parquet, crawls.parquet, "
-                      "scenario.toml, manifest.json)")
+                      "contamination.parquet, scenario.toml, manifest.json)")
 
 
 def _side_by_side(g: pl.DataFrame, token: bool) -> Table:
