@@ -17,8 +17,8 @@ def test_the_smallest_scenario_shows_only_its_required_values():
 
 
 def test_an_override_shows_under_its_set_path_and_a_default_given_explicitly_does_not():
-    changes = _changes(MINIMAL, "labs.lab.reserve_fraction=0.3", "labs.lab.reserve_docs=100", "labs.lab.crawl_budget=2000",
-                       "web.homophily=4.0", "labs.lab.regime=accumulate")
+    changes = _changes(MINIMAL, "labs.lab.reserve_fraction=0.3", "labs.lab.reserve_docs=100",
+                       "labs.lab.crawl_budget=2000", "web.homophily=4.0", "labs.lab.regime=accumulate")
     assert changes["labs.lab.reserve_fraction"] == "0.3"
     assert changes["labs.lab.regime"] == '"accumulate"'
     assert "labs.lab.crawl_budget" not in changes and "web.homophily" not in changes
