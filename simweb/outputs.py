@@ -16,7 +16,7 @@ import polars as pl
 
 from simweb.schema import CONTAMINATION, IDS
 
-__all__ = ["contamination_frame", "grid_column"]
+__all__ = ["contamination_frame", "grid_column", "defined_detection"]
 
 
 def contamination_frame(generations: pl.DataFrame) -> pl.DataFrame:
@@ -52,3 +52,21 @@ def grid_column(path: str) -> str:
     underscore, so ``labs[0].crawl_budget`` → ``grid_labs_0_crawl_budget``.
     """
     return "grid_" + re.sub(r"[^A-Za-z0-9]+", "_", path).strip("_")
+
+
+def defined_detection(generations: pl.DataFrame, filtered: pl.DataFrame) -> pl.DataFrame:
+    """``generations`` with ``filter_precision`` and ``filter_recall`` null where they mean nothing.
+
+    They describe the filter chain as a detector of AI pages, so both are
+    undefined for a lab that filters nothing, and when its crawl fetched no AI
+    page (generation 0 of an all-human web: precision would be 0 by necessity,
+    recall 0 ÷ 0). ``filtered`` has a boolean column ``filtered`` and the columns
+    to join on (``lab``, and ``point`` for a sweep); rows it does not cover keep
+    their values.
+    """
+    on = [c for c in filtered.columns if c != "filtered"]
+    joined = generations.join(filtered.select(on + ["filtered"]), on=on, how="left", maintain_order="left")
+    undefined = pl.col("filtered").not_().fill_null(False) | (pl.col("crawl_ai_fraction").fill_null(0.0) == 0.0)
+    return joined.with_columns(
+        pl.when(undefined).then(None).otherwise(pl.col(c)).alias(c) for c in ("filter_precision", "filter_recall")
+    ).drop("filtered")

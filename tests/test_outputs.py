@@ -57,3 +57,17 @@ def test_a_frame_without_the_struct_is_refused():
 ])
 def test_grid_columns_are_letters_digits_and_underscores(path, column):
     assert grid_column(path) == column
+
+
+def test_detection_scores_are_null_without_filters_or_without_ai_pages():
+    from simweb.outputs import defined_detection
+
+    g = pl.DataFrame({"lab": ["a", "a", "b", "b", "c"], "generation": [0, 1, 0, 1, 1],
+                      "crawl_ai_fraction": [0.0, 0.4, 0.0, 0.4, 0.3],
+                      "filter_precision": [0.0, 0.9, None, None, 0.8], "filter_recall": [None, 0.7, None, 0.0, 0.6]})
+    filtered = pl.DataFrame({"lab": ["a", "b"], "filtered": [True, False]})
+    out = defined_detection(g, filtered)
+    assert out.columns == g.columns and out["lab"].to_list() == g["lab"].to_list()
+    # a: nothing to detect at generation 0; b: filters nothing; c: not covered by `filtered`, kept as it was
+    assert out["filter_precision"].to_list() == [None, 0.9, None, None, 0.8]
+    assert out["filter_recall"].to_list() == [None, 0.7, None, None, 0.6]
