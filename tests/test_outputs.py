@@ -71,3 +71,58 @@ def test_detection_scores_are_null_without_filters_or_without_ai_pages():
     # a: nothing to detect at generation 0; b: filters nothing; c: not covered by `filtered`, kept as it was
     assert out["filter_precision"].to_list() == [None, 0.9, None, None, 0.8]
     assert out["filter_recall"].to_list() == [None, 0.7, None, None, 0.6]
+
+
+# ---------------------------------------------------------------- every output, in polars, pandas and DuckDB
+def _tables(directory) -> list:
+    return sorted(directory.glob("*.parquet"))
+
+
+def test_every_output_of_a_run_and_a_sweep_reads_in_polars_pandas_and_duckdb(tmp_path):
+    import duckdb
+    import pandas as pd
+
+    import simweb
+    from simweb.sweep import run_sweep
+    from tests.helpers import COLLAPSE, scenario
+
+    run = tmp_path / "run"
+    simweb.run(scenario(COLLAPSE, "run.ticks=3"), out=run)
+    scen = tmp_path / "s.toml"
+    scen.write_text(COLLAPSE.replace("ticks = 6", "ticks = 2"))
+    sweep = tmp_path / "sweep"
+    run_sweep(scen, ["labs.replace.crawl_budget=100,200"], seeds=1, out=sweep, workers=1)
+
+    names = {p.name for p in _tables(run)}
+    assert {"generations.parquet", "ticks.parquet", "crawls.parquet", "contamination.parquet"} <= names
+    assert {"generations.parquet", "ticks.parquet", "contamination.parquet", "status.parquet"} <= \
+        {p.name for p in _tables(sweep)}
+    con = duckdb.connect()
+    for path in _tables(run) + _tables(sweep):
+        frame = pl.read_parquet(path)
+        assert frame.height > 0, path
+        pdf = pd.read_parquet(path)
+        assert list(pdf.columns) == frame.columns and len(pdf) == frame.height, path
+        assert con.execute(f"SELECT count(*) FROM read_parquet('{path}')").fetchone()[0] == frame.height, path
+        assert [d[0] for d in con.execute(f"SELECT * FROM read_parquet('{path}') LIMIT 0").description] == frame.columns
+
+    # the long form holds the struct's numbers: checked through DuckDB's own struct access
+    gen, con_file = run / "generations.parquet", run / "contamination.parquet"
+    pairs = con.execute(f"""
+        SELECT g.train_ai_fraction_by_lab.replace, c.fraction
+        FROM read_parquet('{gen}') g JOIN read_parquet('{con_file}') c USING (lab, generation)
+        WHERE c.source_lab = 'replace'""").fetchall()
+    assert len(pairs) == pl.read_parquet(gen).height and all(a == b for a, b in pairs)
+    assert sum(a for a, _ in pairs) > 0  # the naive lab's models wrote part of some training set
+
+    # grid columns need no quoting: unquoted SQL and pandas' query and attribute access
+    sweep_gens = sweep / "generations.parquet"
+    budgets = con.execute(f"SELECT DISTINCT grid_labs_replace_crawl_budget FROM read_parquet('{sweep_gens}') "
+                          "ORDER BY 1").fetchall()
+    assert budgets == [(100,), (200,)]
+    pdf = pd.read_parquet(sweep_gens)
+    assert len(pdf.query("grid_labs_replace_crawl_budget == 200")) == len(pdf) // 2
+    assert set(pdf.grid_labs_replace_crawl_budget) == {100, 200}
+    contamination = pd.read_parquet(sweep / "contamination.parquet")
+    assert {"grid_labs_replace_crawl_budget", "lab", "generation", "source_lab", "fraction"} <= set(contamination)
+    assert len(contamination) == len(pdf) * 2  # two labs write, so two source rows per generation row
