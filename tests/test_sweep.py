@@ -87,6 +87,7 @@ def test_a_different_sweep_into_the_same_directory_is_refused(tmp_path):
     assert other.returncode == 2 and "different sweep" in other.stderr
 
 
+@pytest.mark.slow  # starts Ray
 def test_a_sweep_on_ray_tasks_equals_the_local_pool(tmp_path):
     scen = tmp_path / "s.toml"
     scen.write_text(COLLAPSE.replace("ticks = 6", "ticks = 2"))
@@ -98,6 +99,7 @@ def test_a_sweep_on_ray_tasks_equals_the_local_pool(tmp_path):
         assert pl.read_parquet(ray / name).equals(pl.read_parquet(local / name)), name
 
 
+@pytest.mark.slow  # starts Ray
 def test_a_ray_worker_killed_during_a_sweep_loses_only_that_runs_current_generation(tmp_path):
     import json
     import os
