@@ -254,7 +254,7 @@ def _cmd_sweep(args) -> int:
     summary = ", ".join(f"{row['len']} {row['state']}" for row in counts.iter_rows(named=True))
     if not args.quiet:
         print(f"sweep of {status.height} runs: {summary}; results in {out}/ "
-              "(generations.parquet, ticks.parquet, status.parquet, runs/)")
+              "(generations.parquet, ticks.parquet, contamination.parquet, status.parquet, runs/)")
     return 0
 
 

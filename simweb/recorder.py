@@ -20,11 +20,13 @@ import polars as pl
 
 from simweb import __version__, runlock
 from simweb.errors import SimwebError
+from simweb.outputs import contamination_frame
 
 __all__ = ["write_run", "check_out_dir", "atomic_write", "start_run", "lock", "partial_dir", "remove_temporaries",
            "child", "writable"]
 
-FILES = ("generations.parquet", "ticks.parquet", "crawls.parquet", "scenario.toml", "manifest.json")
+FILES = ("generations.parquet", "ticks.parquet", "crawls.parquet", "contamination.parquet", "scenario.toml",
+         "manifest.json")
 
 
 def atomic_write(path: str | Path, data, *, durable: bool = True) -> None:
@@ -245,6 +247,7 @@ def write_run(out: str | Path, results, *, overwrite: bool = False) -> Path:
         atomic_write(tmp / "generations.parquet", results.generations)
         atomic_write(tmp / "ticks.parquet", results.ticks)
         atomic_write(tmp / "crawls.parquet", results.crawls)
+        atomic_write(tmp / "contamination.parquet", contamination_frame(results.generations))
         atomic_write(tmp / "scenario.toml", results.scenario_toml)
         manifest = {"simweb_version": __version__, "numpy_version": np.__version__,
                     "polars_version": pl.__version__, **results.manifest}

@@ -79,6 +79,7 @@ class RunRecorder:
         if report.bench_steps is not None:
             self.crawl(lab, gen, tick, "benchmark", report.bench_steps)
         fetch, last = report.steps[0], report.steps[-1]
+        filtered = len(report.steps) > 1  # steps[0] is the fetch
         dropped = fetch["pages_in"] - last["kept"]
         dropped_ai = fetch["ai_in"] - last["kept_ai"]
         composition = dict(report.composition)
@@ -90,8 +91,9 @@ class RunRecorder:
             "crawl_pages": fetch["pages_in"],
             "crawl_ai_fraction": fetch["ai_in"] / fetch["pages_in"] if fetch["pages_in"] else None,
             "kept_pages": last["kept"],
-            "filter_precision": dropped_ai / dropped if dropped else None,
-            "filter_recall": dropped_ai / fetch["ai_in"] if fetch["ai_in"] else None,
+            # undefined, not 0, for a lab without filters (no detector to score) or a crawl with no AI page
+            "filter_precision": dropped_ai / dropped if filtered and dropped and fetch["ai_in"] else None,
+            "filter_recall": dropped_ai / fetch["ai_in"] if filtered and fetch["ai_in"] else None,
         })
 
     def frames(self) -> dict[str, pl.DataFrame]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import polars as pl
 
-__all__ = ["generations_schema", "TICKS", "CRAWLS", "IDS"]
+__all__ = ["generations_schema", "TICKS", "CRAWLS", "CONTAMINATION", "IDS"]
 
 IDS = {"run_id": pl.String, "scenario": pl.String, "seed": pl.Int64}
 
@@ -87,4 +87,13 @@ CRAWLS = {
     "dropped_ai": pl.Int64,
     "precision": pl.Float64,  # AI share of the dropped pages
     "recall": pl.Float64,  # share of incoming AI pages dropped
+}
+
+# train_ai_fraction_by_lab in long form: a struct's field names change with the scenario, rows do not
+CONTAMINATION = {
+    **IDS,
+    "lab": pl.String,  # the lab that trained on the pages
+    "generation": pl.Int32,
+    "source_lab": pl.String,  # the lab whose models wrote them
+    "fraction": pl.Float64,  # share of the generation's training set written by source_lab's models
 }

@@ -36,7 +36,7 @@ def print_summary(results, out, console: Console) -> None:
         else:
             cells.append(_fmt(row["mean_sq_error"] if gaussian else row["tv"], ".4f"))
         table.add_row(*cells)
-    console.print(table if g["lab"].n_unique() <= 3 else _side_by_side(g, token))
+    console.print(table if g["lab"].n_unique() <= 3 else _side_by_side(_detection(results), token))
     t = results.ticks.filter(pl.col("tick") == pl.col("tick").max())
     if len(t):
         web_share = t["web_ai_share"][0]
@@ -45,7 +45,17 @@ def print_summary(results, out, console: Console) -> None:
                       f"wall time {results.manifest['wall_time_s']:.1f} s")
     if out is not None:
         console.print(f"results in {out}/ (generations.parquet, ticks.parquet, crawls.parquet, "
-                      "scenario.toml, manifest.json)")
+                      "contamination.parquet, scenario.toml, manifest.json)")
+
+
+def _detection(results) -> pl.DataFrame:
+    """Generations with the filter chain's precision and recall null for a lab without filters (not "0")."""
+    from simweb.outputs import defined_detection
+
+    c = results.crawls
+    filtered = c.group_by("lab").agg((pl.col("step") > 0).any().alias("filtered")) if len(c) else \
+        pl.DataFrame(schema={"lab": pl.String, "filtered": pl.Boolean})
+    return defined_detection(results.generations, filtered)
 
 
 def _side_by_side(g: pl.DataFrame, token: bool) -> Table:

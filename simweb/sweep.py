@@ -22,6 +22,7 @@ import numpy as np
 import polars as pl
 
 from simweb.errors import ScenarioError
+from simweb.outputs import contamination_frame, grid_column
 from simweb.scenario.load import _parse_value, parse_scenario
 
 __all__ = ["Point", "expand_grid", "replicate_seed", "run_points", "combine", "run_sweep", "simulate_points"]
@@ -86,6 +87,11 @@ def expand_grid(grid: Sequence[str], seeds: int, seed: int) -> list[Point]:
     paths = [a[0][0] for a in axes]
     if len(set(paths)) != len(paths):
         raise ScenarioError("--grid", f"a path appears twice: {paths}")
+    columns = [grid_column(p) for p in paths]
+    for i, column in enumerate(columns):
+        if column in columns[:i]:
+            raise ScenarioError("--grid", f"{paths[columns.index(column)]!r} and {paths[i]!r} would both be the "
+                                f"column {column!r}; name the lab or population by its index instead")
     points = []
     for combo in itertools.product(*axes) if axes else [()]:
         for r in range(seeds):
@@ -136,7 +142,12 @@ def default_workers() -> int:
 
 
 def combine(frames: Sequence[pl.DataFrame | None], points: Sequence[Point]) -> pl.DataFrame | None:
-    """Stack per-point frames with the grid values and the replicate as leading columns, in point order."""
+    """Stack per-point frames with the grid values and the replicate as leading columns, in point order.
+
+    A grid value's column is named by :func:`~simweb.outputs.grid_column`
+    (``labs.careful.reserve_fraction`` → ``grid_labs_careful_reserve_fraction``), so that
+    SQL and pandas read it unquoted; ``sweep.json`` keeps the paths as given.
+    """
     parts = []
     for frame, point in zip(frames, points):
         if frame is None:
@@ -144,7 +155,7 @@ def combine(frames: Sequence[pl.DataFrame | None], points: Sequence[Point]) -> p
         lead = {"point": point.index, "replicate": point.replicate}
         for path, raw in point.grid:
             value = _parse_value(raw)
-            lead[path] = value if isinstance(value, (bool, int, float, str)) else raw
+            lead[grid_column(path)] = value if isinstance(value, (bool, int, float, str)) else raw
         parts.append(frame.with_columns([pl.lit(v).alias(k) for k, v in lead.items()]).select(
             list(lead) + frame.columns))
     if not parts:
@@ -211,7 +222,8 @@ def run_sweep(path: str | Path, grid: Sequence[str], *, seeds: int, out: str | P
 
     ``out`` holds ``runs/<point>/`` run directories, ``status.parquet`` (queued /
     done / failed with the error), ``sweep.json`` (what was asked) and the combined
-    ``generations.parquet`` and ``ticks.parquet`` with the grid values as columns.
+    ``generations.parquet``, ``ticks.parquet`` and ``contamination.parquet`` with the
+    grid values as columns.
     Running the same command again skips the points already done.
     """
     import json
@@ -284,8 +296,11 @@ def run_sweep(path: str | Path, grid: Sequence[str], *, seeds: int, out: str | P
     run_points(_run_point, tasks, workers=workers, on_done=finished, executor=executor, address=address)
     final = write_status()
     ok = [p for p in points if status[p.index]["state"] == "done"]
-    for table in ("generations", "ticks"):
-        frames = [pl.read_parquet(out / "runs" / p.name / f"{table}.parquet") for p in ok]
+    tables = {table: [pl.read_parquet(out / "runs" / p.name / f"{table}.parquet") for p in ok]
+              for table in ("generations", "ticks")}
+    # from each run's generations, so that runs written before contamination.parquet existed combine too
+    tables["contamination"] = [contamination_frame(frame) for frame in tables["generations"]]
+    for table, frames in tables.items():
         combined = combine(frames, ok)
         if combined is not None:
             write(f"{table}.parquet", combined)

@@ -101,6 +101,7 @@ def test_a_second_writer_of_the_same_run_is_refused(tmp_path):
     held.release()
 
 
+@pytest.mark.slow  # starts Ray
 def test_simweb_never_leaves_a_ray_instance_it_started(tmp_path):
     code = ("import simweb, ray\n"
             "from tests.helpers import COLLAPSE, scenario\n"

@@ -9,6 +9,8 @@ from simweb.engine import Engine
 from simweb.executors import LocalExecutor
 from tests.helpers import COLLAPSE, scenario
 
+pytestmark = pytest.mark.slow  # every test here starts a three-node Ray cluster
+
 # two labs, two populations, a filter: enough to exercise every path, small enough to run many times
 SCENARIO = COLLAPSE.replace('executor = "local"', 'executor = "ray"') + """
 [[publishers]]

@@ -23,6 +23,7 @@ def short_table():
     return reproduce(replicates=200, only=names, overrides=SHORT)
 
 
+@pytest.mark.slow  # hundreds of replicates of the loop
 def test_every_short_target_matches_its_closed_form(short_table):
     assert short_table.height >= 15
     bad = short_table.filter(~short_table["passed"])
@@ -30,6 +31,7 @@ def test_every_short_target_matches_its_closed_form(short_table):
     assert (short_table["std_error"] > 0).all()
 
 
+@pytest.mark.slow  # hundreds of replicates of the loop
 def test_fixation_follows_the_starting_shares():
     table = reproduce(replicates=150, only=["shumailov_fixation"], overrides=["run.ticks=150"])
     assert table.height == 3 and table["passed"].all(), table
@@ -44,6 +46,7 @@ def test_the_exact_absorption_chain_is_a_distribution_that_absorbs():
     assert math.isclose(probs[0], 0.3 ** 10 + 0.7 ** 10)
 
 
+@pytest.mark.slow  # hundreds of replicates of the loop
 def test_a_trainer_that_leaks_the_true_gaussian_fails(monkeypatch):
     def leaky_fit(self, x, *, rng=None, prior=None):
         self.mean, self.var = np.zeros(self.dim), np.ones(self.dim)  # the language's parameters
@@ -57,6 +60,7 @@ def test_a_trainer_that_leaks_the_true_gaussian_fails(monkeypatch):
     assert late.height >= 4 and not late["passed"].any(), table
 
 
+@pytest.mark.slow  # hundreds of replicates of the loop
 def test_a_trainer_that_leaks_the_true_categorical_fails(monkeypatch):
     def leaky_fit(self, x, *, rng=None, prior=None):
         self.probs = np.array([0.3, 0.7])
@@ -69,5 +73,6 @@ def test_a_trainer_that_leaks_the_true_categorical_fails(monkeypatch):
     assert strong.height >= 1 and not strong["passed"].any(), table
 
 
+@pytest.mark.slow  # hundreds of replicates of the loop
 def test_z_threshold_is_the_documented_one(short_table):
     assert ((short_table["z"].abs() <= Z_PASS) == short_table["passed"]).all()

@@ -26,6 +26,9 @@ def test_grid_expansion_is_the_cartesian_product_times_seeds():
         expand_grid(["labs.replace.regime"], 1, 0)
     with pytest.raises(ScenarioError):
         expand_grid(["a=1,", ], 1, 0)
+    # two paths that would share one column name are refused before anything runs
+    with pytest.raises(ScenarioError, match="grid_labs_a_b_regime"):
+        expand_grid(["labs.a-b.regime=replace", "labs.a_b.regime=replace"], 1, 0)
 
 
 def _sweep(scen, out, *grid, seeds=2, executor="local"):
@@ -50,7 +53,7 @@ def test_sweep_records_a_failing_run_finishes_the_rest_and_resumes(tmp_path):
     assert status["state"].to_list() == ["done", "done", "failed", "failed"]
     assert "nothing to train on" in status["error"][2]
     gens = pl.read_parquet(out / "generations.parquet")
-    assert sorted(set(gens["point"])) == [0, 1] and "labs.keep.new_only" in gens.columns
+    assert sorted(set(gens["point"])) == [0, 1] and "grid_labs_keep_new_only" in gens.columns
     # the same command again skips the runs already done and retries only the failed ones
     again = _sweep(scen, out, *grid)
     assert again.stderr.count("skipped") == 2
@@ -64,9 +67,9 @@ def test_combined_frames_are_in_point_order_with_grid_columns(tmp_path):
     proc = _sweep(scen, out, "labs.replace.crawl_budget=100,200")
     assert proc.returncode == 0, proc.stderr
     g = pl.read_parquet(out / "generations.parquet")
-    assert g.columns[:3] == ["point", "replicate", "labs.replace.crawl_budget"]
+    assert g.columns[:3] == ["point", "replicate", "grid_labs_replace_crawl_budget"]
     assert g["point"].to_list() == sorted(g["point"].to_list())
-    assert g.filter(pl.col("point") == 0)["labs.replace.crawl_budget"].unique().to_list() == [100]
+    assert g.filter(pl.col("point") == 0)["grid_labs_replace_crawl_budget"].unique().to_list() == [100]
     # a replicate of a sweep is an ordinary run: its seed reproduces it alone
     from simweb import load_scenario, run
 
@@ -84,6 +87,7 @@ def test_a_different_sweep_into_the_same_directory_is_refused(tmp_path):
     assert other.returncode == 2 and "different sweep" in other.stderr
 
 
+@pytest.mark.slow  # starts Ray
 def test_a_sweep_on_ray_tasks_equals_the_local_pool(tmp_path):
     scen = tmp_path / "s.toml"
     scen.write_text(COLLAPSE.replace("ticks = 6", "ticks = 2"))
@@ -95,6 +99,7 @@ def test_a_sweep_on_ray_tasks_equals_the_local_pool(tmp_path):
         assert pl.read_parquet(ray / name).equals(pl.read_parquet(local / name)), name
 
 
+@pytest.mark.slow  # starts Ray
 def test_a_ray_worker_killed_during_a_sweep_loses_only_that_runs_current_generation(tmp_path):
     import json
     import os
