@@ -457,15 +457,18 @@ def bench_transformer(cfg: Config) -> Section:
 
     from simweb.language import MarkovLanguage
     from simweb.models import build_model
-    from simweb.models.transformer import _Net, _threads
+    from simweb.models.transformer import _threads, _torch
+    from simweb.plugins import config_model
     from simweb.rng import stream
     from simweb.scenario.models import MarkovLanguage as MarkovConfig
-    from simweb.scenario.models import TransformerModel as TransformerConfig
+
+    TransformerConfig = config_model("model", "transformer")
+    _Net = _torch()[2]
 
     V, L, n = 64, 32, (1000 if cfg.quick else 3000)
     lang = MarkovLanguage.from_config(MarkovConfig(vocab_size=V, topics=4, doc_length=L), rng=stream(cfg.seed, "lang"))
     docs, _ = lang.sample(n, rng=stream(cfg.seed, "docs"))
-    tcfg = TransformerConfig(family="transformer", layers=2, width=64, heads=4, epochs=2, batch_size=64, threads=2)
+    tcfg = TransformerConfig(layers=2, width=64, heads=4, epochs=2, batch_size=64, threads=2)
     tokens = tcfg.epochs * n * L
 
     def simweb_fit() -> float:

@@ -16,9 +16,11 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from simweb.plugins import PluginConfig, filter, load_plugins, model, publisher_behaviour, regime  # noqa: E402
+from simweb.plugins import (  # noqa: E402
+    PluginConfig, PluginError, filter, load_plugins, model, publisher_behaviour, regime,
+)
 
-__all__ = ["__version__", "Results", "Scenario", "PluginConfig", "build_scenario", "dump_scenario", "filter",
+__all__ = ["__version__", "Results", "Scenario", "PluginConfig", "PluginError", "build_scenario", "dump_scenario", "filter",
            "load_plugins", "load_scenario", "model", "publisher_behaviour", "regime", "resume", "run"]
 
 
@@ -69,10 +71,18 @@ def run(scenario, *, out=None, overwrite: bool = False, on_tick=None, executor=N
         checkpoint_dir = start_run(out, _dump(scenario), overwrite=overwrite)
         if sources:
             _write_plugin_records(checkpoint_dir.parent, sources)
-    return _execute(lambda ex: Engine(scenario, executor=ex, shards=scenario.run.shards, warn=warn,
-                                      checkpoint_dir=checkpoint_dir, plugins=sources),
-                    scenario, out=out, overwrite=overwrite, on_tick=on_tick, executor=executor, address=address,
-                    say=say)
+    try:
+        return _execute(lambda ex: Engine(scenario, executor=ex, shards=scenario.run.shards, warn=warn,
+                                          checkpoint_dir=checkpoint_dir, plugins=sources),
+                        scenario, out=out, overwrite=overwrite, on_tick=on_tick, executor=executor, address=address,
+                        say=say)
+    except PluginError:
+        if checkpoint_dir is not None and _at_start(checkpoint_dir):
+            # a plugin broke before the first generation was done: there is nothing to resume, so nothing stays
+            import shutil
+
+            shutil.rmtree(checkpoint_dir.parent, ignore_errors=True)
+        raise
 
 
 def resume(out, *, on_tick=None, executor=None, address=None, warn=None, plugins=(), say=None):
@@ -147,6 +157,16 @@ def _plugin_uses(scenario):
     for i, p in enumerate(scenario.publishers):
         for j, b in enumerate(p.behaviours or ()):
             yield "behaviour", b.kind, f"publishers[{i}].behaviours[{j}]"
+
+
+def _at_start(checkpoint_dir) -> bool:
+    """Whether the run's last checkpoint is the one taken before its first tick."""
+    import json
+
+    try:
+        return json.loads((checkpoint_dir / "meta.json").read_text(encoding="utf-8"))["meta"]["tick"] == 0
+    except (OSError, ValueError, KeyError, TypeError):
+        return True
 
 
 def _write_plugin_records(partial, sources) -> None:

@@ -61,12 +61,22 @@ def _key(path: Path) -> tuple[int, int] | None:
     return st.st_dev, st.st_ino
 
 
+def _gone(held: RunLock) -> bool:
+    """Whether the file a held lock is on has been deleted (its run directory removed or replaced)."""
+    try:
+        return os.fstat(held.fd).st_nlink == 0
+    except OSError:
+        return True
+
+
 def acquire(path: Path) -> RunLock | None:
     """Take the flock on ``path`` (created if missing); None while another process holds it.
 
     Raises FileNotFoundError when the directory of ``path`` is gone.
     """
     key = _key(path)
+    if key in _HELD and _gone(_HELD[key]):  # its file was deleted and the inode reused: not this lock
+        _HELD.pop(key).release()
     if key in _HELD:
         return _HELD[key] if _HELD[key].thread is threading.current_thread() else None
     for _ in range(3):

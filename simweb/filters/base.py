@@ -78,8 +78,11 @@ class Batch:
         return self._extra.get(name)
 
     def view(self, name: str, needs: frozenset) -> "Batch":
-        """The same pages as seen by filter ``name``: only what it declared."""
-        return replace(self, filter=name, granted=frozenset(needs))
+        """The same pages as seen by filter ``name``: only what it declared is in it at all."""
+        needs = frozenset(needs)
+        return replace(self, filter=name, granted=needs, _content=self._content if "tokens" in needs else None,
+                       _truth=self._truth if "truth" in needs else None,
+                       _extra={k: v for k, v in self._extra.items() if _GUARDED[k] in needs})
 
     def subset(self, keep: np.ndarray) -> "Batch":
         """The pages where ``keep`` is true."""
