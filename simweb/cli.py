@@ -69,6 +69,7 @@ def _parser() -> argparse.ArgumentParser:
     val.add_argument("scenario")
     val.add_argument("--set", dest="overrides", action="append", default=[], metavar="PATH=VALUE")
     val.add_argument("--quiet", action="store_true", help="print nothing on success")
+    _add_analysis_parsers(sub)
     return parser
 
 
@@ -277,6 +278,36 @@ def _markdown(table, replicates: int) -> str:
 
 
 _COMMANDS = {"run": _cmd_run, "resume": _cmd_resume, "report": _cmd_report, "sweep": _cmd_sweep, "reproduce": _cmd_reproduce, "validate": _cmd_validate}
+
+
+# ---------------------------------------------------------------- analysis: compare, sensitivity (issue 20)
+def _add_analysis_parsers(sub) -> None:
+    cmp = sub.add_parser("compare", help="each arm (lab, or grid point × lab) against a baseline: paired by seed")
+    cmp.add_argument("dir", help="a run or sweep directory")
+    cmp.add_argument("--metric", default="excess_nll", help="a numeric column of generations.parquet")
+    cmp.add_argument("--at", nargs="+", default=["last"], metavar="WHEN",
+                     help="last (default), gen N (generation N) or tick T (the model in use at tick T)")
+    cmp.add_argument("--baseline", help="the lab (--by lab) or grid point (--by grid) to compare against "
+                                        "(default: the first)")
+    cmp.add_argument("--by", choices=["lab", "grid"], help="arms are labs within each grid point, or grid points "
+                                                             "within each lab (default: grid for a sweep with a grid)")
+    cmp.add_argument("--target-halfwidth", type=float, metavar="H",
+                     help="also report the seeds a 95%% interval of half-width H would need")
+    cmp.add_argument("--quiet", action="store_true", help="write compare.parquet and compare.png, print nothing")
+
+
+def _cmd_compare(args) -> int:
+    from simweb.compare import compare_dir, print_compare
+
+    table = compare_dir(args.dir, metric=args.metric, at=" ".join(args.at), baseline=args.baseline, by=args.by,
+                        target_halfwidth=args.target_halfwidth)
+    if not args.quiet:
+        print_compare(table, _stdout(160))
+        print(f"written: {Path(args.dir) / 'compare.parquet'}, {Path(args.dir) / 'compare.png'}")
+    return 0
+
+
+_COMMANDS.update(compare=_cmd_compare)
 
 
 if __name__ == "__main__":
