@@ -295,6 +295,28 @@ def _add_analysis_parsers(sub) -> None:
                      help="also report the seeds a 95%% interval of half-width H would need")
     cmp.add_argument("--quiet", action="store_true", help="write compare.parquet and compare.png, print nothing")
 
+    sen = sub.add_parser("sensitivity", help="Sobol indices: which parameters move a metric (runs as a sweep)")
+    sen.add_argument("scenario")
+    sen.add_argument("--param", dest="params", action="append", default=[], metavar="PATH=LOW,HIGH",
+                     help="a parameter drawn uniformly in [LOW, HIGH] (integers rounded); gen=LOW,HIGH varies "
+                          "the generation the metric is read at")
+    sen.add_argument("--samples", type=_positive("--samples"), default=64,
+                     help="Saltelli base samples N, a power of 2; runs N·(D+2) settings × --seeds")
+    sen.add_argument("--metric", default="excess_nll")
+    sen.add_argument("--at", nargs="+", default=["last"], metavar="WHEN", help="last, gen N or tick T")
+    sen.add_argument("--lab", help="the lab whose metric is analysed (default: the first)")
+    sen.add_argument("--seeds", type=_positive("--seeds"), default=1,
+                     help="replicates per setting, averaged (the same seeds for every setting)")
+    sen.add_argument("--seed", type=int, help="override run.seed (sampling and replicate seeds derive from it)")
+    sen.add_argument("--set", dest="overrides", action="append", default=[], metavar="PATH=VALUE",
+                     help="fixed overrides for every run")
+    sen.add_argument("--out", help="sweep directory (default: sensitivity/<name>)")
+    sen.add_argument("--workers", type=_positive("--workers"), help="local processes (default: the CPUs available)")
+    sen.add_argument("--executor", choices=["local", "ray"], default="local",
+                     help="local (default): a pool of processes; ray: each run a Ray task")
+    sen.add_argument("--address", help="join this Ray cluster")
+    sen.add_argument("--quiet", action="store_true")
+
 
 def _cmd_compare(args) -> int:
     from simweb.compare import compare_dir, print_compare
@@ -307,7 +329,32 @@ def _cmd_compare(args) -> int:
     return 0
 
 
-_COMMANDS.update(compare=_cmd_compare)
+def _cmd_sensitivity(args) -> int:
+    from rich.console import Console
+
+    from simweb.scenario import load_scenario
+    from simweb.sensitivity import print_indices, run_sensitivity
+    from simweb.sweep import default_workers
+
+    base = load_scenario(args.scenario, args.overrides, seed=args.seed)
+    out = Path(args.out) if args.out else Path("sensitivity") / base.run.name
+    console = Console(stderr=True)
+
+    def on_done(done: int, total: int, outcome: dict) -> None:
+        if outcome["error"] or (not args.quiet and (done % 50 == 0 or done == total)):
+            console.print(f"[{done}/{total}] " + (outcome["error"] or "runs done"), highlight=False)
+
+    table = run_sensitivity(args.scenario, args.params, samples=args.samples, out=out,
+                            workers=args.workers or default_workers(), metric=args.metric, at=" ".join(args.at),
+                            lab=args.lab, seeds=args.seeds, seed=args.seed, overrides=args.overrides,
+                            executor=args.executor, address=args.address, on_done=on_done)
+    if not args.quiet:
+        print_indices(table, _stdout(160))
+        print(f"written: {out / 'sensitivity.parquet'} (and samples.parquet, status.parquet, runs/)")
+    return 0
+
+
+_COMMANDS.update(compare=_cmd_compare, sensitivity=_cmd_sensitivity)
 
 
 if __name__ == "__main__":
