@@ -141,6 +141,10 @@ def _cmd_run(args) -> int:
     scenario = _load(args)
     out = Path(args.out) if args.out else Path("runs") / f"{scenario.run.name}-seed{scenario.run.seed}"
     check_out_dir(out, overwrite=args.overwrite)
+    if args.mlflow:  # before the run, so a missing extra costs nothing
+        from simweb.tracking import require_mlflow
+
+        require_mlflow()
     console = Console(stderr=True)
     show_progress = not args.quiet and console.is_terminal
     if show_progress:
@@ -153,6 +157,10 @@ def _cmd_run(args) -> int:
                                  on_tick=lambda tick: progress.update(task, completed=tick))
     else:
         results = simweb.run(scenario, out=out, overwrite=args.overwrite, address=args.address)
+    if args.mlflow:
+        from simweb.tracking import log_run
+
+        log_run(args.mlflow, out, results)
     if not args.quiet:
         print_summary(results, out, _stdout(120))
     return 0
@@ -183,6 +191,10 @@ def _cmd_sweep(args) -> int:
 
     base = load_scenario(args.scenario, seed=args.seed)
     out = Path(args.out) if args.out else Path("sweeps") / base.run.name
+    if args.mlflow:
+        from simweb.tracking import require_mlflow
+
+        require_mlflow()
     console = Console(stderr=True)
     total = args.seeds * _grid_size(args.grid)
     progress = None
@@ -212,6 +224,10 @@ def _cmd_sweep(args) -> int:
     finally:
         if progress is not None:
             progress.stop()
+    if args.mlflow:
+        from simweb.tracking import log_sweep
+
+        log_sweep(args.mlflow, out)
     counts = status.group_by("state").len().sort("state")
     summary = ", ".join(f"{row['len']} {row['state']}" for row in counts.iter_rows(named=True))
     if not args.quiet:
@@ -282,6 +298,10 @@ _COMMANDS = {"run": _cmd_run, "resume": _cmd_resume, "report": _cmd_report, "swe
 
 # ---------------------------------------------------------------- analysis: compare, sensitivity (issue 20)
 def _add_analysis_parsers(sub) -> None:
+    for name in ("run", "sweep"):
+        sub.choices[name].add_argument("--mlflow", metavar="URI",
+                                       help="also log to this MLflow tracking store, e.g. file:./mlruns "
+                                            "(needs simweb[mlflow])")
     cmp = sub.add_parser("compare", help="each arm (lab, or grid point × lab) against a baseline: paired by seed")
     cmp.add_argument("dir", help="a run or sweep directory")
     cmp.add_argument("--metric", default="excess_nll", help="a numeric column of generations.parquet")
