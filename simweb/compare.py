@@ -255,16 +255,25 @@ def _resolve_baseline(baseline: str | None, arms: list[str], by: str) -> str:
         return arms[0]
     if baseline in arms:
         return baseline
-    norm = lambda s: re.sub(r"\s+", "", s)  # noqa: E731
-    values_only = {norm(", ".join(part.split("=", 1)[1] for part in a.split(", "))): a for a in arms} \
-        if by == "grid" else {}
-    if norm(baseline) in values_only:
-        return values_only[norm(baseline)]
+    if by == "grid":  # "0" names the point "reserve_fraction=0.0"; "a=1, b=x" or "1, x" a point of two axes
+        wanted = [_value(v.split("=", 1)[-1]) for v in baseline.split(",")]
+        for arm in arms:
+            if [_value(part.split("=", 1)[1]) for part in arm.split(", ")] == wanted:
+                return arm
     what = "lab" if by == "lab" else "grid point"
     hint = _did_you_mean(baseline, arms) or _did_you_mean(baseline, [", ".join(
         part.split("=", 1)[1] for part in a.split(", ")) for a in arms] if by == "grid" else [])
     raise SimwebError(f"--baseline: no {what} {baseline!r}{hint}; "
                       f"{what}s: {'; '.join(arms)}")
+
+
+def _value(text: str):
+    """A grid value for matching: numbers by value (``0`` = ``0.0``), anything else as stripped text."""
+    text = text.strip()
+    try:
+        return float(text)
+    except ValueError:
+        return text
 
 
 # ---------------------------------------------------------------- output
