@@ -47,7 +47,6 @@ def batch(comparison: str, seeds: int, gen: int, *, workers: int, seed: int = 10
     """The sweep's generations frame: both arms × ``seeds`` replicates, ``gen + 1`` ticks."""
     grid = COMPARISONS[comparison][0]
     text = SCENARIO.read_text(encoding="utf-8").replace("ticks = 100", f"ticks = {gen + 1}")
-    text = text.replace('executor = "ray"', "")
     points = expand_grid([grid], seeds, seed)
     return simulate_points(text, points, workers=workers, source=str(SCENARIO))
 

@@ -13,7 +13,6 @@ pytest.importorskip("ipykernel", reason="ipykernel is in the test extra")
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.mark.slow
 def test_analysis_notebook_runs():
     nb = nbformat.read(ROOT / "examples" / "analysis.ipynb", as_version=4)
     nbclient.NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(ROOT)}}).execute()
