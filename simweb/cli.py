@@ -73,6 +73,7 @@ def _parser() -> argparse.ArgumentParser:
     val.add_argument("--set", dest="overrides", action="append", default=[], metavar="PATH=VALUE")
     val.add_argument("--quiet", action="store_true", help="print nothing on success")
     _plugin_flag(val)
+    _add_analysis_parsers(sub)
     return parser
 
 
@@ -166,6 +167,10 @@ def _cmd_run(args) -> int:
     out = Path(args.out) if args.out else child("runs", f"{scenario.run.name}-seed{scenario.run.seed}")
     check_out_dir(out, overwrite=args.overwrite)
     args.run_dir = out  # for the message after a Ctrl-C
+    if args.mlflow:  # before the run, so a missing extra costs nothing
+        from simweb.tracking import require_mlflow
+
+        require_mlflow()
     console = Console(stderr=True)
     say = None if args.quiet else lambda text: console.print(text, highlight=False)
     show_progress = not args.quiet and console.is_terminal
@@ -181,6 +186,10 @@ def _cmd_run(args) -> int:
     else:
         results = simweb.run(scenario, out=out, overwrite=args.overwrite, address=args.address, plugins=args.sources,
                              say=say)
+    if args.mlflow:
+        from simweb.tracking import log_run
+
+        log_run(args.mlflow, out, results)
     if not args.quiet:
         print_summary(results, out, _stdout(120))
     return 0
@@ -221,6 +230,10 @@ def _cmd_sweep(args) -> int:
     base = load_scenario(args.scenario, seed=args.seed)
     out = Path(args.out) if args.out else child("sweeps", base.run.name)
     args.sweep_dir = out  # for the message after a Ctrl-C
+    if args.mlflow:
+        from simweb.tracking import require_mlflow
+
+        require_mlflow()
     console = Console(stderr=True)
     total = args.seeds * _grid_size(args.grid)
     progress = None
@@ -250,6 +263,10 @@ def _cmd_sweep(args) -> int:
     finally:
         if progress is not None:
             progress.stop()
+    if args.mlflow:
+        from simweb.tracking import log_sweep
+
+        log_sweep(args.mlflow, out)
     counts = status.group_by("state").len().sort("state")
     summary = ", ".join(f"{row['len']} {row['state']}" for row in counts.iter_rows(named=True))
     if not args.quiet:
@@ -323,6 +340,87 @@ def _markdown(table, replicates: int) -> str:
 
 
 _COMMANDS = {"run": _cmd_run, "resume": _cmd_resume, "report": _cmd_report, "sweep": _cmd_sweep, "reproduce": _cmd_reproduce, "validate": _cmd_validate}
+
+
+# ---------------------------------------------------------------- analysis: compare, sensitivity (issue 20)
+def _add_analysis_parsers(sub) -> None:
+    for name in ("run", "sweep"):
+        sub.choices[name].add_argument("--mlflow", metavar="URI",
+                                       help="also log to this MLflow tracking store, e.g. file:./mlruns "
+                                            "(needs simweb[mlflow])")
+    cmp = sub.add_parser("compare", help="each arm (lab, or grid point × lab) against a baseline: paired by seed")
+    cmp.add_argument("dir", help="a run or sweep directory")
+    cmp.add_argument("--metric", default="excess_nll", help="a numeric column of generations.parquet")
+    cmp.add_argument("--at", nargs="+", default=["last"], metavar="WHEN",
+                     help="last (default), gen N (generation N) or tick T (the model in use at tick T)")
+    cmp.add_argument("--baseline", help="the lab (--by lab) or grid point (--by grid) to compare against "
+                                        "(default: the first)")
+    cmp.add_argument("--by", choices=["lab", "grid"], help="arms are labs within each grid point, or grid points "
+                                                             "within each lab (default: grid for a sweep with a grid)")
+    cmp.add_argument("--target-halfwidth", type=float, metavar="H",
+                     help="also report the seeds a 95%% interval of half-width H would need")
+    cmp.add_argument("--quiet", action="store_true", help="write compare.parquet and compare.png, print nothing")
+
+    sen = sub.add_parser("sensitivity", help="Sobol indices: which parameters move a metric (runs as a sweep)")
+    sen.add_argument("scenario")
+    sen.add_argument("--param", dest="params", action="append", default=[], metavar="PATH=LOW,HIGH",
+                     help="a parameter drawn uniformly in [LOW, HIGH] (integers rounded); gen=LOW,HIGH varies "
+                          "the generation the metric is read at")
+    sen.add_argument("--samples", type=_positive("--samples"), default=64,
+                     help="Saltelli base samples N, a power of 2; runs N·(D+2) settings × --seeds")
+    sen.add_argument("--metric", default="excess_nll")
+    sen.add_argument("--at", nargs="+", default=["last"], metavar="WHEN", help="last, gen N or tick T")
+    sen.add_argument("--lab", help="the lab whose metric is analysed (default: the first)")
+    sen.add_argument("--seeds", type=_positive("--seeds"), default=1,
+                     help="replicates per setting, averaged (the same seeds for every setting)")
+    sen.add_argument("--seed", type=int, help="override run.seed (sampling and replicate seeds derive from it)")
+    sen.add_argument("--set", dest="overrides", action="append", default=[], metavar="PATH=VALUE",
+                     help="fixed overrides for every run")
+    sen.add_argument("--out", help="sweep directory (default: sensitivity/<name>)")
+    sen.add_argument("--workers", type=_positive("--workers"), help="local processes (default: the CPUs available)")
+    sen.add_argument("--executor", choices=["local", "ray"], default="local",
+                     help="local (default): a pool of processes; ray: each run a Ray task")
+    sen.add_argument("--address", help="join this Ray cluster")
+    sen.add_argument("--quiet", action="store_true")
+
+
+def _cmd_compare(args) -> int:
+    from simweb.compare import compare_dir, print_compare
+
+    table = compare_dir(args.dir, metric=args.metric, at=" ".join(args.at), baseline=args.baseline, by=args.by,
+                        target_halfwidth=args.target_halfwidth)
+    if not args.quiet:
+        print_compare(table, _stdout(160))
+        print(f"written: {Path(args.dir) / 'compare.parquet'}, {Path(args.dir) / 'compare.png'}")
+    return 0
+
+
+def _cmd_sensitivity(args) -> int:
+    from rich.console import Console
+
+    from simweb.scenario import load_scenario
+    from simweb.sensitivity import print_indices, run_sensitivity
+    from simweb.sweep import default_workers
+
+    base = load_scenario(args.scenario, args.overrides, seed=args.seed)
+    out = Path(args.out) if args.out else Path("sensitivity") / base.run.name
+    console = Console(stderr=True)
+
+    def on_done(done: int, total: int, outcome: dict) -> None:
+        if outcome["error"] or (not args.quiet and (done % 50 == 0 or done == total)):
+            console.print(f"[{done}/{total}] " + (outcome["error"] or "runs done"), highlight=False)
+
+    table = run_sensitivity(args.scenario, args.params, samples=args.samples, out=out,
+                            workers=args.workers or default_workers(), metric=args.metric, at=" ".join(args.at),
+                            lab=args.lab, seeds=args.seeds, seed=args.seed, overrides=args.overrides,
+                            executor=args.executor, address=args.address, on_done=on_done)
+    if not args.quiet:
+        print_indices(table, _stdout(160))
+        print(f"written: {out / 'sensitivity.parquet'} (and samples.parquet, status.parquet, runs/)")
+    return 0
+
+
+_COMMANDS.update(compare=_cmd_compare, sensitivity=_cmd_sensitivity)
 
 
 if __name__ == "__main__":
