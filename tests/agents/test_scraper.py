@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-import math
-
 import networkx as nx
 import numpy as np
 
