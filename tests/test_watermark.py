@@ -10,6 +10,7 @@ from scipy.stats import binom, norm
 
 from simweb.models import NgramModel
 from simweb.watermark import Watermark, green_list, key_of, z_scores
+from simweb.watermark import bias as watermark_bias
 
 V, GAMMA, DELTA = 1024, 0.25, 2.0
 
@@ -183,3 +184,65 @@ def test_a_labs_own_detector_catches_its_text_at_the_exact_rate_for_its_own_gamm
     recall = steps["dropped_ai"].sum() / ai_in
     assert 0.2 < expected < 0.8  # a rate in the middle, where a wrong γ, δ or threshold shows
     assert abs(recall - expected) < 5 * math.sqrt(expected * (1 - expected) / ai_in), (recall, expected)
+
+
+# ---------------------------------------------------------------- the pieces, by hand
+def test_bias_raises_green_probabilities_by_e_delta_and_renormalises_each_row():
+    rng = np.random.default_rng(3)
+    v, mark = 16, Watermark(key_of(0, "lab"), 0.5, 1.3)
+    probs = rng.dirichlet(np.ones(v), size=5)
+    probs[2, :8] = 0.0  # a row with zeros stays a law over its own support
+    probs[2] /= probs[2].sum()
+    last = np.array([0, 3, 16, 7, 3])  # 16 = the start symbol
+    green = green_list(mark.key, mark.gamma, v)[last]
+    want = np.array([[p * math.exp(mark.delta) if g else p for p, g in zip(row, gr)] for row, gr in zip(probs, green)])
+    want /= want.sum(axis=1, keepdims=True)
+    got = watermark_bias(probs, last, mark)
+    np.testing.assert_allclose(got, want, rtol=1e-12)
+    np.testing.assert_allclose(got.sum(axis=1), 1.0, rtol=1e-12)
+    assert (got[2, :8] == 0).all()
+    # δ = 0 is no watermark at all: the same probabilities
+    np.testing.assert_allclose(watermark_bias(probs, last, Watermark(mark.key, 0.5, 0.0)), probs, rtol=1e-12)
+
+
+def test_bias_leaves_an_all_zero_row_at_zero_instead_of_nan():
+    probs = np.zeros((2, 4))
+    probs[1] = 0.25
+    out = watermark_bias(probs, np.array([0, 1]), Watermark(key_of(0, "lab")))
+    assert np.array_equal(out[0], np.zeros(4)) and np.isclose(out[1].sum(), 1.0)
+
+
+def test_the_defaults_are_kirchenbauer_et_al_s():
+    mark = Watermark(123)
+    assert (mark.gamma, mark.delta) == (0.25, 2.0)
+    with pytest.raises(AttributeError):
+        mark.gamma = 0.5  # frozen: it keys the samplers' caches
+
+
+def test_a_cached_green_list_is_read_only():
+    green = green_list(key_of(0, "ro"), GAMMA, 64)
+    with pytest.raises(ValueError):
+        green[0, 0] = not green[0, 0]  # one caller must not change the list every other caller reads
+
+
+def test_key_of_is_stable_distinct_and_a_64_bit_integer():
+    keys = {(s, lab): key_of(s, lab) for s in range(20) for lab in ("a", "b", "lab")}
+    assert len(set(keys.values())) == len(keys)
+    assert all(isinstance(k, int) and 0 <= k < 2**64 for k in keys.values())
+    assert key_of(3, "a") == key_of(3, "a")
+
+
+def test_green_lists_spread_like_independent_coin_flips_within_and_across_rows():
+    """A green list is meant to be γ-coins per (previous, next) pair: every row's and column's green share is
+    Binomial(·, γ)/n, and rows are unrelated (two rows share γ² of the vocabulary). A weak hash fails one of these."""
+    v, gamma = 512, 0.25
+    green = green_list(key_of(5, "lab"), gamma, v).astype(np.float64)
+    rows, cols = green.mean(axis=1), green.mean(axis=0)
+    # the spread of V+1 row shares against its binomial variance γ(1−γ)/V; the sample variance of k shares has
+    # relative SE √(2/(k−1)), 5 of them about 0.31
+    for shares, n in [(rows, v), (cols, v + 1)]:
+        assert abs(shares.mean() - gamma) < 5 * math.sqrt(gamma * (1 - gamma) / green.size)
+        assert abs(shares.var(ddof=1) / (gamma * (1 - gamma) / n) - 1) < 5 * math.sqrt(2 / (len(shares) - 1))
+    overlap = (green[:-1] * green[1:]).mean()  # consecutive rows, V × V pairs
+    assert abs(overlap - gamma ** 2) < 5 * math.sqrt(gamma ** 2 * (1 - gamma ** 2) / (v * v))
+    assert not (green[:-1] == green[1:]).all(axis=1).any()  # no two neighbouring rows alike
