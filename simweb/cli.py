@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 import sys
 import traceback
 from pathlib import Path
@@ -181,11 +183,11 @@ def _cmd_run(args) -> int:
                       TextColumn("ticks"), TimeElapsedColumn(), console=console, transient=True) as progress:
             task = progress.add_task(scenario.run.name, total=scenario.run.ticks)
             results = simweb.run(scenario, out=out, overwrite=args.overwrite, address=args.address,
-                                 on_tick=lambda tick: progress.update(task, completed=tick), plugins=args.sources,
-                                 say=progress.console.print)
+                                 on_tick=_crash_hook(lambda tick: progress.update(task, completed=tick)),
+                                 plugins=args.sources, say=progress.console.print)
     else:
         results = simweb.run(scenario, out=out, overwrite=args.overwrite, address=args.address, plugins=args.sources,
-                             say=say)
+                             say=say, on_tick=_crash_hook())
     if args.mlflow:
         from simweb.tracking import log_run
 
@@ -193,6 +195,29 @@ def _cmd_run(args) -> int:
     if not args.quiet:
         print_summary(results, out, _stdout(120))
     return 0
+
+
+def _crash_hook(on_tick=None):
+    """``on_tick``, then the test hook ``SIMWEB_CRASH_AT_TICK=N``: once N ticks are complete (and the checkpoint
+    of that boundary, if any, is written), the process sends itself SIGKILL — a real ``kill -9``, no clean-up —
+    so crash-and-resume tests stop a run at a chosen point instead of racing it."""
+    value = os.environ.get("SIMWEB_CRASH_AT_TICK")
+    if not value:
+        return on_tick
+    try:
+        at = int(value)
+    except ValueError:
+        raise SimwebError(f"SIMWEB_CRASH_AT_TICK must be an integer >= 1, got {value!r}") from None
+    if at < 1:
+        raise SimwebError(f"SIMWEB_CRASH_AT_TICK must be an integer >= 1, got {at}")
+
+    def hook(ticks_done: int) -> None:
+        if on_tick is not None:
+            on_tick(ticks_done)
+        if ticks_done == at:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    return hook
 
 
 def _cmd_resume(args) -> int:
@@ -204,7 +229,8 @@ def _cmd_resume(args) -> int:
     args.run_dir = args.out  # for the message after a Ctrl-C
     console = Console(stderr=True)
     results = simweb.resume(args.out, executor=args.executor, address=args.address, plugins=args.plugins,
-                            say=None if args.quiet else lambda text: console.print(text, highlight=False))
+                            say=None if args.quiet else lambda text: console.print(text, highlight=False),
+                            on_tick=_crash_hook())
     if not args.quiet:
         print_summary(results, args.out, _stdout(120))
     return 0

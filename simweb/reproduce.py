@@ -79,8 +79,17 @@ def _shumailov_mle(sc: Scenario) -> list[Check]:
 
 
 def _shumailov_unbiased(sc: Scenario) -> list[Check]:
+    """Divide by n − 1: E[s² | σ²_prev] = σ²_prev, so E[σ²_g]/σ² = 1 at every g (a martingale), while
+    (n−1)s²/σ²_prev ~ χ²_{n−1} and E[ln χ²_k] = ψ(k/2) + ln 2 make ln σ² drift by ψ((n−1)/2) + ln(2/(n−1)) per fit.
+    An MLE variance in its place shrinks the first by (n−1)/n and the second by ln((n−1)/n) per fit."""
     n, s2 = sc.labs[0].crawl_budget, sc.language.std ** 2
-    return [Check(f"E[μ²] at g={g}: σ²t/n", s2 * (g + 1) / n, _at("mean_sq_error", g)) for g in _gens(sc, [9, 49, 99])]
+    checks = [Check(f"E[μ²] at g={g}: σ²t/n", s2 * (g + 1) / n, _at("mean_sq_error", g)) for g in _gens(sc, [9, 49, 99])]
+    # σ² itself is heavy-tailed late (E[σ⁴_t]/σ⁴ = (1 + 2/(n−1))^t), so its mean is checked early; ln σ² throughout
+    checks += [Check(f"E[σ²]/σ² at g={g}: 1", 1.0, _at("var_ratio", g)) for g in _gens(sc, [0, 9, 49])]
+    checks += [Check(f"E[ln σ²] at g={g}: t[ψ((n−1)/2)+ln(2/(n−1))]",
+                     math.log(s2) + (g + 1) * (digamma((n - 1) / 2) + math.log(2 / (n - 1))),
+                     _at("var_ratio", g, lambda v: math.log(v * s2))) for g in _gens(sc, [9, 49, 99])]
+    return checks
 
 
 def _gerstgrasser(sc: Scenario) -> list[Check]:
