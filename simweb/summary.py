@@ -13,6 +13,17 @@ def _fmt(value, spec: str) -> str:
     return "–" if value is None else format(value, spec)
 
 
+def _times(manifest: dict) -> str:
+    """The whole time of the run, and its parts: the simulation, and starting and stopping Ray."""
+    sim = manifest["wall_time_s"]
+    total = manifest.get("total_s")
+    if total is None:
+        return f"wall time {sim:.1f} s"
+    ray = manifest.get("startup_s", 0.0) + manifest.get("shutdown_s", 0.0)
+    parts = f"simulation {sim:.1f} s" + (f", Ray start and stop {ray:.1f} s" if ray > 0.05 else "")
+    return f"wall time {total:.1f} s ({parts})"
+
+
 def print_summary(results, out, console: Console) -> None:
     g = results.generations
     token = g["tail_mass_ratio"].null_count() < len(g)
@@ -42,7 +53,7 @@ def print_summary(results, out, console: Console) -> None:
         web_share = t["web_ai_share"][0]
         console.print(f"web after {results.manifest['ticks']} ticks: {results.manifest['pages']:,} pages on "
                       f"{results.manifest['sites']:,} sites, {_fmt(web_share, '.1%')} AI-written; "
-                      f"wall time {results.manifest['wall_time_s']:.1f} s")
+                      f"{_times(results.manifest)}")
     if out is not None:
         console.print(f"results in {out}/ (generations.parquet, ticks.parquet, crawls.parquet, "
                       "contamination.parquet, scenario.toml, manifest.json)")
