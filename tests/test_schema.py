@@ -28,6 +28,7 @@ def test_written_parquet_dtypes_are_the_declared_schema(tmp_path, family):
         "generations.parquet": schema.generations_schema([lab.name for lab in sc.labs]),
         "ticks.parquet": schema.TICKS,
         "crawls.parquet": schema.CRAWLS,
+        "contamination.parquet": schema.CONTAMINATION,
     }
     assert sorted(p.name for p in out.glob("*.parquet")) == sorted(declared)
     for name, want in declared.items():
