@@ -164,7 +164,8 @@ SHAPES = {
     "ngram order 3": ["run.ticks=4", "language.vocab_size=40", 'labs[0].model={family="ngram",order=3}',
                       'labs[1].model={family="ngram",order=3}'],
     "transformer": ["run.ticks=1", TRANSFORMER, 'labs[1].model={family="transformer",layers=1,width=32,heads=4}',
-                    "labs[0].crawl_budget=300", "labs[1].crawl_budget=300", "evaluation.sample_docs=100"],
+                    "labs[0].crawl_budget=300", "labs[1].crawl_budget=300", "evaluation.human_docs=200",
+                    "evaluation.sample_docs=20", "evaluation.benchmark_docs=0"],  # sampling recomputes every prefix
 }
 
 
