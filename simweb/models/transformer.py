@@ -121,9 +121,9 @@ class TransformerModel:
         V, L = scenario.language.vocab_size, scenario.language.doc_length
         B, w, h = cfg.batch_size, cfg.width, cfg.heads
         params = transformer_params(V, L, w, cfg.layers)
-        train = 4 * cfg.layers * (20 * B * L * w + 3 * B * h * L * L) + 12 * B * L * V
-        score = 20 * 512 * L * V
-        sample = 4 * 1024 * L * 20 * w + 24 * 1024 * V
+        train = 4 * cfg.layers * (20 * B * L * w + 3 * B * h * L * L) + 12 * B * L * V  # kept for backward
+        score = 20 * 512 * L * V + 4 * 512 * L * 8 * w  # float32 and float64 log-softmax; one layer's activations
+        sample = 4 * 1024 * L * 8 * w + 24 * 1024 * V  # one layer's activations over the prefix; float64 probs
         return 24 * params + max(train, score, sample)
 
     @staticmethod
