@@ -34,6 +34,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--shards", type=_positive("--shards"), help="override run.shards (publisher shards)")
     run.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
     run.add_argument("--quiet", action="store_true", help="no progress bar and no summary table")
+    _force_flag(run)
     _plugin_flag(run)
 
     res = sub.add_parser("resume", help="continue an interrupted run from its last checkpoint")
@@ -41,6 +42,7 @@ def _parser() -> argparse.ArgumentParser:
     res.add_argument("--executor", choices=["local", "ray"], help="where to run the rest (default: as before)")
     res.add_argument("--address", help="join this Ray cluster")
     res.add_argument("--quiet", action="store_true")
+    _force_flag(res)
     _plugin_flag(res)
 
     rp = sub.add_parser("report", help="figures and a self-contained report.html for a run or a sweep")
@@ -58,6 +60,7 @@ def _parser() -> argparse.ArgumentParser:
                     help="ray (default): each run a Ray task on the cluster; local: a pool of processes")
     sw.add_argument("--address", help="join this Ray cluster (else RAY_ADDRESS, else start a local one)")
     sw.add_argument("--quiet", action="store_true")
+    _force_flag(sw)
     _plugin_flag(sw)
 
     rep = sub.add_parser("reproduce", help="check simweb against the closed forms of the model-collapse papers")
@@ -83,6 +86,28 @@ def _plugin_flag(parser) -> None:
     parser.add_argument("--plugin", dest="plugins", action="append", default=[], metavar="FILE.py|MODULE",
                         help="load policies (filters, models, regimes, behaviours) from a Python file or module; "
                              "repeatable")
+
+
+def _force_flag(parser) -> None:
+    parser.add_argument("--force", action="store_true",
+                        help="run even if the estimated peak memory is more than this machine has available")
+
+
+def _check_cost(scenario, args, *, executor: str | None = None, concurrent: int = 1, scenarios=None) -> None:
+    """Refuse, before anything is written, a run (or a sweep's runs at once) that would not fit in memory.
+
+    Under Ray on a cluster (``--address`` or ``RAY_ADDRESS``) the machine's memory says nothing: no check.
+    """
+    import os
+
+    from simweb import cost
+
+    executor = executor or scenario.run.executor
+    if executor == "ray" and (getattr(args, "address", None) or os.environ.get("RAY_ADDRESS")):
+        return
+    worst = max((cost.estimate(sc, executor=executor, concurrent=concurrent) for sc in (scenarios or [scenario])),
+                key=lambda e: e.total_bytes)
+    cost.check(worst, force=getattr(args, "force", False))
 
 
 def _stdout(width: int):
@@ -151,10 +176,19 @@ def _load(args):
 def _cmd_validate(args) -> int:
     from simweb.scenario import dump_scenario
 
+    from simweb import cost
+
     scenario = _load(args)
     if not args.quiet:
         print(dump_scenario(scenario), end="")
         print(f"# {args.scenario}: valid", file=sys.stderr)
+        estimate = cost.estimate(scenario)
+        for line in estimate.lines():
+            print(f"# {line}", file=sys.stderr)
+        available = cost.available_memory()
+        if available is not None and estimate.total_bytes > available:
+            print(f"# more than the {cost.human_bytes(available)} available here: `simweb run` refuses it "
+                  "without --force", file=sys.stderr)
     return 0
 
 
@@ -166,6 +200,7 @@ def _cmd_run(args) -> int:
     from simweb.summary import print_summary
 
     scenario = _load(args)
+    _check_cost(scenario, args)
     out = Path(args.out) if args.out else child("runs", f"{scenario.run.name}-seed{scenario.run.seed}")
     check_out_dir(out, overwrite=args.overwrite)
     args.run_dir = out  # for the message after a Ctrl-C
@@ -227,6 +262,7 @@ def _cmd_resume(args) -> int:
     from simweb.summary import print_summary
 
     args.run_dir = args.out  # for the message after a Ctrl-C
+    _check_resume_cost(args)
     console = Console(stderr=True)
     results = simweb.resume(args.out, executor=args.executor, address=args.address, plugins=args.plugins,
                             say=None if args.quiet else lambda text: console.print(text, highlight=False),
@@ -234,6 +270,22 @@ def _cmd_resume(args) -> int:
     if not args.quiet:
         print_summary(results, args.out, _stdout(120))
     return 0
+
+
+def _check_resume_cost(args) -> None:
+    """The memory check of ``run``, on the scenario of the interrupted run (problems with it: left to resume)."""
+    from simweb.plugins import load_plugins
+    from simweb.recorder import partial_dir
+    from simweb.scenario import parse_scenario
+
+    path = partial_dir(args.out) / "scenario.toml"
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return  # simweb.resume says what is wrong with the directory
+    load_plugins(args.plugins)
+    scenario = parse_scenario(text, source=str(path))
+    _check_cost(scenario, args, executor=args.executor)
 
 
 def _cmd_report(args) -> int:
@@ -254,6 +306,7 @@ def _cmd_sweep(args) -> int:
 
     sources = load_plugins(args.plugins)
     base = load_scenario(args.scenario, seed=args.seed)
+    _check_sweep_cost(base, args)
     out = Path(args.out) if args.out else child("sweeps", base.run.name)
     args.sweep_dir = out  # for the message after a Ctrl-C
     if args.mlflow:
@@ -299,6 +352,23 @@ def _cmd_sweep(args) -> int:
         print(f"sweep of {status.height} runs: {summary}; results in {out}/ "
               "(generations.parquet, ticks.parquet, contamination.parquet, status.parquet, runs/)")
     return 0
+
+
+def _check_sweep_cost(base, args) -> None:
+    """Every grid point runs on the local executor, ``--workers`` of them at once (Ray: one per CPU)."""
+    import os
+
+    from simweb.executors import local_cpus
+    from simweb.scenario import dump_scenario, parse_scenario
+    from simweb.sweep import default_workers, expand_grid
+
+    if args.executor == "ray" and (args.address or os.environ.get("RAY_ADDRESS")):
+        return  # a cluster's runs: this machine's memory says nothing
+    points = expand_grid(args.grid, 1, 0)
+    scenarios = [parse_scenario(dump_scenario(base), p.overrides[:-1], source=args.scenario) for p in points]
+    at_once = (args.workers or default_workers()) if args.executor == "local" else local_cpus()
+    _check_cost(base, args, executor="local", concurrent=min(at_once, len(points) * args.seeds),
+                scenarios=scenarios)
 
 
 def _grid_size(grid: list[str]) -> int:

@@ -52,9 +52,9 @@ def _tagged(default: str, field: str = "family"):
 class Run(_Table):
     name: str = Field("simweb", min_length=1, max_length=100, pattern=_NAME)
     seed: int = Field(0, ge=0, le=2**63 - 1)
-    ticks: int = Field(12, ge=1, le=100_000)  # simulation steps; tick 0 is the all-human web
+    ticks: int = Field(12, ge=1, le=32_767)  # simulation steps; a lab releasing every tick makes as many generations (int16)
     executor: Literal["local", "ray"] = "ray"  # ray: agents as Ray actors (a local cluster if none is given)
-    shards: int | None = Field(None, ge=1, le=4096)  # publisher shards; default: the cluster's CPUs (1 for local)
+    shards: int | None = Field(None, ge=1, le=1024)  # publisher shards (each a process holding the language); default: the cluster's CPUs (1 for local)
     # page content held in memory, all shards together; older ticks spill to disk past it (None: no cap)
     page_memory_mb: float | None = Field(None, gt=0, le=2**30)
 
@@ -79,8 +79,8 @@ class GaussianLanguage(_Table):
 
     family: Literal["gaussian"]
     dim: int = Field(1, ge=1, le=1024)
-    mean: float = 0.0
-    std: float = Field(1.0, gt=0.0)
+    mean: float = Field(0.0, ge=-1e6, le=1e6)
+    std: float = Field(1.0, gt=0.0, le=1e6)
 
 
 class CategoricalLanguage(_Table):
@@ -106,7 +106,7 @@ TOKEN_LANGUAGES = ("markov",)
 # ---------------------------------------------------------------- web
 class Web(_Table):
     initial_sites: int = Field(200, ge=1, le=10_000_000)
-    sites_per_tick: int = Field(10, ge=0, le=1_000_000)
+    sites_per_tick: int = Field(10, ge=0, le=65_000)  # initial_sites + sites_per_tick × ticks must fit site_id (int32)
     links_per_site: int = Field(3, ge=1, le=1000)  # out-links a new site makes (preferential attachment)
     homophily: float = Field(4.0, ge=1.0, le=1000.0)  # link weight multiplier for a target of the same topic
 
@@ -117,7 +117,7 @@ class Adoption(_Table):
 
     start: float = Field(0.0, ge=0.0, le=1.0)
     end: float = Field(0.5, ge=0.0, le=1.0)  # ~0.5: share of new English web articles AI-written since 2025 (REFERENCES.md)
-    midpoint: float = 6.0  # tick of the steepest rise
+    midpoint: float = Field(6.0, ge=-1e6, le=1e6)  # tick of the steepest rise
     rate: float = Field(1.0, ge=0.0, le=100.0)  # per tick
 
 
@@ -171,30 +171,30 @@ class WatermarkConfig(_Table):
 class PriorConfig(_Table):
     """Pseudo-observations toward a reference added to every fit (Jangjoo, Marsili & Roudi 2026's MAP fix)."""
 
-    strength: float = Field(gt=0.0)  # pseudo-counts per context row (ngram), per fit (categorical), pseudo-samples (gaussian)
+    strength: float = Field(gt=0.0, le=1e12)  # pseudo-counts per context row (ngram), per fit (categorical), pseudo-samples (gaussian)
     toward: Literal["uniform", "first_generation"] = "first_generation"  # the lab's own generation 0, or uniform
 
 
 # ---------------------------------------------------------------- labs
 class Lab(_Table):
     name: str = Field(min_length=1, max_length=100, pattern=_NAME)
-    market_share: float = Field(1.0, ge=0.0)  # weight among released models when publishers pick one
-    release_every: int = Field(2, ge=1)  # ticks between generations
-    first_release: int = Field(0, ge=0)  # tick of generation 0
+    market_share: float = Field(1.0, ge=0.0, le=1e6)  # weight among released models when publishers pick one
+    release_every: int = Field(2, ge=1, le=32_767)  # ticks between generations
+    first_release: int = Field(0, ge=0, le=32_766)  # < run.ticks  # tick of generation 0
     model: Model = Field(default_factory=lambda: _default_model())
-    crawl_budget: int = Field(2000, ge=1)  # pages fetched per crawl, before filters
+    crawl_budget: int = Field(2000, ge=1, le=1_000_000_000)  # pages fetched per crawl, before filters
     crawl_strategy: Literal["bfs", "pagerank", "random"] = "random"
-    crawl_seeds: int = Field(10, ge=1)  # seed sites for bfs
+    crawl_seeds: int = Field(10, ge=1, le=10_000_000)  # seed sites for bfs
     new_only: bool = False  # crawl only pages published since this lab's last crawl
     filters: tuple[Filter, ...] = ()
     regime: Regime = Field(default_factory=lambda: _default_regime())  # a name, or a table {kind = ..., keys}
-    train_docs: int | None = Field(None, ge=1)  # accumulate_subsample: training set size (default crawl_budget)
-    reserve_docs: int = Field(0, ge=0)  # verified human documents the lab owns
+    train_docs: int | None = Field(None, ge=1, le=1_000_000_000)  # accumulate_subsample: training set size (default crawl_budget)
+    reserve_docs: int = Field(0, ge=0, le=100_000_000)  # verified human documents the lab owns
     reserve_fraction: float = Field(0.0, ge=0.0, lt=1.0)  # share of each training set drawn from the reserve
-    anchors: int = Field(0, ge=0)  # fresh ground-truth documents added to every generation (Jangjoo et al. 2026)
+    anchors: int = Field(0, ge=0, le=100_000_000)  # fresh ground-truth documents added to every generation (Jangjoo et al. 2026)
     prior: PriorConfig | None = None  # regularisation toward a reference model
     watermark: WatermarkConfig | None = None  # its models watermark what they write
-    self_augment: int = Field(0, ge=0)  # documents of its own previous model added to each generation (Alemohammad et al.)
+    self_augment: int = Field(0, ge=0, le=100_000_000)  # documents of its own previous model added to each generation (Alemohammad et al.)
 
     @field_serializer("regime")
     def _regime_as_name(self, regime: BaseModel):
@@ -204,9 +204,9 @@ class Lab(_Table):
 
 
 class Evaluation(_Table):
-    human_docs: int = Field(1000, ge=1)  # fresh human documents for human_nll / true_entropy
-    sample_docs: int = Field(1000, ge=1)  # documents each model writes for the sample metrics
-    benchmark_docs: int = Field(500, ge=0)  # web-scraped benchmark for observed_nll (0 = off)
+    human_docs: int = Field(1000, ge=1, le=10_000_000)  # fresh human documents for human_nll / true_entropy
+    sample_docs: int = Field(1000, ge=1, le=10_000_000)  # documents each model writes for the sample metrics
+    benchmark_docs: int = Field(500, ge=0, le=10_000_000)  # web-scraped benchmark for observed_nll (0 = off)
     tail_mass: float = Field(0.1, gt=0.0, lt=1.0)  # the tail: rarest tokens holding this share of true unigram mass
     prob_floor: float = Field(1e-6, gt=0.0, lt=1.0)  # a zero-probability token costs -ln(floor) nats
 
@@ -230,8 +230,8 @@ class Scenario(_Table):
     run: Run = Run()
     language: Language = MarkovLanguage()
     web: Web = Web()
-    publishers: tuple[Publisher, ...] = Field(min_length=1)
-    labs: tuple[Lab, ...] = Field(min_length=1)
+    publishers: tuple[Publisher, ...] = Field(min_length=1, max_length=1024)  # population: an int16 page column
+    labs: tuple[Lab, ...] = Field(min_length=1, max_length=1024)  # lab: an int16 page column; two processes each
     evaluation: Evaluation = Evaluation()
 
     @model_validator(mode="after")
