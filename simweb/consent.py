@@ -20,14 +20,14 @@ from __future__ import annotations
 import numpy as np
 
 from simweb import rng as rngs
-from simweb.agents.publisher import adoption_share
+from simweb.schema import features_of
 
 __all__ = ["restricted", "consent_on", "blocks_labs", "update_blocks", "honour", "refused_sites", "blocking_shares"]
 
 
 def consent_on(scenario) -> bool:
     """Some population's sites may refuse AI crawlers (otherwise nothing of this module runs)."""
-    return any(p.opt_out is not None for p in scenario.publishers)
+    return "consent" in features_of(scenario)
 
 
 def blocks_labs(scenario) -> np.ndarray:
@@ -42,6 +42,8 @@ def blocks_labs(scenario) -> np.ndarray:
 
 def update_blocks(graph, publishers, tick: int, *, seed: int) -> None:
     """Bring every opting-out population's blocking sites up to its share of this tick (driver only)."""
+    from simweb.agents.publisher import adoption_share  # the curve of ai_adoption
+
     percentile = None
     for p, pub in enumerate(publishers):
         cfg = pub.opt_out

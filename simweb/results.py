@@ -17,19 +17,8 @@ from simweb.schema import CRAWLS, generations_schema, ticks_schema
 from simweb.stages import GenerationReport
 from simweb.web.store import AI
 
-__all__ = ["Results", "RunRecorder", "strict_frame", "features_of"]
+__all__ = ["Results", "RunRecorder", "strict_frame"]
 
-
-def features_of(scenario) -> frozenset[str]:
-    """The mechanisms, off by default, that this scenario turns on: each adds its columns (schema.FEATURES)."""
-    on = set()
-    if consent.consent_on(scenario):
-        on.add("consent")
-    if any(lab.licences for lab in scenario.labs):
-        on.add("licences")
-    if any(lab.distill for lab in scenario.labs):
-        on.add("distill")
-    return frozenset(on)
 
 
 @dataclass

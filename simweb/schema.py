@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import polars as pl
 
-__all__ = ["generations_schema", "ticks_schema", "TICKS", "CRAWLS", "CONTAMINATION", "IDS", "FEATURES"]
+__all__ = ["generations_schema", "ticks_schema", "TICKS", "CRAWLS", "CONTAMINATION", "IDS", "FEATURES", "features_of"]
 
 IDS = {"run_id": pl.String, "scenario": pl.String, "seed": pl.Int64}
 
@@ -63,6 +63,18 @@ FEATURES = {
     # some lab distils another (labs[].distill)
     "distill": {"generations": {"train_distill_docs": pl.Int64}},  # documents sampled from other labs' models
 }
+
+
+def features_of(scenario) -> frozenset[str]:
+    """The mechanisms, off by default, that ``scenario`` turns on: each adds its columns (``FEATURES``)."""
+    on = set()
+    if any(p.opt_out is not None for p in scenario.publishers):
+        on.add("consent")
+    if any(lab.licences for lab in scenario.labs):
+        on.add("licences")
+    if any(lab.distill for lab in scenario.labs):
+        on.add("distill")
+    return frozenset(on)
 
 
 def _columns(columns: dict, lab_names: list[str]) -> dict[str, pl.DataType]:
