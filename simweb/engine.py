@@ -74,7 +74,6 @@ class Engine:
                                      self.seed, [lab.watermark is not None for lab in sc.labs])
                            for i, p in enumerate(sc.publishers)]
         self.features = features_of(sc)
-        self.teachers = [[self.lab_names.index(d.source) for d in lab.distill or ()] for lab in sc.labs]
         self.consent = "consent" in self.features
         self.recorder = RunRecorder(self.ids, self.lab_names, [p.name for p in sc.publishers], self.features,
                                     consent.blocks_labs(sc) if self.consent else None)
@@ -195,10 +194,12 @@ class Engine:
             model = self.registry.get(i) if "model" in self.lab_needs[i] else None
             kept = self._filter(i, picks[i], model)
             bench_kept = self._filter(i, benches[i], model) if i in benches else None
-            # the latest released model of each lab it distils (released before this tick: scenario order never matters)
-            teachers = {src: self.registry[src] for src in self.teachers[i] if src in self.registry}
+            # with distillation, every other lab's latest model (released before this tick, so the order of the
+            # labs never matters): the teachers, and what lab_divergence compares with
+            released = ({j: self.registry[j] for j in sorted(self.registry) if j != i}
+                        if "distill" in self.features else {})
             reports[i] = ex.call(fleet.trainers[i], Trainer.generate, kept, bench_kept, returns=2,
-                                 **({"teachers": teachers} if teachers else {}))
+                                 **({"released": released} if released else {}))
         infos = ex.gather({i: out[1] for i, out in reports.items()})
         for i in releasing:  # scenario order
             self.recorder.generation(i, gen_of[i], tick, infos[i])

@@ -61,7 +61,12 @@ FEATURES = {
     # some lab buys documents (labs[].licences)
     "licences": {"generations": {"licensed_docs": pl.Int64, "spend": pl.Float64}},  # spend: price per generation
     # some lab distils another (labs[].distill)
-    "distill": {"generations": {"train_distill_docs": pl.Int64}},  # documents sampled from other labs' models
+    "distill": {"generations": {
+        "train_distill_docs": pl.Int64,  # documents sampled from other labs' models
+        # per lab: Jensen–Shannon divergence (nats) between this model's next-token law and that lab's latest
+        # released one, over the true contexts of fresh human text; null for itself, before that lab's first
+        # release, and for gaussian models
+        "lab_divergence": None}},
 }
 
 

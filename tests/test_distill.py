@@ -104,3 +104,36 @@ def test_two_labs_that_distil_each_other_converge_at_the_rate_of_the_linear_recu
     slope = (x @ y) / (x @ x)
     se = np.sqrt(((y - slope * x) ** 2).sum() / (len(x) - 1) / (x @ x))
     assert abs(slope - rate) <= 4 * se, (slope, rate, se)
+
+
+def test_js_divergence_is_zero_for_one_law_and_ln2_for_disjoint_ones():
+    from simweb.agents.evaluator import js
+
+    p = np.array([[0.2, 0.3, 0.5], [1.0, 0.0, 0.0]])
+    assert js(p, p) == pytest.approx([0.0, 0.0])
+    assert js(np.array([1.0, 0.0]), np.array([0.0, 1.0])) == pytest.approx(np.log(2))
+
+
+def test_labs_that_distil_each_other_grow_alike():
+    """lab_divergence: JS between the labs' next-token laws on true contexts. Two labs on a web of their own
+    samples drift apart; distilling each other heavily keeps them closer (arXiv 2505.21677)."""
+    from tests.helpers import COLLAPSE
+
+    base = ["labs.keep.market_share=1.0", "labs.keep.regime=replace", "labs.keep.new_only=true",
+            "labs.keep.reserve_fraction=0.0", "run.ticks=6"]
+    each_other = ["labs.replace.distill=[{from='keep', docs=300}]", "labs.keep.distill=[{from='replace', docs=300}]"]
+    weak = ["labs.replace.distill=[{from='keep', docs=1}]", "labs.keep.distill=[{from='replace', docs=1}]"]
+    import simweb
+
+    def late(overrides):
+        g = simweb.run(parse_scenario(COLLAPSE, [*base, *overrides])).generations
+        row = g.filter((pl.col("lab") == "replace") & (pl.col("generation") >= 3))
+        return row["lab_divergence"].struct.field("keep").mean(), g
+
+    close, g = late(each_other)
+    apart, _ = late(weak)
+    first = g.filter(pl.col("generation") == 0)["lab_divergence"].to_list()
+    assert all(v is None for d in first for v in d.values())  # nothing released before tick 0
+    later = g.filter((pl.col("lab") == "replace") & (pl.col("generation") >= 1))
+    assert later["lab_divergence"].struct.field("replace").is_null().all()  # not with itself
+    assert 0 < close < apart < np.log(2)

@@ -60,20 +60,28 @@ class Trainer(Agent):
             self._reserve = docs
         return self._reserve
 
-    def generate(self, kept: Kept, benchmark: Kept | None, *, teachers: dict | None = None):
+    def generate(self, kept: Kept, benchmark: Kept | None, *, released: dict | None = None):
         """Train generation g+1 on the filtered crawl ``kept`` and evaluate it, also on the ``benchmark`` pages.
 
-        ``teachers``: lab index → (generation, model state) of the latest released model of each lab this
-        lab distils (a lab without a released model yet is absent). Returns (model state, :class:`GenerationReport`).
+        ``released`` (when some lab distils): lab index → (generation, model state) of every other lab's latest
+        released model (a lab that has released nothing is absent): the teachers it distils, and the models
+        its ``lab_divergence`` compares with. Returns (model state, :class:`GenerationReport`).
         """
+        released = released or {}
         with self.busy("train"):
-            model, composition = self.train(kept, teachers=teachers or {})
+            model, composition = self.train(kept, teachers=released)
         bench = benchmark.content if benchmark is not None else None
+        extra = {}
         with self.busy("evaluate"):
             metrics = self.context.evaluator.evaluate(model, lab=self.cfg.name, generation=self.generation,
                                                       benchmark=bench)
+            if "distill" in self.features:
+                evaluator, labs = self.context.evaluator, self.context.scenario.labs
+                extra["lab_divergence"] = {
+                    lab.name: evaluator.divergence(model, self.context.model(i, *released[i])) if i in released else None
+                    for i, lab in enumerate(labs)}
         report = GenerationReport(composition=composition, metrics=metrics, steps=kept.steps,
-                                  bench_steps=benchmark.steps if benchmark is not None else None)
+                                  bench_steps=benchmark.steps if benchmark is not None else None, extra=extra)
         return model.state_dict(), report
 
     def _add_to_pool(self, kept: Kept) -> None:
