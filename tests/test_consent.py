@@ -209,3 +209,13 @@ def test_the_longpre_calibration_reproduces_both_figures():
     tokens, top = consent.restricted(engine.graph, engine.index.column("site_id"), sc.run.ticks - 1)
     assert abs(tokens / 0.05 - 1) <= 0.2, tokens
     assert abs(top / 0.28 - 1) <= 0.2, top
+
+
+def test_the_consent_scenario_runs_its_four_labs():
+    """scenarios/consent.toml (shortened): each lab's policy shows in its own columns."""
+    r = simweb.run(simweb.load_scenario("scenarios/consent.toml", ["run.ticks=4"]))
+    last = {row["lab"]: row for row in r.generations.filter(pl.col("generation") == 1).iter_rows(named=True)}
+    assert last["rude"]["blocked_human_fraction"] == 0 < last["compliant"]["blocked_human_fraction"]
+    assert last["licensed"]["spend"] == 0.5 and last["licensed"]["licensed_docs"] == 1000
+    assert last["distiller"]["train_distill_docs"] == 1000
+    assert last["distiller"]["train_ai_fraction_by_lab"]["rude"] >= 1000 / last["distiller"]["train_docs"]
