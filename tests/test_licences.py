@@ -60,3 +60,17 @@ def test_a_bad_licence_is_one_line_and_exit_2(tmp_path, overrides, message):
     proc = subprocess.run([sys.executable, "-m", "simweb", "validate", str(path), *args], capture_output=True, text=True)
     assert proc.returncode == 2
     assert len(proc.stderr.strip().splitlines()) == 1 and message in proc.stderr
+
+
+def test_the_run_summary_shows_excess_nll_against_spend():
+    from rich.console import Console
+
+    from simweb.summary import print_summary
+
+    results = simweb.run(parse_scenario(COLLAPSE, [*LICENSED, "run.ticks=3"]))
+    console = Console(record=True, width=160)
+    print_summary(results, None, console)
+    text = console.export_text()
+    assert "licences: excess NLL against cumulative spend" in text
+    line = next(ln for ln in text.splitlines() if ln.startswith("│ replace") and "120" in ln)
+    assert "7.5" in line  # 2.5 a generation, three generations
