@@ -219,3 +219,17 @@ def test_the_consent_scenario_runs_its_four_labs():
     assert last["licensed"]["spend"] == 0.5 and last["licensed"]["licensed_docs"] == 1000
     assert last["distiller"]["train_distill_docs"] == 1000
     assert last["distiller"]["train_ai_fraction_by_lab"]["rude"] >= 1000 / last["distiller"]["train_docs"]
+
+
+def test_written_columns_are_the_declared_ones_with_every_mechanism_on(tmp_path):
+    from simweb import schema
+
+    sc = simweb.load_scenario("scenarios/consent.toml", ["run.ticks=2"])
+    simweb.run(sc, out=tmp_path / "run")
+    labs = [lab.name for lab in sc.labs]
+    features = schema.features_of(sc)
+    assert features == {"consent", "licences", "distill"}
+    for name, want in {"generations": schema.generations_schema(labs, features),
+                       "ticks": schema.ticks_schema(labs, features), "crawls": schema.CRAWLS}.items():
+        got = dict(pl.read_parquet_schema(tmp_path / "run" / f"{name}.parquet"))
+        assert got == want, name
