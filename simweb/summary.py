@@ -48,6 +48,8 @@ def print_summary(results, out, console: Console) -> None:
             cells.append(_fmt(row["mean_sq_error"] if gaussian else row["tv"], ".4f"))
         table.add_row(*cells)
     console.print(table if g["lab"].n_unique() <= 3 else _side_by_side(_detection(results), token))
+    if "spend" in g.columns:  # licences: what each lab paid, beside what it got
+        console.print(_spend(g))
     t = results.ticks.filter(pl.col("tick") == pl.col("tick").max())
     if len(t):
         web_share = t["web_ai_share"][0]
@@ -88,4 +90,18 @@ def _side_by_side(g: pl.DataFrame, token: bool) -> Table:
         if token:
             cells.append(f"{_fmt(first['tail_mass_ratio'], '.2f')} → {_fmt(last['tail_mass_ratio'], '.2f')}")
         table.add_row(*cells)
+    return table
+
+
+def _spend(g: pl.DataFrame) -> Table:
+    """Licences: each lab's cumulative spend and its excess NLL, generation by generation (NLL against dollars)."""
+    table = Table(title="licences: excess NLL against cumulative spend", title_justify="left")
+    for name, justify in [("lab", "left"), ("licensed docs / gen", "right"), ("spend so far", "right"),
+                          ("excess NLL: gen 0 → last", "right")]:
+        table.add_column(name, justify=justify)
+    for lab in g["lab"].unique(maintain_order=True):
+        rows = g.filter(pl.col("lab") == lab).sort("generation")
+        first, last = rows.row(0, named=True), rows.row(-1, named=True)
+        table.add_row(lab, str(last["licensed_docs"]), f"{rows['spend'].sum():,.4g}",
+                      f"{_fmt(first['excess_nll'], '.3f')} → {_fmt(last['excess_nll'], '.3f')}")
     return table

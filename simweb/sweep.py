@@ -160,7 +160,9 @@ def combine(frames: Sequence[pl.DataFrame | None], points: Sequence[Point]) -> p
             list(lead) + frame.columns))
     if not parts:
         return None
-    return pl.concat(parts, how="vertical_relaxed")
+    # diagonal: a grid that turns a mechanism on in some points only (opt-outs, licences, distillation) gives
+    # those runs more columns; the others get nulls there
+    return pl.concat(parts, how="diagonal_relaxed")
 
 
 # ---------------------------------------------------------------- running points

@@ -20,8 +20,14 @@ from hypothesis import strategies as st
 from simweb.errors import ScenarioError
 from simweb.scenario import parse_scenario
 
-QUICKSTART = (Path(__file__).resolve().parents[1] / "scenarios" / "quickstart.toml").read_text()
-BASE = tomllib.loads(QUICKSTART)
+BASE = tomllib.loads((Path(__file__).resolve().parents[1] / "scenarios" / "quickstart.toml").read_text())
+# mechanisms the quickstart leaves off, turned on so that their keys are fuzzed too
+BASE["publishers"][0]["opt_out"] = {"start": 0.0, "end": 0.3, "midpoint": 4.0, "rate": 1.0, "by_reputation": 2.0,
+                                    "labs": ["naive"]}
+BASE["labs"][0]["compliance"] = 0.5
+BASE["labs"][1].update({"licences": [{"population": "newsrooms", "docs_per_generation": 100, "price": 2.0}],
+                        "budget": 5.0, "distill": [{"from": "naive", "docs": 50}]})
+QUICKSTART = tomli_w.dumps(BASE)
 FUZZ = settings(max_examples=400, deadline=2000, derandomize=True, database=None,
                 suppress_health_check=[HealthCheck.too_slow])
 

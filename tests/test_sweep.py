@@ -176,3 +176,13 @@ def test_a_ray_worker_killed_during_a_sweep_loses_only_that_runs_current_generat
     status = pl.read_parquet(ray_out / "status.parquet")
     assert (status["state"] == "done").all(), status
     assert pl.read_parquet(ray_out / "generations.parquet").equals(pl.read_parquet(local / "generations.parquet"))
+
+
+def test_points_that_turn_a_mechanism_on_combine_with_those_that_do_not():
+    from simweb.sweep import Point, combine
+
+    plain = pl.DataFrame({"lab": ["a"], "x": [1.0]})
+    licensed = pl.DataFrame({"lab": ["a"], "x": [2.0], "spend": [3.0]})
+    points = [Point(0, (("labs.a.budget", "1"),), 0, 1), Point(1, (("labs.a.budget", "2"),), 0, 2)]
+    out = combine([plain, licensed], points)
+    assert out["spend"].to_list() == [None, 3.0] and out["x"].to_list() == [1.0, 2.0]

@@ -87,6 +87,20 @@ class Evaluator:
             row.update(self._categorical_metrics(model))
         return row
 
+    def divergence(self, model, other, chunk: int = 64) -> float | None:
+        """Jensen–Shannon divergence (nats) between two models' next-token laws, averaged over the true
+        contexts of the fresh human documents (exact at each context); between the laws themselves for a
+        categorical model. None for a family without a next-token law (gaussian)."""
+        if self.language.is_tokens and hasattr(model, "next_token_probs") and hasattr(other, "next_token_probs"):
+            total = 0.0
+            for lo in range(0, len(self.human), chunk):
+                docs = self.human[lo:lo + chunk]
+                total += float(js(model.next_token_probs(docs), other.next_token_probs(docs)).sum())
+            return total / self.human.size
+        if self.language.family == "categorical":
+            return float(js(model.probs, other.probs))
+        return None
+
     def _token_metrics(self, samples: np.ndarray) -> dict:
         lang = self.language
         V = lang.vocab_size
@@ -115,3 +129,13 @@ class Evaluator:
         return {"tv": float(0.5 * np.abs(p - self.language.probs).sum()), "support": int((p > 0).sum()),
                 "gini_simpson": float(1.0 - (p ** 2).sum()),
                 "probs": [float(v) for v in p] if len(p) <= MAX_LISTED_OUTCOMES else None}
+
+
+def js(p: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """Jensen–Shannon divergence in nats along the last axis: ½ KL(p‖m) + ½ KL(q‖m), m = (p + q) / 2."""
+    from scipy.special import xlogy
+
+    m = (p + q) / 2
+    with np.errstate(divide="ignore", invalid="ignore"):
+        kl = lambda a: (xlogy(a, a) - xlogy(a, m)).sum(axis=-1)
+        return np.maximum(0.5 * kl(p) + 0.5 * kl(q), 0.0)

@@ -154,6 +154,10 @@ class NgramModel:
     def log_prob(self, docs: np.ndarray) -> np.ndarray:
         return self.token_log_prob(docs).sum(axis=1)
 
+    def next_token_probs(self, docs: np.ndarray) -> np.ndarray:
+        """The model's law of the next token at every position of ``docs``, shape (n, L, V)."""
+        return self._require()[self.context_ids(docs)]
+
     # ------------------------------------------------------------ state
     def state_dict(self) -> dict[str, np.ndarray]:
         return {"probs": self._require()}

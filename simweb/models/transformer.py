@@ -211,6 +211,14 @@ class TransformerModel:
     def log_prob(self, docs: np.ndarray) -> np.ndarray:
         return self.token_log_prob(docs).sum(axis=1)
 
+    def next_token_probs(self, docs: np.ndarray) -> np.ndarray:
+        """The model's law of the next token at every position of ``docs``, shape (n, L, V)."""
+        torch = _torch()[0]
+        net = self._require()
+        with _threads(self.cfg.threads), torch.no_grad():
+            batch = torch.as_tensor(np.asarray(docs, dtype=np.int64), device=self.device)
+            return torch.softmax(net(self._inputs(batch)).double(), dim=-1).cpu().numpy()
+
     def sample(self, n: int, *, rng: np.random.Generator, temperature: float = 1.0, top_p: float = 1.0,
                watermark=None) -> np.ndarray:
         return self.draw(self.noise(n, rng=rng), temperature=temperature, top_p=top_p, watermark=watermark)

@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal, Union
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, SerializeAsAny, Tag, WrapValidator, field_serializer, model_validator
 
 __all__ = [
-    "Adoption", "CategoricalLanguage", "Evaluation", "GaussianLanguage", "PriorConfig", "Lab", "MarkovLanguage",
+    "Adoption", "CategoricalLanguage", "Distill", "Licence", "OptOut", "Evaluation", "GaussianLanguage", "PriorConfig", "Lab", "MarkovLanguage",
     "PluginField", "Publisher", "Run", "Scenario", "Web", "TOKEN_LANGUAGES",
 ]
 
@@ -121,6 +121,23 @@ class Adoption(_Table):
     rate: float = Field(1.0, ge=0.0, le=100.0)  # per tick
 
 
+class OptOut(_Table):
+    """Logistic share of a population's sites that disallow AI crawlers (robots.txt), over ticks.
+
+    start + (end − start) / (1 + exp(−rate · (tick − midpoint))), as ``ai_adoption``. A site never lifts its
+    block, so ``end`` >= ``start``. Longpre et al. 2024 ("Consent in Crisis"): in one year robots.txt came to
+    block >= 5 % of C4's tokens and >= 28 % of its most critical sources (REFERENCES.md).
+    """
+
+    start: float = Field(0.0, ge=0.0, le=1.0)
+    end: float = Field(0.05, ge=0.0, le=1.0)
+    midpoint: float = Field(6.0, ge=-1e6, le=1e6)  # tick of the steepest rise
+    rate: float = Field(1.0, ge=0.0, le=100.0)  # per tick
+    # >= 0: a site's chance to be the next to block ∝ exp(by_reputation · its PageRank percentile); 0 = uniform
+    by_reputation: float = Field(0.0, ge=0.0, le=100.0)
+    labs: tuple[str, ...] | None = None  # the labs its sites refuse; None = every lab
+
+
 class Publisher(_Table):
     name: str = Field(min_length=1, max_length=100, pattern=_NAME)
     site_share: float = Field(gt=0.0, le=1.0)  # share of sites this population owns (normalised over populations)
@@ -136,6 +153,7 @@ class Publisher(_Table):
     copy_rate: float = Field(0.0, ge=0.0, le=1.0)  # share of its new pages that republish an existing page (content farms)
     behaviours: tuple[Behaviour, ...] | None = None  # plugin behaviours that rewrite AI drafts, in order (after edits)
     strip_c2pa: float = Field(1.0, ge=0.0, le=1.0)  # chance a copy loses the original's C2PA label (platforms re-encode)
+    opt_out: OptOut | None = None  # its sites come to refuse AI crawlers (None: never)
 
 
 # ---------------------------------------------------------------- plugin kinds: filters, models, regimes, behaviours
@@ -175,6 +193,26 @@ class PriorConfig(_Table):
     toward: Literal["uniform", "first_generation"] = "first_generation"  # the lab's own generation 0, or uniform
 
 
+class Licence(_Table):
+    """Verified human documents of one population bought every generation, past any opt-out.
+
+    Deals: Reddit → Google ≈ $60 M a year; a typical publisher $1–5 M a year (REFERENCES.md).
+    """
+
+    population: str = Field(min_length=1)  # the publisher population selling its pages
+    docs_per_generation: int = Field(ge=1, le=1_000_000_000)
+    price: float = Field(ge=0.0, le=1e15)  # paid per generation (any currency unit; the scenario's choice)
+
+
+class Distill(_Table):
+    """Documents sampled straight from another lab's latest released model (its API), every generation."""
+
+    source: str = Field(alias="from", min_length=1)  # the lab distilled
+    docs: int = Field(ge=1, le=1_000_000_000)
+
+    model_config = ConfigDict(populate_by_name=False, serialize_by_alias=True)
+
+
 # ---------------------------------------------------------------- labs
 class Lab(_Table):
     name: str = Field(min_length=1, max_length=100, pattern=_NAME)
@@ -195,6 +233,12 @@ class Lab(_Table):
     prior: PriorConfig | None = None  # regularisation toward a reference model
     watermark: WatermarkConfig | None = None  # its models watermark what they write
     self_augment: int = Field(0, ge=0, le=100_000_000)  # documents of its own previous model added to each generation (Alemohammad et al.)
+    # the probability it honours a given site's block (drawn once per site); None = 1, every block honoured.
+    # 39.5 % of sites disallowing GPTBot still served it in July 2026 (HasData; REFERENCES.md)
+    compliance: float | None = Field(None, ge=0.0, le=1.0)
+    licences: tuple[Licence, ...] | None = None  # human documents bought every generation
+    budget: float | None = Field(None, ge=0.0, le=1e15)  # what it may spend on licences per generation (None: no limit)
+    distill: tuple[Distill, ...] | None = None  # documents from other labs' released models, every generation
 
     @field_serializer("regime")
     def _regime_as_name(self, regime: BaseModel):

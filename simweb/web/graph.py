@@ -28,7 +28,9 @@ from array import array
 import networkx as nx
 import numpy as np
 
-__all__ = ["SiteGraph"]
+__all__ = ["SiteGraph", "NEVER"]
+
+NEVER = np.iinfo(np.int32).max  # blocked_since of a site that does not refuse AI crawlers
 
 CHUNK = 1 << 16  # uniforms drawn at once while growing
 MAX_TRIES = 64  # rejected draws per link before a site's remaining links are drawn from explicit weights
@@ -51,6 +53,8 @@ class SiteGraph:
         self._in_degree = np.empty(0, dtype=np.int64)
         self.edges = np.empty((0, 2), dtype=np.int64)  # every link, in the order it was made
         self._urns: tuple[array, list[array]] | None = None  # built on the first grow (replicas never need them)
+        self.blocked_since = np.empty(0, dtype=np.int32)  # tick a site came to refuse AI crawlers (NEVER: not yet)
+        self.blocks = np.empty((0, 2), dtype=np.int64)  # every (site, tick) block, in the order it was made
 
     @property
     def n_sites(self) -> int:
@@ -69,6 +73,7 @@ class SiteGraph:
         self.created = np.concatenate([self.created, np.full(n_new, tick, dtype=np.int32)])
         src, dst = self._link(first, n_new, urn, topic_urns, rng)
         edges = np.stack([np.frombuffer(src, dtype=np.int64), np.frombuffer(dst, dtype=np.int64)], axis=1)
+        self.blocked_since = np.concatenate([self.blocked_since, np.full(n_new, NEVER, dtype=np.int32)])
         self._in_degree = np.concatenate([self._in_degree, np.zeros(n_new, dtype=np.int64)])
         self._in_degree += np.bincount(edges[:, 1], minlength=self.n_sites)
         self.graph.add_nodes_from(range(first, first + n_new))
@@ -144,12 +149,21 @@ class SiteGraph:
         self._urns = (urn, topic_urns)
         return self._urns
 
+    def block(self, sites: np.ndarray, tick: int) -> None:
+        """``sites`` refuse AI crawlers from ``tick`` on (robots.txt); a block is never lifted."""
+        sites = np.asarray(sites, dtype=np.int64)
+        self.blocked_since[sites] = tick
+        self.blocks = np.concatenate([self.blocks, np.stack([sites, np.full(len(sites), tick)], axis=1)])
+
     # ------------------------------------------------------------ replicas and checkpoints
-    def state(self, since_sites: int = 0, since_edges: int = 0) -> dict[str, np.ndarray]:
-        """The sites and links added after the first ``since_*`` (all of them by default), as arrays."""
-        return {"population": self.population[since_sites:], "topic": self.topic[since_sites:],
-                "created": self.created[since_sites:], "in_degree": self._in_degree.copy(),
-                "edges": self.edges[since_edges:]}
+    def state(self, since_sites: int = 0, since_edges: int = 0, since_blocks: int = 0) -> dict[str, np.ndarray]:
+        """The sites, links and blocks added after the first ``since_*`` (all of them by default), as arrays."""
+        out = {"population": self.population[since_sites:], "topic": self.topic[since_sites:],
+               "created": self.created[since_sites:], "in_degree": self._in_degree.copy(),
+               "edges": self.edges[since_edges:]}
+        if len(self.blocks) > since_blocks:  # only a web whose sites opt out carries them
+            out["blocks"] = self.blocks[since_blocks:]
+        return out
 
     def apply(self, delta: dict[str, np.ndarray]) -> None:
         """Add sites and links made elsewhere (a replica follows the engine's graph)."""
@@ -157,6 +171,11 @@ class SiteGraph:
         self.population = np.concatenate([self.population, delta["population"]])
         self.topic = np.concatenate([self.topic, delta["topic"]])
         self.created = np.concatenate([self.created, delta["created"]])
+        self.blocked_since = np.concatenate([self.blocked_since, np.full(self.n_sites - first, NEVER, dtype=np.int32)])
+        if "blocks" in delta:
+            blocks = np.asarray(delta["blocks"], dtype=np.int64).reshape(-1, 2)
+            self.blocked_since[blocks[:, 0]] = blocks[:, 1]
+            self.blocks = np.concatenate([self.blocks, blocks])
         self._in_degree = np.asarray(delta["in_degree"]).copy()
         self.graph.add_nodes_from(range(first, self.n_sites))
         edges = np.asarray(delta["edges"], dtype=np.int64).reshape(-1, 2)

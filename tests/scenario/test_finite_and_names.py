@@ -29,6 +29,8 @@ HOMES: dict[type[BaseModel], tuple[str, list[str]]] = {
     models.Web: ("web", []),
     models.Adoption: ("publishers[0].ai_adoption", []),
     models.Publisher: ("publishers[0]", []),
+    models.OptOut: ("publishers[0].opt_out", ["publishers[0].opt_out={}"]),
+    models.Licence: ("labs[0].licences[0]", ["labs[0].licences=[{population='pub', docs_per_generation=1, price=0.0}]"]),
     models.WatermarkConfig: ("labs[0].watermark", ["labs[0].watermark={}"]),
     models.PriorConfig: ("labs[0].prior", ["labs[0].prior={strength=1.0}"]),
     models.Lab: ("labs[0]", []),
@@ -78,7 +80,8 @@ def test_the_walk_finds_the_float_fields_we_know_of():
     for known in ("Adoption.midpoint", "NgramModelConfig.alpha", "PriorConfig.strength", "Lab.market_share",
                   "WatermarkDetectorConfig.z_threshold", "VerifierConfig.noise", "GaussianLanguage.mean",
                   "GaussianLanguage.std", "ClassifierConfig.fpr_multiplier", "CategoricalLanguage.probs",
-                  "Run.page_memory_mb", "TransformerModelConfig.lr", "EditConfig.fraction"):
+                  "Run.page_memory_mb", "TransformerModelConfig.lr", "EditConfig.fraction", "OptOut.by_reputation",
+                  "Lab.compliance", "Lab.budget", "Licence.price"):
         assert known in found
     assert len(FLOAT_FIELDS) >= 39
 
