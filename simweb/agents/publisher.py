@@ -200,8 +200,8 @@ class PublisherShard(Agent):
         copies = pages["copied_from"][lo:hi] >= 0
         lab[copies] = -2  # written by publish(), from their originals
         human = lab == -1
-        if human.any():
-            out[human] = self.language.draw(noise_t[:, human].T, topics=pages["topic"][lo:hi][human])
+        if human.any():  # written from the truth of the tick they are published
+            out[human] = self.language.at(tick).draw(noise_t[:, human].T, topics=pages["topic"][lo:hi][human])
         for lab_index in np.unique(lab[lab >= 0]):
             for pop in np.unique(population[lab == lab_index]):
                 rows = (lab == lab_index) & (population == pop)
@@ -223,7 +223,7 @@ class PublisherShard(Agent):
                 continue
             name = self.scenario.publishers[pop].name
             drafts = Drafts(content=content[lo:hi], is_draft=lab[lo:hi] >= 0, lab=lab[lo:hi], site_id=site[lo:hi],
-                            tick=tick, population=name, language=self.language,
+                            tick=tick, population=name, language=self.language.at(tick),
                             models=_Released(self.context, models))
             for kind, entry, behaviour in chain:
                 rng = self.context.stream(kind, name, tick, int(block[lo]))

@@ -81,6 +81,10 @@ class MarkovLanguage:
             topics = rng.choice(self.topics, size=n, p=self.topic_probs)
         return self.draw(self.noise(n, rng=rng), topics=topics), np.asarray(topics, dtype=np.int64)
 
+    def at(self, tick: int) -> "MarkovLanguage":
+        """The truth of ``tick``: stationary."""
+        return self
+
     def noise(self, n: int, *, rng: np.random.Generator) -> np.ndarray:
         """The randomness of ``n`` documents: one uniform per token, shape (n, doc_length)."""
         return rng.random((self.doc_length, n)).T  # drawn step-major, so draw() reads it without a copy

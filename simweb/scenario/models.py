@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal, Union
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, SerializeAsAny, Tag, WrapValidator, field_serializer, model_validator
 
 __all__ = [
-    "Adoption", "CategoricalLanguage", "Evaluation", "GaussianLanguage", "PriorConfig", "Lab", "MarkovLanguage",
+    "Adoption", "CategoricalLanguage", "Evaluation", "GaussianDrift", "GaussianLanguage", "PriorConfig", "Lab", "MarkovLanguage",
     "PluginField", "Publisher", "Run", "Scenario", "Web", "TOKEN_LANGUAGES",
 ]
 
@@ -74,6 +74,12 @@ class MarkovLanguage(_Table):
     class_strength: float = Field(1.5, ge=0.0, le=5.0)  # log-normal sigma of class-to-class affinities
 
 
+class GaussianDrift(_Table):
+    """The truth moves: its mean does a gaussian random walk (``[language.drift]``; off when absent or 0)."""
+
+    mean_step_sd: float = Field(0.0, ge=0.0, le=1e6)  # τ: sd of the mean's step per tick, per dimension
+
+
 class GaussianLanguage(_Table):
     """A d-dimensional normal with diagonal covariance."""
 
@@ -81,6 +87,7 @@ class GaussianLanguage(_Table):
     dim: int = Field(1, ge=1, le=1024)
     mean: float = 0.0
     std: float = Field(1.0, gt=0.0)
+    drift: GaussianDrift | None = None  # the mean's random walk; None = a stationary truth
 
 
 class CategoricalLanguage(_Table):
