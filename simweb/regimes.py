@@ -31,6 +31,7 @@ class Pool:
     tick: np.ndarray  # the page's publication tick
     site_id: np.ndarray
     content: np.ndarray
+    now: int = 0  # the tick of the crawl being trained on: the present
 
     def __len__(self) -> int:
         return len(self.ids)

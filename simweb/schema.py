@@ -45,6 +45,11 @@ _GENERATION_COLUMNS = {
     "support": pl.Int64,
     "gini_simpson": pl.Float64,
     "probs": pl.List(pl.Float64),  # categorical with <= 64 outcomes: the model's probabilities
+    # a drifting truth: the model against the truth of its last tick in service, and how old its data was
+    "excess_nll_end": pl.Float64,
+    "staleness": pl.Float64,  # excess_nll_end − excess_nll (0 when the truth does not move)
+    "mean_sq_error_end": pl.Float64,  # gaussian: ‖μ − μ*‖² against the truth of its last tick in service
+    "data_age": pl.Float64,  # mean age in ticks of the training documents at release (null: none dated)
 }
 
 
