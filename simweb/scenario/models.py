@@ -7,9 +7,11 @@ figure say which; the rest are scenario assumptions.
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, SerializeAsAny, Tag, WrapValidator, field_serializer, model_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, SerializeAsAny, Tag, WrapValidator, field_serializer, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 __all__ = [
     "Adoption", "CategoricalLanguage", "Evaluation", "GaussianDrift", "GaussianLanguage", "PriorConfig", "Lab", "MarkovLanguage",
@@ -202,6 +204,25 @@ class Lab(_Table):
     prior: PriorConfig | None = None  # regularisation toward a reference model
     watermark: WatermarkConfig | None = None  # its models watermark what they write
     self_augment: int = Field(0, ge=0)  # documents of its own previous model added to each generation (Alemohammad et al.)
+    # training crawls read an archive: only pages published at or before this tick (an int), or "release - k"
+    snapshot: int | str | None = None
+
+    @field_validator("snapshot", mode="before")
+    @classmethod
+    def _snapshot_form(cls, value):
+        ok = value is None or (type(value) is int and value >= 0) or (isinstance(value, str) and _SNAPSHOT.match(value))
+        if not ok:  # one message for every wrong form, rather than one per member of the union
+            raise PydanticCustomError("snapshot", 'expected a tick >= 0 or "release - k" with k >= 0')
+        return value
+
+    def snapshot_tick(self, release: int) -> int | None:
+        """The newest tick the archive crawled at ``release`` holds (None: the live web)."""
+        if self.snapshot is None:
+            return None
+        if isinstance(self.snapshot, int):
+            return self.snapshot
+        lag = _SNAPSHOT.match(self.snapshot).group(1)
+        return release - int(lag or 0)
 
     @field_serializer("regime")
     def _regime_as_name(self, regime: BaseModel):
@@ -216,6 +237,9 @@ class Evaluation(_Table):
     benchmark_docs: int = Field(500, ge=0)  # web-scraped benchmark for observed_nll (0 = off)
     tail_mass: float = Field(0.1, gt=0.0, lt=1.0)  # the tail: rarest tokens holding this share of true unigram mass
     prob_floor: float = Field(1e-6, gt=0.0, lt=1.0)  # a zero-probability token costs -ln(floor) nats
+
+
+_SNAPSHOT = re.compile(r"^\s*release\s*(?:-\s*(\d{1,9})\s*)?$")  # "release", "release - 3"
 
 
 def _default_model():
