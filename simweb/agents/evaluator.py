@@ -120,7 +120,7 @@ class Evaluator:
             row.update(self._gaussian_metrics(model, truth))
             row["mean_sq_error_end"] = self._gaussian_metrics(model, end_truth)["mean_sq_error"]
         else:
-            row.update(self._categorical_metrics(model))
+            row.update(self._categorical_metrics(model, truth))
         return row
 
     def _token_metrics(self, samples: np.ndarray) -> dict:
@@ -146,8 +146,8 @@ class Evaluator:
         w2 = math.sqrt(float(((mu - mu0) ** 2).sum() + ((np.sqrt(var) - np.sqrt(var0)) ** 2).sum()))
         return {"mean_sq_error": float(((mu - mu0) ** 2).sum()), "var_ratio": float((var / var0).mean()), "w2": w2}
 
-    def _categorical_metrics(self, model) -> dict:
+    def _categorical_metrics(self, model, truth) -> dict:
         p = model.probs
-        return {"tv": float(0.5 * np.abs(p - self.language.probs).sum()), "support": int((p > 0).sum()),
+        return {"tv": float(0.5 * np.abs(p - truth.probs).sum()), "support": int((p > 0).sum()),
                 "gini_simpson": float(1.0 - (p ** 2).sum()),
                 "probs": [float(v) for v in p] if len(p) <= MAX_LISTED_OUTCOMES else None}

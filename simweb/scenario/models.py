@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Discriminator, Field, SerializeAsAny
 from pydantic_core import PydanticCustomError
 
 __all__ = [
-    "Adoption", "CategoricalLanguage", "Evaluation", "GaussianDrift", "GaussianLanguage", "PriorConfig", "Lab", "MarkovLanguage",
+    "Adoption", "CategoricalDrift", "CategoricalLanguage", "Evaluation", "GaussianDrift", "GaussianLanguage", "PriorConfig", "Lab", "MarkovLanguage",
     "PluginField", "Publisher", "Run", "Scenario", "Web", "TOKEN_LANGUAGES",
 ]
 
@@ -92,6 +92,12 @@ class GaussianLanguage(_Table):
     drift: GaussianDrift | None = None  # the mean's random walk; None = a stationary truth
 
 
+class CategoricalDrift(_Table):
+    """The truth moves: its logits do a gaussian random walk (``[language.drift]``; off when absent or 0)."""
+
+    logit_step_sd: float = Field(0.0, ge=0.0, le=100.0)  # sd of each outcome's logit step per tick
+
+
 class CategoricalLanguage(_Table):
     """K outcomes with given probabilities, or Zipf probabilities when none are given."""
 
@@ -99,6 +105,7 @@ class CategoricalLanguage(_Table):
     outcomes: int = Field(10, ge=2, le=1_000_000)
     probs: tuple[float, ...] | None = None
     zipf_exponent: float = Field(1.0, ge=0.0, le=5.0)
+    drift: CategoricalDrift | None = None  # the logits' random walk; None = a stationary truth
 
 
 Language = Annotated[

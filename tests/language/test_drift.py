@@ -102,3 +102,19 @@ def test_drift_moves_the_truth_and_nothing_else():
 def test_a_bad_step_is_refused_naming_the_field(value):
     with pytest.raises(ScenarioError, match=r"language\.drift\.mean_step_sd"):
         parse_scenario(HUMANS + f"\n[language.drift]\nmean_step_sd = {value}\n")
+
+
+def test_categorical_logits_walk_and_impossible_outcomes_stay_impossible():
+    from simweb.scenario.models import CategoricalLanguage as CategoricalConfig
+
+    cfg = CategoricalConfig(family="categorical", outcomes=4, probs=(0.5, 0.3, 0.2, 0.0),
+                            drift={"logit_step_sd": 0.7})
+    lang = build_language(cfg, 11)
+    assert lang.at(0).probs.tolist() == [0.5, 0.3, 0.2, 0.0]
+    p = lang.at(6).probs
+    assert math.isclose(p.sum(), 1.0) and p[3] == 0.0
+    # log-odds move by exactly the walk's difference
+    off = lang.walk.offset(6)
+    np.testing.assert_allclose(np.log(p[0] / p[1]), np.log(0.5 / 0.3) + off[0] - off[1])
+    still = build_language(cfg.model_copy(update={"drift": None}), 11)
+    assert still.at(6) is still

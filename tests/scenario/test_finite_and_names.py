@@ -26,6 +26,8 @@ HOMES: dict[type[BaseModel], tuple[str, list[str]]] = {
     models.GaussianLanguage: ("language", ["language={family='gaussian'}", "labs[0].model={family='gaussian'}"]),
     models.GaussianDrift: ("language.drift", ["language={family='gaussian', drift={}}",
                                               "labs[0].model={family='gaussian'}"]),
+    models.CategoricalDrift: ("language.drift", ["language={family='categorical', drift={}}",
+                                                 "labs[0].model={family='categorical'}"]),
     models.CategoricalLanguage: ("language", ["language={family='categorical'}",
                                               "labs[0].model={family='categorical'}"]),
     models.Web: ("web", []),
