@@ -69,6 +69,7 @@ TICKS = {
     "ai_pages": pl.Int64,
     "ai_share_new": pl.Float64,
     "pages_total": pl.Int64,  # the population's pages so far
+    "human_pages_total": pl.Int64,  # of which human-written (copies of human pages included): the stock
     "ai_share_all": pl.Float64,
     "watermarked_share": pl.Float64,  # of new pages
     "c2pa_share": pl.Float64,  # of new pages
