@@ -115,7 +115,7 @@ class Evaluator:
         row["staleness"] = row["excess_nll_end"] - row["excess_nll"]
         if self.language.is_tokens:
             rng = rngs.stream(self.seed, "evaluation", "samples", lab, generation)
-            row.update(self._token_metrics(model.sample(self.cfg.sample_docs, rng=rng)))
+            row.update(self._token_metrics(model.sample(self.cfg.sample_docs, rng=rng), truth))
         elif self.language.family == "gaussian":
             row.update(self._gaussian_metrics(model, truth))
             row["mean_sq_error_end"] = self._gaussian_metrics(model, end_truth)["mean_sq_error"]
@@ -123,8 +123,13 @@ class Evaluator:
             row.update(self._categorical_metrics(model, truth))
         return row
 
-    def _token_metrics(self, samples: np.ndarray) -> dict:
-        lang = self.language
+    def _token_metrics(self, samples: np.ndarray, truth) -> dict:
+        lang = truth
+        if truth is self.language:
+            tail, tail_share = self.tail, self.tail_share
+        else:  # the tail of the present's unigram law
+            tail = truth.tail_tokens(self.cfg.tail_mass)
+            tail_share = float(truth.unigram()[tail].sum())
         V = lang.vocab_size
         tokens = samples.astype(np.int64)
         freq = np.bincount(tokens.ravel(), minlength=V) / tokens.size
@@ -134,7 +139,7 @@ class Evaluator:
         return {
             "sample_true_nll": float(-lang.log_prob(samples).mean() / lang.doc_length),
             "unigram_entropy": float(-(nz * np.log(nz)).sum()),
-            "tail_mass_ratio": float(freq[self.tail].sum() / self.tail_share) if self.tail_share > 0 else None,
+            "tail_mass_ratio": float(freq[tail].sum() / tail_share) if tail_share > 0 else None,
             "distinct_2": float(len(np.unique(bigrams)) / bigrams.size),
             "topic_coverage": float(np.mean(mass >= 0.5 * lang.topic_probs)),
         }

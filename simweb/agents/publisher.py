@@ -61,11 +61,12 @@ class Publisher:
         self._weights = np.array([w if name in uses else 0.0 for name, w in zip(lab_names, market_share)])
 
     def plan(self, tick: int, sites: np.ndarray, site_topic: np.ndarray, released: Mapping[int, int],
-             index=None) -> dict[str, np.ndarray] | None:
+             index=None, topic_probs: np.ndarray | None = None) -> dict[str, np.ndarray] | None:
         """This tick's pages as metadata columns; ``released`` maps lab index → the generation publishers use.
 
         With ``copy_rate`` > 0, that share of the tick's pages republish pages already on the web (``index``):
         a copy keeps its original's authorship and content, and loses its C2PA label with ``strip_c2pa``.
+        ``topic_probs``: the topic popularity of this tick, when the truth drifts (default: the one at start).
         """
         cfg = self.cfg
         n = cfg.pages_per_tick + (cfg.initial_pages if tick == 0 else 0)
@@ -85,7 +86,8 @@ class Publisher:
         for lab_index, gen in released.items():
             generation[lab == lab_index] = gen
         on_topic = rng.random(n) < cfg.topic_focus
-        topic = np.where(on_topic, site_topic[page_site], rng.choice(len(self.topic_probs), size=n, p=self.topic_probs))
+        popularity = self.topic_probs if topic_probs is None else topic_probs
+        topic = np.where(on_topic, site_topic[page_site], rng.choice(len(popularity), size=n, p=popularity))
         topic = np.where(is_ai, -1, topic).astype(np.int16)
         labelled = rng.random(n) < cfg.c2pa_rate  # a truthful label: 1 says human, 2 says AI
         c2pa = np.where(labelled, np.where(is_ai, 2, 1), 0).astype(np.int8)

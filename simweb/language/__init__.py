@@ -21,7 +21,4 @@ _FAMILIES = {"markov": MarkovLanguage, "gaussian": GaussianLanguage, "categorica
 def build_language(cfg, seed: int):
     """The scenario's language; its random structure comes from the stream ("language",), its drift (if any)
     from the streams ("drift", …) (:mod:`simweb.language.drift`)."""
-    family = _FAMILIES[cfg.family]
-    if cfg.family in ("gaussian", "categorical"):
-        return family.from_config(cfg, rng=rngs.stream(seed, "language"), seed=seed)
-    return family.from_config(cfg, rng=rngs.stream(seed, "language"))
+    return _FAMILIES[cfg.family].from_config(cfg, rng=rngs.stream(seed, "language"), seed=seed)

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Discriminator, Field, SerializeAsAny
 from pydantic_core import PydanticCustomError
 
 __all__ = [
-    "Adoption", "CategoricalDrift", "CategoricalLanguage", "Evaluation", "GaussianDrift", "GaussianLanguage", "PriorConfig", "Lab", "MarkovLanguage",
+    "Adoption", "CategoricalDrift", "CategoricalLanguage", "Evaluation", "GaussianDrift", "GaussianLanguage", "PriorConfig", "Lab", "MarkovDrift", "MarkovLanguage",
     "PluginField", "Publisher", "Run", "Scenario", "Web", "TOKEN_LANGUAGES",
 ]
 
@@ -62,6 +62,13 @@ class Run(_Table):
 
 
 # ---------------------------------------------------------------- language (the human writers)
+class MarkovDrift(_Table):
+    """The truth moves (``[language.drift]``; off when absent or every sigma is 0)."""
+
+    topic_sigma: float = Field(0.0, ge=0.0, le=5.0)  # log-normal random walk of topic popularity: sd of a log step a tick
+    boost_sigma: float = Field(0.0, ge=0.0, le=5.0)  # the same for each topic's token boosts: what is said about it
+
+
 class MarkovLanguage(_Table):
     """Topic mixture of first-order Markov chains over a Zipf vocabulary."""
 
@@ -74,6 +81,7 @@ class MarkovLanguage(_Table):
     classes: int = Field(16, ge=1, le=1024)  # word classes: the next token's law depends on the class of the last
     topic_strength: float = Field(1.0, ge=0.0, le=5.0)  # log-normal sigma of each topic's token boosts
     class_strength: float = Field(1.5, ge=0.0, le=5.0)  # log-normal sigma of class-to-class affinities
+    drift: MarkovDrift | None = None  # topic popularity and boosts walk; None = a stationary truth
 
 
 class GaussianDrift(_Table):

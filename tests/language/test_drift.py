@@ -118,3 +118,45 @@ def test_categorical_logits_walk_and_impossible_outcomes_stay_impossible():
     np.testing.assert_allclose(np.log(p[0] / p[1]), np.log(0.5 / 0.3) + off[0] - off[1])
     still = build_language(cfg.model_copy(update={"drift": None}), 11)
     assert still.at(6) is still
+
+
+def _markov(**drift):
+    from simweb.scenario.models import MarkovLanguage as MarkovConfig
+
+    return build_language(MarkovConfig(vocab_size=40, topics=3, doc_length=12, classes=4, drift=drift or None), 9)
+
+
+def test_markov_popularity_walks_log_normally_and_shares_the_chains():
+    still, moving = _markov(), _markov(topic_sigma=0.6)
+    assert still.at(5) is still and moving.at(0) is moving
+    np.testing.assert_array_equal(moving.start, still.start)  # drift changes nothing at tick 0
+    t5 = moving.at(5)
+    off = moving._drift[0].offset(5)
+    np.testing.assert_allclose(np.log(t5.topic_probs / t5.topic_probs[0]),
+                               np.log(still.topic_probs / still.topic_probs[0]) + off - off[0])
+    assert t5.transition is moving.transition and t5._alias() is moving._alias()
+    docs, _ = still.sample(200, rng=np.random.default_rng(0))
+    want = np.logaddexp.reduce(still.topic_log_likelihood(docs) + np.log(t5.topic_probs), axis=1)
+    np.testing.assert_allclose(t5.log_prob(docs), want)
+
+
+def test_markov_boosts_walk_and_each_tick_writes_from_its_own_truth(tmp_path):
+    import polars as pl
+
+    from tests.helpers import COLLAPSE, scenario
+
+    lang = _markov(boost_sigma=0.8)
+    t3 = lang.at(3)
+    assert not np.allclose(t3.transition, lang.transition)
+    np.testing.assert_allclose(t3.transition.sum(axis=2), 1.0)
+    # human pages of tick 2 are more likely under the truth of tick 2 than under that of tick 0 (E = a KL > 0)
+    sc = scenario(COLLAPSE, "run.ticks=3", "publishers[0].ai_adoption.start=0.0", "publishers[0].ai_adoption.end=0.0",
+                  "language.drift={boost_sigma=1.0}")
+    simweb.run(sc, out=tmp_path / "run")
+    truth = build_language(sc.language, sc.run.seed)
+    pages = pl.read_ipc(next((tmp_path / "run" / "pages" / "tick=00002").glob("*.arrow")))
+    docs = np.stack(pages["content"].to_list()).astype(np.int64)
+    assert truth.at(2).log_prob(docs).mean() > truth.at(0).log_prob(docs).mean() + 1.0
+    tick0 = pl.read_ipc(next((tmp_path / "run" / "pages" / "tick=00000").glob("*.arrow")))
+    docs0 = np.stack(tick0["content"].to_list()).astype(np.int64)
+    assert truth.at(0).log_prob(docs0).mean() > truth.at(2).log_prob(docs0).mean() + 1.0

@@ -24,6 +24,7 @@ HOMES: dict[type[BaseModel], tuple[str, list[str]]] = {
     models.Run: ("run", []),
     models.MarkovLanguage: ("language", []),
     models.GaussianLanguage: ("language", ["language={family='gaussian'}", "labs[0].model={family='gaussian'}"]),
+    models.MarkovDrift: ("language.drift", ["language={drift={}}"]),
     models.GaussianDrift: ("language.drift", ["language={family='gaussian', drift={}}",
                                               "labs[0].model={family='gaussian'}"]),
     models.CategoricalDrift: ("language.drift", ["language={family='categorical', drift={}}",
