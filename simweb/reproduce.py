@@ -180,16 +180,16 @@ def _drift_window(sc: Scenario) -> list[Check]:
     windows = {lab.name: lab.regime.window_ticks for lab in sc.labs}
     start = max(windows.values()) - 1
     law = "σ²/(nW) + τ²(W−1)(2W−1)/(6W)"
-    checks = [Check(f"E[(μ̂−μ_t)²] at W={W}: {law}", window_error(W, s2, n, tau), _lab_late_mean(lab, "mean_sq_error", start))
-              for lab, W in windows.items()]
+    checks = [Check(f"E[(μ̂−μ_t)²] at W={W}: {law}", window_error(W, s2, n, tau),
+                    _lab_late_mean(lab, "mean_sq_error", start)) for lab, W in windows.items()]
     best = min(windows, key=lambda lab: window_error(windows[lab], s2, n, tau))
     W_best, W_star = windows[best], math.sqrt(3 * s2 / (n * tau ** 2) + 0.5)
     for lab, W in windows.items():  # the best window beats every other, by the formula's margin (paired: same web)
         if lab != best:
             diff = window_error(W_best, s2, n, tau) - window_error(W, s2, n, tau)
             a, b = _lab_late_mean(best, "mean_sq_error", start), _lab_late_mean(lab, "mean_sq_error", start)
-            checks.append(Check(f"best W={W_best} (W* = √(3σ²/(nτ²)+½) = {W_star:.2f}) vs W={W}: E[err(W*)] − E[err(W)]",
-                                diff, (lambda a, b: lambda df: a(df) - b(df))(a, b)))
+            quantity = f"best W={W_best} (W* = √(3σ²/(nτ²)+½) = {W_star:.2f}) vs W={W}: E[err(W*)] − E[err(W)]"
+            checks.append(Check(quantity, diff, (lambda a, b: lambda df: a(df) - b(df))(a, b)))
     return checks
 
 

@@ -10,11 +10,13 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, SerializeAsAny, Tag, WrapValidator, field_serializer, field_validator, model_validator
+from pydantic import (BaseModel, ConfigDict, Discriminator, Field, SerializeAsAny, Tag, WrapValidator, field_serializer,
+                      field_validator, model_validator)
 from pydantic_core import PydanticCustomError
 
 __all__ = [
-    "Adoption", "CategoricalDrift", "CategoricalLanguage", "Evaluation", "GaussianDrift", "GaussianLanguage", "PriorConfig", "Lab", "MarkovDrift", "MarkovLanguage",
+    "Adoption", "CategoricalDrift", "CategoricalLanguage", "Evaluation", "GaussianDrift", "GaussianLanguage",
+    "PriorConfig", "Lab", "MarkovDrift", "MarkovLanguage",
     "PluginField", "Publisher", "Run", "Scenario", "Web", "TOKEN_LANGUAGES",
 ]
 
@@ -65,7 +67,7 @@ class Run(_Table):
 class MarkovDrift(_Table):
     """The truth moves (``[language.drift]``; off when absent or every sigma is 0)."""
 
-    topic_sigma: float = Field(0.0, ge=0.0, le=5.0)  # log-normal random walk of topic popularity: sd of a log step a tick
+    topic_sigma: float = Field(0.0, ge=0.0, le=5.0)  # topic popularity's log-normal walk: sd of a log step a tick
     boost_sigma: float = Field(0.0, ge=0.0, le=5.0)  # the same for each topic's token boosts: what is said about it
 
 
