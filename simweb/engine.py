@@ -154,8 +154,10 @@ class Engine:
             if self.consent:
                 consent.update_blocks(self.graph, sc.publishers, tick, seed=self.seed)
             released = self.released
-            plans = [pub.plan(tick, self.graph.sites_of(pub.index), self.graph.topic, released, self.index)
-                     for pub in self.publishers]
+            truth = self.context.language.at(tick)  # a drifting truth: this tick's topic popularity
+            popularity = getattr(truth, "topic_probs", None) if truth is not self.context.language else None
+            plans = [pub.plan(tick, self.graph.sites_of(pub.index), self.graph.topic, released, self.index,
+                              topic_probs=popularity) for pub in self.publishers]
             plans = [p for p in plans if p is not None]
             first_id = len(self.index)
             pages = {k: np.concatenate([p[k] for p in plans]) for k in plans[0]} if plans else self.index.state(first_id)

@@ -80,7 +80,8 @@ class RunRecorder:
             self.rows["ticks"].append({
                 **self.ids, "tick": tick, "population": name, "sites": int(sites[p]),
                 "pages": n, "ai_pages": ai, "ai_share_new": ai / n if n else None,
-                "pages_total": n_all, "ai_share_all": int(self.totals[p, 1]) / n_all if n_all else None,
+                "pages_total": n_all, "human_pages_total": n_all - int(self.totals[p, 1]),
+                "ai_share_all": int(self.totals[p, 1]) / n_all if n_all else None,
                 "watermarked_share": float(watermarked[p] / n) if n else None,
                 "c2pa_share": float(labelled[p] / n) if n else None,
                 "web_pages": n_web, "web_ai_share": web_ai / n_web if n_web else None,

@@ -45,6 +45,11 @@ _GENERATION_COLUMNS = {
     "support": pl.Int64,
     "gini_simpson": pl.Float64,
     "probs": pl.List(pl.Float64),  # categorical with <= 64 outcomes: the model's probabilities
+    # a drifting truth: the model against the truth of its last tick in service, and how old its data was
+    "excess_nll_end": pl.Float64,
+    "staleness": pl.Float64,  # excess_nll_end − excess_nll (0 when the truth does not move)
+    "mean_sq_error_end": pl.Float64,  # gaussian: ‖μ − μ*‖² against the truth of its last tick in service
+    "data_age": pl.Float64,  # mean age in ticks of the training documents at release (null: none dated)
 }
 
 
@@ -112,6 +117,7 @@ TICKS = {
     "ai_pages": pl.Int64,
     "ai_share_new": pl.Float64,
     "pages_total": pl.Int64,  # the population's pages so far
+    "human_pages_total": pl.Int64,  # of which human-written (copies of human pages included): the stock
     "ai_share_all": pl.Float64,
     "watermarked_share": pl.Float64,  # of new pages
     "c2pa_share": pl.Float64,  # of new pages

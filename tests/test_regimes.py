@@ -95,3 +95,86 @@ def test_accumulate_subsample_draws_without_replacement_afresh_each_generation()
             assert (ai_gen == 0).all()
         else:
             assert abs(ai_gen.mean() - expected) < 5 * ai_gen.std(ddof=1) / math.sqrt(LABS) + 1e-12, (gen, ai_gen.mean())
+
+
+_HUMANS = """
+[run]
+name = "window"
+seed = 8
+ticks = 7
+executor = "local"
+
+[language]
+family = "gaussian"
+
+[web]
+initial_sites = 4
+sites_per_tick = 0
+
+[[publishers]]
+name = "humans"
+site_share = 1.0
+pages_per_tick = 20
+ai_adoption = { start = 0.0, end = 0.0 }
+
+[[labs]]
+name = "w3"
+release_every = 1
+crawl_budget = 20
+new_only = true
+regime = { kind = "window", window_ticks = 3 }
+model = { family = "gaussian" }
+
+[[labs]]
+name = "w1"
+release_every = 1
+crawl_budget = 20
+new_only = true
+regime = { kind = "window", window_ticks = 1 }
+model = { family = "gaussian" }
+
+[[labs]]
+name = "replace"
+release_every = 1
+crawl_budget = 20
+new_only = true
+model = { family = "gaussian" }
+
+[[labs]]
+name = "archive"
+release_every = 1
+crawl_budget = 20
+snapshot = 0
+model = { family = "gaussian" }
+
+[[labs]]
+name = "cutoff"
+release_every = 1
+crawl_budget = 20
+filters = [{ kind = "date_cutoff", tick = 0 }]
+model = { family = "gaussian" }
+
+[evaluation]
+human_docs = 50
+benchmark_docs = 0
+"""
+
+
+def test_a_window_trains_on_the_last_w_ticks_of_crawls():
+    gens = simweb.run(parse_scenario(_HUMANS)).generations
+    w3, w1, replace = (gens.filter(pl.col("lab") == name).sort("generation") for name in ("w3", "w1", "replace"))
+    t = w3["tick"].to_numpy()
+    assert w3["train_web_docs"].to_list() == [20 * min(k + 1, 3) for k in t]
+    # the mean age of W ticks of data, one batch per tick: (0 + 1 + … + (W−1)) / W
+    np.testing.assert_allclose(w3["data_age"], [np.mean(np.arange(min(k + 1, 3))) for k in t])
+    # a window of one tick is replace
+    assert w1["mean_sq_error"].equals(replace["mean_sq_error"]) and (w1["data_age"] == 0).all()
+
+
+def test_an_archive_snapshot_crawls_its_whole_budget_where_a_cutoff_filter_starves():
+    gens = simweb.run(parse_scenario(_HUMANS)).generations
+    archive, cutoff = (gens.filter(pl.col("lab") == name).sort("generation") for name in ("archive", "cutoff"))
+    assert (archive["kept_pages"] == 20).all()
+    np.testing.assert_array_equal(archive["data_age"], archive["tick"])  # every page is from tick 0
+    # the cut-off filter's crawl spends its budget on the whole web and drops everything after tick 0
+    assert cutoff["kept_pages"][-1] < 20

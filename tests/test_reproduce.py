@@ -100,3 +100,26 @@ def test_an_unbiased_variance_computed_as_the_mle_fails_the_unbiased_target(monk
     variance = table.filter(table["quantity"].str.starts_with("E[σ²]") | table["quantity"].str.starts_with("E[ln σ²]"))
     late = variance.filter(~variance["quantity"].str.contains("g=0:"))
     assert late.height == 4 and not late["passed"].any(), table
+
+
+@pytest.mark.slow  # dozens of replicates of the loop
+def test_the_best_window_of_a_drifting_truth_is_the_one_the_formula_predicts(monkeypatch):
+    from simweb.agents.evaluator import Evaluator
+
+    short = ["run.ticks=30"]
+    table = reproduce(replicates=60, only=["drift_window"], overrides=short, workers=1)
+    assert table.height == 9 and table["passed"].all(), table
+    level = table.filter(table["quantity"].str.starts_with("E[(μ̂"))
+    windows = [int(q.split("W=")[1].split(":")[0]) for q in level["quantity"]]
+    assert windows[int(np.argmin(level["simulated_mean"]))] == windows[int(np.argmin(level["formula"]))] == 6
+    # every paired difference has the formula's sign, beyond two standard errors
+    paired = table.filter(table["quantity"].str.starts_with("best W"))
+    assert (paired["simulated_mean"] < -2 * paired["std_error"]).all(), paired
+
+    # an evaluator that judges every model against the truth of tick 0, not the present, must fail
+    present = Evaluator.present
+    monkeypatch.setattr(Evaluator, "present", lambda self, tick: present(self, 0))
+    stale = reproduce(replicates=60, only=["drift_window"], overrides=short, workers=1)
+    # (the widest window's error is so variable across replicates that 60 of them may not tell)
+    stale_level = stale.filter(stale["quantity"].str.starts_with("E[(μ̂") & ~stale["quantity"].str.contains("W=24"))
+    assert stale_level.height == 4 and not stale_level["passed"].any(), stale

@@ -4,8 +4,9 @@ Strategies order the sites a crawler reaches: ``bfs`` from seed sites along
 links (sites it never reaches are never crawled), ``pagerank`` from the most to
 the least central site, ``random`` over all pages. Within a site the newest
 pages come first. ``new_only`` restricts a training crawl to pages published
-since the lab's previous crawl. A benchmark crawl never returns a page the lab
-has trained on.
+since the lab's previous crawl; ``snapshot`` to an archive, the pages published at
+or before a tick (or ``release - k``), on which it spends its whole budget. A benchmark
+crawl reads the live web and never returns a page the lab has trained on.
 
 The scraper keeps its own replica of the site graph and of the one page
 column a crawl orders by (the site), fed a delta every tick; page ids are in
@@ -93,7 +94,11 @@ class Scraper(Agent):
         if purpose == "train" and cfg.new_only:  # the pages since the last crawl: one id range
             since = self.last_crawl_tick + 1
             first = int(self.tick_start[since]) if since < len(self.tick_start) else len(self.pages)
-        ids = np.arange(first, len(self.pages), dtype=np.int64)
+        last = len(self.pages)
+        archive = cfg.snapshot_tick(tick) if purpose == "train" else None
+        if archive is not None:  # an archive: the pages published at or before it, also an id range
+            last = int(self.tick_start[archive + 1]) if archive + 1 < len(self.tick_start) else len(self.pages)
+        ids = np.arange(first, max(first, last), dtype=np.int64)
         if purpose == "benchmark":
             ids = ids[~self.trained[first:]]
         steps = ()

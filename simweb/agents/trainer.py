@@ -71,10 +71,12 @@ class Trainer(Agent):
         with self.busy("train"):
             model, composition = self.train(kept, teachers=released)
         bench = benchmark.content if benchmark is not None else None
+        tick = int(kept.crawl_tick)  # the release tick: the present the model is judged against
         extra = {}
         with self.busy("evaluate"):
             metrics = self.context.evaluator.evaluate(model, lab=self.cfg.name, generation=self.generation,
-                                                      benchmark=bench)
+                                                      benchmark=bench, tick=tick,
+                                                      end_tick=tick + self.cfg.release_every)
             if "distill" in self.features:
                 evaluator, labs = self.context.evaluator, self.context.scenario.labs
                 extra["lab_divergence"] = {
@@ -98,8 +100,9 @@ class Trainer(Agent):
         self.pool_meta = {k: np.concatenate([v, np.asarray(meta[k])[new].astype(v.dtype)])
                           for k, v in self.pool_meta.items()}
 
-    def _select(self) -> np.ndarray:
-        pool = Pool(ids=self.pool_ids, content=self.pool_content, **{k: self.pool_meta[k] for k in POOL_SEEN})
+    def _select(self, now: int) -> np.ndarray:
+        pool = Pool(ids=self.pool_ids, content=self.pool_content, now=now,
+                    **{k: self.pool_meta[k] for k in POOL_SEEN})
         cfg, gen = self.cfg, self.generation
         rng = self.context.stream(getattr(self.entry.cls, "stream", cfg.regime.kind), cfg.name, gen)
         try:
@@ -123,10 +126,12 @@ class Trainer(Agent):
         cfg = self.cfg
         self.generation += 1
         gen = self.generation
+        now = int(kept.crawl_tick)
         self._add_to_pool(kept)
-        rows = self._select()
+        rows = self._select(now)
         web_content = self.pool_content[rows]
         web_meta = {k: self.pool_meta[k][rows] for k in POOL_TRUTH}
+        web_age = now - self.pool_meta["tick"][rows]
         parts = [web_content]
         n_reserve = 0
         if cfg.reserve_fraction > 0:
@@ -136,7 +141,7 @@ class Trainer(Agent):
                                                                               replace=False)
             parts.append(self.reserve[np.sort(pick)])
         if cfg.anchors:
-            anchors, _ = self.language.sample(cfg.anchors, rng=self.context.stream("anchors", cfg.name, gen))
+            anchors, _ = self.language.at(now).sample(cfg.anchors, rng=self.context.stream("anchors", cfg.name, gen))
             parts.append(anchors)
         n_licensed = 0
         for licence in cfg.licences or ():  # verified human: drawn from the true language, like the reserve
@@ -187,6 +192,10 @@ class Trainer(Agent):
             "train_ai_fraction": float(n_ai / total),
             "train_ai_fraction_by_lab": [float(v) for v in by_lab],
             "train_mean_ai_generation": float(web_meta["generation"][is_ai].mean()) if is_ai.any() else None,
+            # web pages are as old as their publication, the reserve as the run (drawn from the truth of tick
+            # 0), anchors are fresh; a model's own samples carry no date and are left out
+            "data_age": (float((web_age.sum() + n_reserve * now) / dated)
+                         if (dated := len(web_age) + n_reserve + int(cfg.anchors)) else None),
         }
         if "licences" in self.features:
             composition["licensed_docs"] = n_licensed

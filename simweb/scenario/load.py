@@ -368,6 +368,13 @@ def _check_references(sc: Scenario, source: str | None) -> None:
             fail(f"labs[{i}].prior.toward", "a gaussian has no uniform reference; use 'first_generation', got 'uniform'")
         if lab.first_release >= sc.run.ticks:
             fail(f"labs[{i}].first_release", f"expected a tick < run.ticks ({sc.run.ticks}), got {lab.first_release}")
+        first_archive = lab.snapshot_tick(lab.first_release)
+        if first_archive is not None and first_archive > lab.first_release:
+            fail(f"labs[{i}].snapshot", f"tick {first_archive} is in the future at the lab's first crawl "
+                 f"(labs[{i}].first_release = {lab.first_release}): an archive holds only the past")
+        if first_archive is not None and first_archive < 0:
+            fail(f"labs[{i}].snapshot", f"{lab.snapshot!r} at the first release (tick {lab.first_release}) is "
+                 f"tick {first_archive}, before the web began")
         if lab.reserve_fraction > 0 and lab.reserve_docs == 0:
             fail(f"labs[{i}].reserve_fraction",
                  f"needs labs[{i}].reserve_docs >= 1 to draw from, got reserve_fraction {lab.reserve_fraction}")

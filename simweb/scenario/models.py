@@ -7,12 +7,16 @@ figure say which; the rest are scenario assumptions.
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, SerializeAsAny, Tag, WrapValidator, field_serializer, model_validator
+from pydantic import (BaseModel, ConfigDict, Discriminator, Field, SerializeAsAny, Tag, WrapValidator, field_serializer,
+                      field_validator, model_validator)
+from pydantic_core import PydanticCustomError
 
 __all__ = [
-    "Adoption", "CategoricalLanguage", "Distill", "Licence", "OptOut", "Evaluation", "GaussianLanguage", "PriorConfig", "Lab", "MarkovLanguage",
+    "Adoption", "CategoricalDrift", "CategoricalLanguage", "Distill", "Licence", "OptOut", "Evaluation",
+    "GaussianDrift", "GaussianLanguage", "PriorConfig", "Lab", "MarkovDrift", "MarkovLanguage",
     "PluginField", "Publisher", "Run", "Scenario", "Web", "TOKEN_LANGUAGES",
 ]
 
@@ -60,6 +64,13 @@ class Run(_Table):
 
 
 # ---------------------------------------------------------------- language (the human writers)
+class MarkovDrift(_Table):
+    """The truth moves (``[language.drift]``; off when absent or every sigma is 0)."""
+
+    topic_sigma: float = Field(0.0, ge=0.0, le=5.0)  # topic popularity's log-normal walk: sd of a log step a tick
+    boost_sigma: float = Field(0.0, ge=0.0, le=5.0)  # the same for each topic's token boosts: what is said about it
+
+
 class MarkovLanguage(_Table):
     """Topic mixture of first-order Markov chains over a Zipf vocabulary."""
 
@@ -72,6 +83,13 @@ class MarkovLanguage(_Table):
     classes: int = Field(16, ge=1, le=1024)  # word classes: the next token's law depends on the class of the last
     topic_strength: float = Field(1.0, ge=0.0, le=5.0)  # log-normal sigma of each topic's token boosts
     class_strength: float = Field(1.5, ge=0.0, le=5.0)  # log-normal sigma of class-to-class affinities
+    drift: MarkovDrift | None = None  # topic popularity and boosts walk; None = a stationary truth
+
+
+class GaussianDrift(_Table):
+    """The truth moves: its mean does a gaussian random walk (``[language.drift]``; off when absent or 0)."""
+
+    mean_step_sd: float = Field(0.0, ge=0.0, le=1e6)  # τ: sd of the mean's step per tick, per dimension
 
 
 class GaussianLanguage(_Table):
@@ -81,6 +99,13 @@ class GaussianLanguage(_Table):
     dim: int = Field(1, ge=1, le=1024)
     mean: float = Field(0.0, ge=-1e6, le=1e6)
     std: float = Field(1.0, gt=0.0, le=1e6)
+    drift: GaussianDrift | None = None  # the mean's random walk; None = a stationary truth
+
+
+class CategoricalDrift(_Table):
+    """The truth moves: its logits do a gaussian random walk (``[language.drift]``; off when absent or 0)."""
+
+    logit_step_sd: float = Field(0.0, ge=0.0, le=100.0)  # sd of each outcome's logit step per tick
 
 
 class CategoricalLanguage(_Table):
@@ -90,6 +115,7 @@ class CategoricalLanguage(_Table):
     outcomes: int = Field(10, ge=2, le=1_000_000)
     probs: tuple[float, ...] | None = None
     zipf_exponent: float = Field(1.0, ge=0.0, le=5.0)
+    drift: CategoricalDrift | None = None  # the logits' random walk; None = a stationary truth
 
 
 Language = Annotated[
@@ -239,6 +265,25 @@ class Lab(_Table):
     licences: tuple[Licence, ...] | None = None  # human documents bought every generation
     budget: float | None = Field(None, ge=0.0, le=1e15)  # what it may spend on licences per generation (None: no limit)
     distill: tuple[Distill, ...] | None = None  # documents from other labs' released models, every generation
+    # training crawls read an archive: only pages published at or before this tick (an int), or "release - k"
+    snapshot: int | str | None = None
+
+    @field_validator("snapshot", mode="before")
+    @classmethod
+    def _snapshot_form(cls, value):
+        ok = value is None or (type(value) is int and value >= 0) or (isinstance(value, str) and _SNAPSHOT.match(value))
+        if not ok:  # one message for every wrong form, rather than one per member of the union
+            raise PydanticCustomError("snapshot", 'expected a tick >= 0 or "release - k" with k >= 0')
+        return value
+
+    def snapshot_tick(self, release: int) -> int | None:
+        """The newest tick the archive crawled at ``release`` holds (None: the live web)."""
+        if self.snapshot is None:
+            return None
+        if isinstance(self.snapshot, int):
+            return self.snapshot
+        lag = _SNAPSHOT.match(self.snapshot).group(1)
+        return release - int(lag or 0)
 
     @field_serializer("regime")
     def _regime_as_name(self, regime: BaseModel):
@@ -253,6 +298,9 @@ class Evaluation(_Table):
     benchmark_docs: int = Field(500, ge=0, le=10_000_000)  # web-scraped benchmark for observed_nll (0 = off)
     tail_mass: float = Field(0.1, gt=0.0, lt=1.0)  # the tail: rarest tokens holding this share of true unigram mass
     prob_floor: float = Field(1e-6, gt=0.0, lt=1.0)  # a zero-probability token costs -ln(floor) nats
+
+
+_SNAPSHOT = re.compile(r"^\s*release\s*(?:-\s*(\d{1,9})\s*)?$")  # "release", "release - 3"
 
 
 def _default_model():

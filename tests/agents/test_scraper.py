@@ -141,3 +141,16 @@ def test_state_and_restore_rebuild_the_replica():
     b = Scraper(context(scenario(), _lab(new_only=True), seed=1), 0)
     b.restore(a.state(), graph.state(), index.state())
     assert np.array_equal(a.crawl(3, 100, "benchmark", 1).ids, b.crawl(3, 100, "benchmark", 1).ids)
+
+
+def test_a_snapshot_crawl_spends_its_whole_budget_in_the_archive():
+    graph, index = _web(ticks=4)  # 1200 pages a tick
+    ticks = index.column("tick")
+    for strategy in ("random", "pagerank"):
+        fixed = _scraper(_lab(snapshot=1, crawl_strategy=strategy), 1, graph, index).crawl(3, 1500, "train", 0)
+        assert len(fixed.ids) == 1500 and ticks[fixed.ids].max() == 1, strategy
+    lagged = _scraper(_lab(snapshot="release - 2"), 1, graph, index)
+    assert ticks[lagged.crawl(3, 10**6, "train", 0).ids].max() == 1
+    assert len(lagged.crawl(2, 10**6, "train", 1).ids) == 1200  # tick 0 only
+    # a benchmark reads the live web
+    assert ticks[lagged.crawl(3, 10**6, "benchmark", 0).ids].max() == 3
