@@ -74,3 +74,23 @@ def test_the_run_summary_shows_excess_nll_against_spend():
     assert "licences: excess NLL against cumulative spend" in text
     line = next(ln for ln in text.splitlines() if ln.startswith("│ replace") and "120" in ln)
     assert "7.5" in line  # 2.5 a generation, three generations
+
+
+def test_the_report_shows_excess_nll_against_cumulative_spend(tmp_path):
+    """The report's spend figure puts each generation at the lab's spend so far (price × generations)."""
+    from simweb.figures import build_figures
+    from simweb.report import load_report, make_report
+
+    out = tmp_path / "run"
+    simweb.run(parse_scenario(COLLAPSE, [*LICENSED, "run.ticks=4"]), out=out)
+    page = make_report(out).read_text()
+    assert 'id="fig-spend"' in page and "cumulative spend" in page
+    data = load_report(out).data
+    _, fig = build_figures(data)["spend"]
+    line = next(ln for ln in fig.axes[0].get_lines() if ln.get_label() == "replace")
+    assert line.get_xdata().tolist() == pytest.approx([2.5, 5.0, 7.5, 10.0])
+    g = pl.read_parquet(out / "generations.parquet").filter(pl.col("lab") == "replace").sort("generation")
+    assert line.get_ydata().tolist() == pytest.approx(g["excess_nll"].to_list())
+    without = tmp_path / "plain"
+    simweb.run(parse_scenario(COLLAPSE, ["run.ticks=2"]), out=without)
+    assert "spend" not in build_figures(load_report(without).data)
