@@ -43,6 +43,8 @@ def test_the_plugin_example_registers_and_runs(tmp_path, monkeypatch):
     crawls = simweb.run(sc, plugins=[plugin]).crawls
     step = crawls.filter((crawls["filter"] == "odd_sites_readme") & (crawls["purpose"] == "train"))
     assert step.height > 0 and (step["kept"] < step["pages_in"]).all()
-    with pytest.raises(simweb.PluginError):
+    from simweb.errors import ScenarioError
+
+    with pytest.raises(ScenarioError, match=r"labs\[0\]\.filters\[0\]\.modulus: expected an integer, got 'x'"):
         simweb.build_scenario(publishers=[{"name": "p", "site_share": 1.0}],
                               labs=[{"name": "a", "filters": [{"kind": "odd_sites_readme", "modulus": "x"}]}])
