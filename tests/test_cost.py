@@ -151,7 +151,10 @@ sc = simweb.load_scenario(sys.argv[1], sys.argv[2:] + ["run.executor=local"])
 estimate = cost.estimate(sc)
 start = time.perf_counter()
 simweb.run(sc)
-print(json.dumps({"rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, "estimate": estimate.total_bytes,
+# VmHWM, not ru_maxrss: Linux carries the parent's size at fork into the child's ru_maxrss across exec, so a
+# child of a large pytest process would report the parent's peak
+hwm = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM:"))
+print(json.dumps({"rss": hwm * 1024, "estimate": estimate.total_bytes,
                   "seconds": time.perf_counter() - start, "estimate_s": estimate.seconds}))
 """
 TRANSFORMER = 'labs[0].model={family="transformer",layers=4,width=256,heads=4,epochs=1}'
