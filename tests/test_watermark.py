@@ -168,7 +168,7 @@ def test_a_labs_own_detector_catches_its_text_at_the_exact_rate_for_its_own_gamm
 
     gamma, delta, threshold, length = 0.5, 1.5, 2.9, 16
     sc = scenario(COLLAPSE, "run.ticks=5", f"language.doc_length={length}", "publishers[0].top_p=1.0",
-                  "publishers[0].pages_per_tick=1000", "labs.replace.crawl_budget=1000", "labs.replace.model={alpha=1e9}",
+                  "publishers[0].pages_per_tick=1000", "labs.replace.crawl_budget=1000", "labs.replace.model={alpha=1e6}",
                   f"labs.replace.watermark={{gamma={gamma}, delta={delta}}}",
                   f"labs.replace.filters=[{{kind=\"watermark\", z_threshold={threshold}}}]")
     res = simweb.run(sc, executor="local")
