@@ -26,6 +26,7 @@ import numpy as np
 from simweb import rng as rngs
 from simweb.behaviours import Drafts
 from simweb.plugins import PluginError, registry
+from simweb.sampling import choice
 from simweb.agents.base import Agent
 from simweb.timing import Busy, timed
 from simweb.web.store import AI, HUMAN, ContentStore, join_parts
@@ -80,12 +81,12 @@ class Publisher:
             is_ai[cfg.pages_per_tick:] = False  # the initial pages are human by definition
         lab = np.full(n, -1, dtype=np.int16)
         if is_ai.any():
-            lab[is_ai] = rng.choice(len(weights), size=int(is_ai.sum()), p=weights / weights.sum())
+            lab[is_ai] = choice(weights / weights.sum(), int(is_ai.sum()), rng=rng)
         generation = np.full(n, -1, dtype=np.int16)
         for lab_index, gen in released.items():
             generation[lab == lab_index] = gen
         on_topic = rng.random(n) < cfg.topic_focus
-        topic = np.where(on_topic, site_topic[page_site], rng.choice(len(self.topic_probs), size=n, p=self.topic_probs))
+        topic = np.where(on_topic, site_topic[page_site], choice(self.topic_probs, n, rng=rng))
         topic = np.where(is_ai, -1, topic).astype(np.int16)
         labelled = rng.random(n) < cfg.c2pa_rate  # a truthful label: 1 says human, 2 says AI
         c2pa = np.where(labelled, np.where(is_ai, 2, 1), 0).astype(np.int8)
