@@ -158,16 +158,19 @@ class PublisherShard(Agent):
         parts holding the originals of copied pages.
         """
         site = pages["site_id"]
-        mine = np.flatnonzero(shard_of(site, self.n_shards) == self.shard)
+        if self.n_shards == 1:
+            mine = np.arange(len(site))
+        else:
+            mine = np.flatnonzero(shard_of(site, self.n_shards) == self.shard)
         if len(mine) == 0:
             return 0
         ids = first_id + mine
         mine_pages = {k: pages[k][mine] for k in ("population", "lab", "topic", "copied_from")}
         block = site[mine].astype(np.int64) // SITE_BLOCK
         # one noise block per (population, block): its rows drive its pages in page-id order
-        keys = np.stack([mine_pages["population"], block], axis=1)
-        starts = np.flatnonzero(np.r_[True, np.any(keys[1:] != keys[:-1], axis=1)])
-        bounds = np.r_[starts, len(mine)]
+        population = mine_pages["population"]
+        change = (population[1:] != population[:-1]) | (block[1:] != block[:-1])
+        bounds = np.concatenate(([0], np.flatnonzero(change) + 1, [len(mine)]))
         content = np.empty((len(mine), self.language.width), dtype=self.language.dtype)
         # whole groups at a time, about BATCH pages each, so the noise (8 bytes a token) stays small
         cuts = [0]
