@@ -103,21 +103,16 @@ class Publisher:
             lab[copy], generation[copy], topic[copy] = src["lab"], src["generation"], src["topic"]
             watermarked[copy], edited[copy] = src["watermarked"], src["edited_fraction"]
             c2pa[copy] = np.where(rng.random(k) < cfg.strip_c2pa, 0, src["c2pa"])
-        # pages in site order, so each block's pages are contiguous and in page-id order
-        order = np.argsort(page_site, kind="stable")
-        return {
-            "site_id": page_site[order],
-            "tick": np.full(n, tick, dtype=np.int32),
-            "origin": np.where(is_ai, AI, HUMAN).astype(np.int8)[order],
-            "lab": lab[order],
-            "generation": generation[order],
-            "topic": topic[order],
-            "population": np.full(n, self.index, dtype=np.int16),
-            "watermarked": watermarked[order],
-            "c2pa": c2pa[order],
-            "edited_fraction": edited[order],
-            "copied_from": copied_from[order],
-        }
+        columns = {"site_id": page_site, "tick": np.full(n, tick, dtype=np.int32),
+                   "origin": np.where(is_ai, AI, HUMAN).astype(np.int8), "lab": lab, "generation": generation,
+                   "topic": topic, "population": np.full(n, self.index, dtype=np.int16), "watermarked": watermarked,
+                   "c2pa": c2pa, "edited_fraction": edited, "copied_from": copied_from}
+        # pages in site order, so each block's pages are contiguous and in page-id order (a stable sort; a web
+        # of one site, like the papers' loops, is in that order already)
+        if np.any(page_site[1:] < page_site[:-1]):
+            order = np.argsort(page_site, kind="stable")
+            columns = {k: v[order] for k, v in columns.items()}
+        return columns
 
 
 class PublisherShard(Agent):
@@ -206,8 +201,9 @@ class PublisherShard(Agent):
         human = lab == -1
         if human.any():
             out[human] = self.language.draw(noise_t[:, human].T, topics=pages["topic"][lo:hi][human])
-        for lab_index in np.unique(lab[lab >= 0]):
-            for pop in np.unique(population[lab == lab_index]):
+        # the labs and populations present, ascending (bincount: no sort, as np.unique would)
+        for lab_index in np.flatnonzero(np.bincount(lab[lab >= 0])):
+            for pop in np.flatnonzero(np.bincount(population[lab == lab_index])):
                 rows = (lab == lab_index) & (population == pop)
                 cfg = self.scenario.publishers[int(pop)]
                 out[rows] = self.context.model(int(lab_index), *models[int(lab_index)]).draw(

@@ -186,10 +186,16 @@ class ContentStore:
         out = np.empty((len(ids), self.width), dtype=self.dtype)
         found = np.zeros(len(ids), dtype=bool)
         if len(self._his) != len(self.chunks):  # chunks are only ever added
-            self._his = np.array([c.hi for c in self.chunks], dtype=np.int64)
+            added = [c.hi for c in self.chunks[len(self._his):]]
+            self._his = np.concatenate([self._his, np.array(added, dtype=np.int64)])
         where = np.searchsorted(self._his, wanted, side="right")  # the chunk whose range may hold each id
-        for k in np.unique(where[where < len(self.chunks)]):
-            chunk, sel = self.chunks[k], np.flatnonzero(where == k)
+        # wanted is sorted, so each chunk's ids are one run of it: O(ids), whatever the number of chunks
+        starts = np.flatnonzero(np.concatenate(([True], where[1:] != where[:-1]))) if len(where) else where
+        for lo, hi in zip(starts.tolist(), starts[1:].tolist() + [len(where)]):
+            k = int(where[lo])
+            if k >= len(self.chunks):  # past every chunk: not held
+                continue
+            chunk, sel = self.chunks[k], np.arange(lo, hi)
             if chunk.content is not None:
                 hit, rows = _lookup(chunk.ids, chunk.content, wanted[sel])
             else:
