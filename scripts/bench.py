@@ -202,7 +202,7 @@ def bench_shards(cfg: Config) -> Section:
         title=f"publisher shards: {pages:,} AI pages a tick of 64 tokens (V = 1024), 4 ticks, Ray executor, best of 2",
         header=["shards", "sim s", "pages", "pages/s"],
         rows=[[str(k), f"{v['sim_s']:.2f}", f"{v['pages']:,}", f"{v['pages_per_s']:,.0f}"] for k, v in figures.items()],
-        figures={"by_shards": figures, "speedup_2_over_1": speedup},
+        figures={"pages_per_tick": pages, "by_shards": figures, "speedup_2_over_1": speedup},
         notes=[f"2 shards / 1 shard = {speedup:.2f}x (goal >= 1.6x with 2 CPUs); the simulation (no lab trains after tick 0) covers planning, "
                "moving the plan and model states through the object store, and writing the pages"],
     )
@@ -520,7 +520,7 @@ def bench_sweep(cfg: Config) -> Section:
     return Section(
         title=f"sweep: {runs} runs of the quickstart (5 ticks, 4 grid points x {seeds} seeds), 1 vs 2 CPUs",
         header=["executor", "CPUs", "wall s", "speed-up"],
-        rows=rows, figures=figures,
+        rows=rows, figures={"runs": runs, "ticks": 5, **figures},
         notes=["goal: >= 1.7x on 2 CPUs; wall time includes starting the worker processes (and Ray) and "
                "writing every run directory and the combined tables"],
     )
