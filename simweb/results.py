@@ -113,4 +113,4 @@ def strict_frame(rows: list[dict], schema: dict, table: str) -> pl.DataFrame:
         if row.keys() != names:
             extra, missing = sorted(row.keys() - names), sorted(names - row.keys())
             raise ValueError(f"{table} row does not match its schema: unknown {extra}, missing {missing}")
-    return pl.DataFrame({name: [row[name] for row in rows] for name in schema}, schema=schema)
+    return pl.DataFrame([[row[name] for name in schema] for row in rows], schema=schema, orient="row")
