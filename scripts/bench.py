@@ -669,9 +669,30 @@ def bench_scaling_section(cfg: Config) -> Section:
     return bench_scaling(cfg)
 
 
+# ------------------------------------------------------------------ site graph
+
+def bench_graph(cfg: Config) -> Section:
+    """Growing the site graph (urn sampler + networkx): 10^5 and 10^6 sites at once (goal: 10^6 in < 60 s)."""
+    from simweb.rng import stream
+    from simweb.web import SiteGraph
+
+    rows, figures = [], {}
+    for n in ([10**5] if cfg.quick else [10**5, 10**6]):
+        g = SiteGraph(links_per_site=3, homophily=4.0, population_share=np.ones(2), topic_probs=np.full(64, 1 / 64))
+        start = time.perf_counter()
+        g.grow(n, 0, rng=stream(cfg.seed, "web", 0))
+        seconds = time.perf_counter() - start
+        figures[f"grow_{n}_s"] = seconds
+        rows.append([f"{n:,} sites, 3 links each way, 64 topics", f"{seconds:.1f}", "s",
+                     "< 60 s" if n == 10**6 else "-"])
+    return Section(title="site graph: SiteGraph.grow", header=["measure", "value", "unit", "goal"], rows=rows,
+                   figures=figures, notes=["includes adding the nodes and links to the networkx DiGraph"])
+
+
 SECTIONS = {"quickstart": bench_quickstart, "sampler": bench_sampler, "pure_loop": bench_pure_loop,
             "shards": bench_shards, "sweep": bench_sweep, "transformer": bench_transformer, "web_1m": bench_web_1m,
-            "web_10m": bench_web_10m, "scaling": bench_scaling_section}
+            "web_10m": bench_web_10m, "scaling": bench_scaling_section,
+            "graph": bench_graph}
 
 
 def machine() -> dict:

@@ -66,17 +66,24 @@ def run(scenario, *, out=None, overwrite: bool = False, on_tick=None, executor=N
 
     sources = load_plugins(plugin_sources(plugins))
     _check_plugins_named(scenario, sources)
-    checkpoint_dir = None
-    if out is not None:
-        checkpoint_dir = start_run(out, _dump(scenario), overwrite=overwrite)
-        if sources:
-            _write_plugin_records(checkpoint_dir.parent, sources)
+    started: list = []  # the run's checkpoint directory, once its partial directory exists
+
+    def prepare():
+        """The run directory's partial sibling, made once the executor stands (a cluster that cannot be
+        joined leaves nothing behind)."""
+        if out is not None:
+            started.append(start_run(out, _dump(scenario), overwrite=overwrite))
+            if sources:
+                _write_plugin_records(started[0].parent, sources)
+        return started[0] if started else None
+
     try:
-        return _execute(lambda ex: Engine(scenario, executor=ex, shards=scenario.run.shards, warn=warn,
-                                          checkpoint_dir=checkpoint_dir, plugins=sources),
+        return _execute(lambda ex, checkpoint_dir: Engine(scenario, executor=ex, shards=scenario.run.shards,
+                                                          warn=warn, checkpoint_dir=checkpoint_dir, plugins=sources),
                         scenario, out=out, overwrite=overwrite, on_tick=on_tick, executor=executor, address=address,
-                        say=say)
+                        say=say, prepare=prepare)
     except PluginError:
+        checkpoint_dir = started[0] if started else None
         if checkpoint_dir is not None and _at_start(checkpoint_dir):
             # a plugin broke before the first generation was done: there is nothing to resume, so nothing stays
             import shutil
@@ -123,7 +130,7 @@ def resume(out, *, on_tick=None, executor=None, address=None, warn=None, plugins
     state = checkpoint.load(partial / "checkpoint") if (partial / "checkpoint" / "meta.json").is_file() else None
     kept = tuple(given[rec["name"]] for rec in used)
 
-    def build(ex):
+    def build(ex, _):
         engine = Engine(scenario, executor=ex, shards=scenario.run.shards, warn=warn,
                         checkpoint_dir=partial / "checkpoint", plugins=kept)
         if state is not None:
@@ -177,7 +184,7 @@ def _write_plugin_records(partial, sources) -> None:
     atomic_write(partial / "plugins.json", json.dumps([s.record() for s in sources], indent=2) + "\n")
 
 
-def _execute(build, scenario, *, out, overwrite, on_tick, executor, address, say=None):
+def _execute(build, scenario, *, out, overwrite, on_tick, executor, address, say=None, prepare=None):
     import time
 
     from simweb.executors import make_executor
@@ -186,10 +193,10 @@ def _execute(build, scenario, *, out, overwrite, on_tick, executor, address, say
 
     start = time.perf_counter()
     own = executor is None or isinstance(executor, str)
+    ex = make_executor(executor or scenario.run.executor, address=address, say=say) if own else executor
     try:
-        ex = make_executor(executor or scenario.run.executor, address=address, say=say) if own else executor
         try:
-            results = build(ex).run(on_tick=on_tick)
+            results = build(ex, prepare() if prepare else None).run(on_tick=on_tick)
         finally:
             if own:
                 ex.shutdown()

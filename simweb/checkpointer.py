@@ -89,14 +89,15 @@ class Checkpointer:
         if "index" in arrays:
             engine.index.extend(arrays["index"])
         self.index_parts, self.index_saved = list(state["meta"]["index_parts"]), len(engine.index)
-        engine.recorder.recount(engine.index.column("population"), engine.index.column("origin"))
+        engine.recorder.recount(engine.index.column("population"), engine.index.column("origin"),
+                                engine.index.column("site_id"))
         engine.registry = {int(lab): (int(gen), ex.share(arrays[f"model/{lab}"]))
                            for lab, gen in state["meta"]["registry"].items()}
         records = state["meta"]["pages"]
         same_layout = all(r["shards"] == fleet.n_shards for r in records)
         site_ref = None if same_layout else ex.share(engine.index.column("site_id"))
         calls = [ex.call(s, PublisherShard.restore, records, site_ref) for s in fleet.shards]
-        crawl_ref = ex.share({k: engine.index.column(k) for k in ("site_id", "tick")})
+        crawl_ref = ex.share({k: engine.index.column(k) for k in engine.crawl_columns})
         graph_ref = ex.share(graph)
         calls += [ex.call(s, Scraper.restore, arrays[f"scraper/{i}"], graph_ref, crawl_ref)
                   for i, s in enumerate(fleet.scrapers)]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 import sys
 import traceback
 from pathlib import Path
@@ -32,6 +34,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--shards", type=_positive("--shards"), help="override run.shards (publisher shards)")
     run.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
     run.add_argument("--quiet", action="store_true", help="no progress bar and no summary table")
+    _force_flag(run)
     _plugin_flag(run)
 
     res = sub.add_parser("resume", help="continue an interrupted run from its last checkpoint")
@@ -39,6 +42,7 @@ def _parser() -> argparse.ArgumentParser:
     res.add_argument("--executor", choices=["local", "ray"], help="where to run the rest (default: as before)")
     res.add_argument("--address", help="join this Ray cluster")
     res.add_argument("--quiet", action="store_true")
+    _force_flag(res)
     _plugin_flag(res)
 
     rp = sub.add_parser("report", help="figures and a self-contained report.html for a run or a sweep")
@@ -56,6 +60,7 @@ def _parser() -> argparse.ArgumentParser:
                     help="ray (default): each run a Ray task on the cluster; local: a pool of processes")
     sw.add_argument("--address", help="join this Ray cluster (else RAY_ADDRESS, else start a local one)")
     sw.add_argument("--quiet", action="store_true")
+    _force_flag(sw)
     _plugin_flag(sw)
 
     rep = sub.add_parser("reproduce", help="check simweb against the closed forms of the model-collapse papers")
@@ -73,6 +78,7 @@ def _parser() -> argparse.ArgumentParser:
     val.add_argument("--set", dest="overrides", action="append", default=[], metavar="PATH=VALUE")
     val.add_argument("--quiet", action="store_true", help="print nothing on success")
     _plugin_flag(val)
+    _add_analysis_parsers(sub)
     return parser
 
 
@@ -80,6 +86,28 @@ def _plugin_flag(parser) -> None:
     parser.add_argument("--plugin", dest="plugins", action="append", default=[], metavar="FILE.py|MODULE",
                         help="load policies (filters, models, regimes, behaviours) from a Python file or module; "
                              "repeatable")
+
+
+def _force_flag(parser) -> None:
+    parser.add_argument("--force", action="store_true",
+                        help="run even if the estimated peak memory is more than this machine has available")
+
+
+def _check_cost(scenario, args, *, executor: str | None = None, concurrent: int = 1, scenarios=None) -> None:
+    """Refuse, before anything is written, a run (or a sweep's runs at once) that would not fit in memory.
+
+    Under Ray on a cluster (``--address`` or ``RAY_ADDRESS``) the machine's memory says nothing: no check.
+    """
+    import os
+
+    from simweb import cost
+
+    executor = executor or scenario.run.executor
+    if executor == "ray" and (getattr(args, "address", None) or os.environ.get("RAY_ADDRESS")):
+        return
+    worst = max((cost.estimate(sc, executor=executor, concurrent=concurrent) for sc in (scenarios or [scenario])),
+                key=lambda e: e.total_bytes)
+    cost.check(worst, force=getattr(args, "force", False))
 
 
 def _stdout(width: int):
@@ -148,10 +176,19 @@ def _load(args):
 def _cmd_validate(args) -> int:
     from simweb.scenario import dump_scenario
 
+    from simweb import cost
+
     scenario = _load(args)
     if not args.quiet:
         print(dump_scenario(scenario), end="")
         print(f"# {args.scenario}: valid", file=sys.stderr)
+        estimate = cost.estimate(scenario)
+        for line in estimate.lines():
+            print(f"# {line}", file=sys.stderr)
+        available = cost.available_memory()
+        if available is not None and estimate.total_bytes > available:
+            print(f"# more than the {cost.human_bytes(available)} available here: `simweb run` refuses it "
+                  "without --force", file=sys.stderr)
     return 0
 
 
@@ -163,9 +200,14 @@ def _cmd_run(args) -> int:
     from simweb.summary import print_summary
 
     scenario = _load(args)
+    _check_cost(scenario, args)
     out = Path(args.out) if args.out else child("runs", f"{scenario.run.name}-seed{scenario.run.seed}")
     check_out_dir(out, overwrite=args.overwrite)
     args.run_dir = out  # for the message after a Ctrl-C
+    if args.mlflow:  # before the run, so a missing extra costs nothing
+        from simweb.tracking import require_mlflow
+
+        require_mlflow()
     console = Console(stderr=True)
     say = None if args.quiet else lambda text: console.print(text, highlight=False)
     show_progress = not args.quiet and console.is_terminal
@@ -176,14 +218,41 @@ def _cmd_run(args) -> int:
                       TextColumn("ticks"), TimeElapsedColumn(), console=console, transient=True) as progress:
             task = progress.add_task(scenario.run.name, total=scenario.run.ticks)
             results = simweb.run(scenario, out=out, overwrite=args.overwrite, address=args.address,
-                                 on_tick=lambda tick: progress.update(task, completed=tick), plugins=args.sources,
-                                 say=progress.console.print)
+                                 on_tick=_crash_hook(lambda tick: progress.update(task, completed=tick)),
+                                 plugins=args.sources, say=progress.console.print)
     else:
         results = simweb.run(scenario, out=out, overwrite=args.overwrite, address=args.address, plugins=args.sources,
-                             say=say)
+                             say=say, on_tick=_crash_hook())
+    if args.mlflow:
+        from simweb.tracking import log_run
+
+        log_run(args.mlflow, out, results)
     if not args.quiet:
         print_summary(results, out, _stdout(120))
     return 0
+
+
+def _crash_hook(on_tick=None):
+    """``on_tick``, then the test hook ``SIMWEB_CRASH_AT_TICK=N``: once N ticks are complete (and the checkpoint
+    of that boundary, if any, is written), the process sends itself SIGKILL — a real ``kill -9``, no clean-up —
+    so crash-and-resume tests stop a run at a chosen point instead of racing it."""
+    value = os.environ.get("SIMWEB_CRASH_AT_TICK")
+    if not value:
+        return on_tick
+    try:
+        at = int(value)
+    except ValueError:
+        raise SimwebError(f"SIMWEB_CRASH_AT_TICK must be an integer >= 1, got {value!r}") from None
+    if at < 1:
+        raise SimwebError(f"SIMWEB_CRASH_AT_TICK must be an integer >= 1, got {at}")
+
+    def hook(ticks_done: int) -> None:
+        if on_tick is not None:
+            on_tick(ticks_done)
+        if ticks_done == at:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    return hook
 
 
 def _cmd_resume(args) -> int:
@@ -193,12 +262,30 @@ def _cmd_resume(args) -> int:
     from simweb.summary import print_summary
 
     args.run_dir = args.out  # for the message after a Ctrl-C
+    _check_resume_cost(args)
     console = Console(stderr=True)
     results = simweb.resume(args.out, executor=args.executor, address=args.address, plugins=args.plugins,
-                            say=None if args.quiet else lambda text: console.print(text, highlight=False))
+                            say=None if args.quiet else lambda text: console.print(text, highlight=False),
+                            on_tick=_crash_hook())
     if not args.quiet:
         print_summary(results, args.out, _stdout(120))
     return 0
+
+
+def _check_resume_cost(args) -> None:
+    """The memory check of ``run``, on the scenario of the interrupted run (problems with it: left to resume)."""
+    from simweb.plugins import load_plugins
+    from simweb.recorder import partial_dir
+    from simweb.scenario import parse_scenario
+
+    path = partial_dir(args.out) / "scenario.toml"
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return  # simweb.resume says what is wrong with the directory
+    load_plugins(args.plugins)
+    scenario = parse_scenario(text, source=str(path))
+    _check_cost(scenario, args, executor=args.executor)
 
 
 def _cmd_report(args) -> int:
@@ -219,8 +306,13 @@ def _cmd_sweep(args) -> int:
 
     sources = load_plugins(args.plugins)
     base = load_scenario(args.scenario, seed=args.seed)
+    _check_sweep_cost(base, args)
     out = Path(args.out) if args.out else child("sweeps", base.run.name)
     args.sweep_dir = out  # for the message after a Ctrl-C
+    if args.mlflow:
+        from simweb.tracking import require_mlflow
+
+        require_mlflow()
     console = Console(stderr=True)
     total = args.seeds * _grid_size(args.grid)
     progress = None
@@ -250,12 +342,33 @@ def _cmd_sweep(args) -> int:
     finally:
         if progress is not None:
             progress.stop()
+    if args.mlflow:
+        from simweb.tracking import log_sweep
+
+        log_sweep(args.mlflow, out)
     counts = status.group_by("state").len().sort("state")
     summary = ", ".join(f"{row['len']} {row['state']}" for row in counts.iter_rows(named=True))
     if not args.quiet:
         print(f"sweep of {status.height} runs: {summary}; results in {out}/ "
               "(generations.parquet, ticks.parquet, contamination.parquet, status.parquet, runs/)")
     return 0
+
+
+def _check_sweep_cost(base, args) -> None:
+    """Every grid point runs on the local executor, ``--workers`` of them at once (Ray: one per CPU)."""
+    import os
+
+    from simweb.executors import local_cpus
+    from simweb.scenario import dump_scenario, parse_scenario
+    from simweb.sweep import default_workers, expand_grid
+
+    if args.executor == "ray" and (args.address or os.environ.get("RAY_ADDRESS")):
+        return  # a cluster's runs: this machine's memory says nothing
+    points = expand_grid(args.grid, 1, 0)
+    scenarios = [parse_scenario(dump_scenario(base), p.overrides[:-1], source=args.scenario) for p in points]
+    at_once = (args.workers or default_workers()) if args.executor == "local" else local_cpus()
+    _check_cost(base, args, executor="local", concurrent=min(at_once, len(points) * args.seeds),
+                scenarios=scenarios)
 
 
 def _grid_size(grid: list[str]) -> int:
@@ -323,6 +436,87 @@ def _markdown(table, replicates: int) -> str:
 
 
 _COMMANDS = {"run": _cmd_run, "resume": _cmd_resume, "report": _cmd_report, "sweep": _cmd_sweep, "reproduce": _cmd_reproduce, "validate": _cmd_validate}
+
+
+# ---------------------------------------------------------------- analysis: compare, sensitivity (issue 20)
+def _add_analysis_parsers(sub) -> None:
+    for name in ("run", "sweep"):
+        sub.choices[name].add_argument("--mlflow", metavar="URI",
+                                       help="also log to this MLflow tracking store, e.g. file:./mlruns "
+                                            "(needs simweb[mlflow])")
+    cmp = sub.add_parser("compare", help="each arm (lab, or grid point × lab) against a baseline: paired by seed")
+    cmp.add_argument("dir", help="a run or sweep directory")
+    cmp.add_argument("--metric", default="excess_nll", help="a numeric column of generations.parquet")
+    cmp.add_argument("--at", nargs="+", default=["last"], metavar="WHEN",
+                     help="last (default), gen N (generation N) or tick T (the model in use at tick T)")
+    cmp.add_argument("--baseline", help="the lab (--by lab) or grid point (--by grid) to compare against "
+                                        "(default: the first)")
+    cmp.add_argument("--by", choices=["lab", "grid"], help="arms are labs within each grid point, or grid points "
+                                                             "within each lab (default: grid for a sweep with a grid)")
+    cmp.add_argument("--target-halfwidth", type=float, metavar="H",
+                     help="also report the seeds a 95%% interval of half-width H would need")
+    cmp.add_argument("--quiet", action="store_true", help="write compare.parquet and compare.png, print nothing")
+
+    sen = sub.add_parser("sensitivity", help="Sobol indices: which parameters move a metric (runs as a sweep)")
+    sen.add_argument("scenario")
+    sen.add_argument("--param", dest="params", action="append", default=[], metavar="PATH=LOW,HIGH",
+                     help="a parameter drawn uniformly in [LOW, HIGH] (integers rounded); gen=LOW,HIGH varies "
+                          "the generation the metric is read at")
+    sen.add_argument("--samples", type=_positive("--samples"), default=64,
+                     help="Saltelli base samples N, a power of 2; runs N·(D+2) settings × --seeds")
+    sen.add_argument("--metric", default="excess_nll")
+    sen.add_argument("--at", nargs="+", default=["last"], metavar="WHEN", help="last, gen N or tick T")
+    sen.add_argument("--lab", help="the lab whose metric is analysed (default: the first)")
+    sen.add_argument("--seeds", type=_positive("--seeds"), default=1,
+                     help="replicates per setting, averaged (the same seeds for every setting)")
+    sen.add_argument("--seed", type=int, help="override run.seed (sampling and replicate seeds derive from it)")
+    sen.add_argument("--set", dest="overrides", action="append", default=[], metavar="PATH=VALUE",
+                     help="fixed overrides for every run")
+    sen.add_argument("--out", help="sweep directory (default: sensitivity/<name>)")
+    sen.add_argument("--workers", type=_positive("--workers"), help="local processes (default: the CPUs available)")
+    sen.add_argument("--executor", choices=["local", "ray"], default="local",
+                     help="local (default): a pool of processes; ray: each run a Ray task")
+    sen.add_argument("--address", help="join this Ray cluster")
+    sen.add_argument("--quiet", action="store_true")
+
+
+def _cmd_compare(args) -> int:
+    from simweb.compare import compare_dir, print_compare
+
+    table = compare_dir(args.dir, metric=args.metric, at=" ".join(args.at), baseline=args.baseline, by=args.by,
+                        target_halfwidth=args.target_halfwidth)
+    if not args.quiet:
+        print_compare(table, _stdout(160))
+        print(f"written: {Path(args.dir) / 'compare.parquet'}, {Path(args.dir) / 'compare.png'}")
+    return 0
+
+
+def _cmd_sensitivity(args) -> int:
+    from rich.console import Console
+
+    from simweb.scenario import load_scenario
+    from simweb.sensitivity import print_indices, run_sensitivity
+    from simweb.sweep import default_workers
+
+    base = load_scenario(args.scenario, args.overrides, seed=args.seed)
+    out = Path(args.out) if args.out else Path("sensitivity") / base.run.name
+    console = Console(stderr=True)
+
+    def on_done(done: int, total: int, outcome: dict) -> None:
+        if outcome["error"] or (not args.quiet and (done % 50 == 0 or done == total)):
+            console.print(f"[{done}/{total}] " + (outcome["error"] or "runs done"), highlight=False)
+
+    table = run_sensitivity(args.scenario, args.params, samples=args.samples, out=out,
+                            workers=args.workers or default_workers(), metric=args.metric, at=" ".join(args.at),
+                            lab=args.lab, seeds=args.seeds, seed=args.seed, overrides=args.overrides,
+                            executor=args.executor, address=args.address, on_done=on_done)
+    if not args.quiet:
+        print_indices(table, _stdout(160))
+        print(f"written: {out / 'sensitivity.parquet'} (and samples.parquet, status.parquet, runs/)")
+    return 0
+
+
+_COMMANDS.update(compare=_cmd_compare, sensitivity=_cmd_sensitivity)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ from typing import Callable
 
 import numpy as np
 
-from simweb import rng as rngs
+from simweb import consent, rng as rngs
 from simweb.agents.publisher import Publisher, PublisherShard, shard_of
 from simweb.agents.scraper import Scraper
 from simweb.agents.trainer import Trainer
@@ -31,6 +31,7 @@ from simweb.executors import ActorLost, LocalExecutor
 from simweb.fleet import Fleet
 from simweb.plugins import registry
 from simweb.results import Results, RunRecorder
+from simweb.schema import features_of
 from simweb.scenario import Scenario, dump_scenario
 from simweb.timing import Busy
 from simweb.web import SiteGraph
@@ -72,7 +73,10 @@ class Engine:
         self.publishers = [Publisher(p, i, topic_probs, self.lab_names, [lab.market_share for lab in sc.labs],
                                      self.seed, [lab.watermark is not None for lab in sc.labs])
                            for i, p in enumerate(sc.publishers)]
-        self.recorder = RunRecorder(self.ids, self.lab_names, [p.name for p in sc.publishers])
+        self.features = features_of(sc)
+        self.consent = "consent" in self.features
+        self.recorder = RunRecorder(self.ids, self.lab_names, [p.name for p in sc.publishers], self.features,
+                                    consent.blocks_labs(sc) if self.consent else None)
         self.busy = Busy()  # the driver's own work; agents keep theirs
         self.recoveries = 0
         self.capacity = expected_pages(sc)
@@ -97,6 +101,11 @@ class Engine:
 
     def restore(self, state: dict) -> None:
         self.checkpoints.restore(self, state)
+
+    @property
+    def crawl_columns(self) -> tuple[str, ...]:
+        """The page columns every scraper keeps a replica of (the origin only to account for blocks)."""
+        return ("site_id", "tick", "origin") if self.consent else ("site_id", "tick")
 
     @property
     def released(self) -> dict[int, int]:
@@ -139,13 +148,17 @@ class Engine:
     def step(self) -> None:
         tick, ex, sc, fleet = self.tick, self.ex, self.scenario, self.fleet
         with self.busy("publish"):
-            sites0, edges0 = self.graph.n_sites, len(self.graph.edges)
+            sites0, edges0, blocks0 = self.graph.n_sites, len(self.graph.edges), len(self.graph.blocks)
             new_sites = sc.web.initial_sites if tick == 0 else sc.web.sites_per_tick
             if new_sites:  # a stream costs ~15 µs to make: none for a tick that draws nothing from it
                 self.graph.grow(new_sites, tick, rng=rngs.stream(self.seed, "web", tick))
+            if self.consent:
+                consent.update_blocks(self.graph, sc.publishers, tick, seed=self.seed)
             released = self.released
-            plans = [pub.plan(tick, self.graph.sites_of(pub.index), self.graph.topic, released, self.index)
-                     for pub in self.publishers]
+            truth = self.context.language.at(tick)  # a drifting truth: this tick's topic popularity
+            popularity = getattr(truth, "topic_probs", None) if truth is not self.context.language else None
+            plans = [pub.plan(tick, self.graph.sites_of(pub.index), self.graph.topic, released, self.index,
+                              topic_probs=popularity) for pub in self.publishers]
             plans = [p for p in plans if p is not None]
             first_id = len(self.index)
             if len(plans) == 1:
@@ -154,8 +167,8 @@ class Engine:
                 pages = {k: np.concatenate([p[k] for p in plans]) for k in plans[0]} if plans else self.index.state(first_id)
             self.index.extend(pages)
             pages_ref = ex.share(pages)  # once: every shard reads this one copy
-            crawl_ref = ex.share({"site_id": pages["site_id"], "tick": pages["tick"]})  # what scrapers keep
-            graph_ref = ex.share(self.graph.state(sites0, edges0))
+            crawl_ref = ex.share({k: pages[k] for k in self.crawl_columns})  # what scrapers keep
+            graph_ref = ex.share(self.graph.state(sites0, edges0, blocks0))
             models = {lab: self.registry[lab] for lab in sorted(self.registry)}
             copies = pages["copied_from"] >= 0
             originals = np.unique(pages["copied_from"][copies]) if copies.any() else None
@@ -163,7 +176,7 @@ class Engine:
         ex.gather([ex.call(s, PublisherShard.publish, tick=tick, first_id=first_id, pages=pages_ref, models=models,
                            originals=originals_parts) for s in fleet.shards]
                   + [ex.call(s, Scraper.observe, graph_ref, crawl_ref) for s in fleet.scrapers])
-        self.recorder.tick(tick, pages, self.graph.population)
+        self.recorder.tick(tick, pages, self.graph.population, self.graph)
         releasing = [i for i, lab in enumerate(sc.labs)
                      if tick >= lab.first_release and (tick - lab.first_release) % lab.release_every == 0]
         if releasing:
@@ -188,7 +201,12 @@ class Engine:
             model = self.registry.get(i) if "model" in self.lab_needs[i] else None
             kept = self._filter(i, picks[i], model)
             bench_kept = self._filter(i, benches[i], model) if i in benches else None
-            reports[i] = ex.call(fleet.trainers[i], Trainer.generate, kept, bench_kept, returns=2)
+            # with distillation, every other lab's latest model (released before this tick, so the order of the
+            # labs never matters): the teachers, and what lab_divergence compares with
+            released = ({j: self.registry[j] for j in sorted(self.registry) if j != i}
+                        if "distill" in self.features else {})
+            reports[i] = ex.call(fleet.trainers[i], Trainer.generate, kept, bench_kept, returns=2,
+                                 **({"released": released} if released else {}))
         infos = ex.gather({i: out[1] for i, out in reports.items()})
         for i in releasing:  # scenario order
             self.recorder.generation(i, gen_of[i], tick, infos[i])

@@ -80,6 +80,8 @@ def build_figures(data: ReportData) -> dict[str, tuple[str, Figure]]:
     figures["web"] = _web(data)
     figures["contamination"] = _contamination(data)
     figures["filters"] = _filters(data)
+    if _has(g, "spend") and g["spend"].fill_null(0.0).sum() > 0 and _has(g, "excess_nll"):
+        figures["spend"] = _spend(data)
     return figures
 
 
@@ -112,6 +114,23 @@ def _observed(data: ReportData) -> tuple[str, Figure]:
     styles = [Line2D([], [], color="grey", linestyle="-", label="on its benchmark (observed)"),
               Line2D([], [], color="grey", linestyle="--", label="on human text (truth)")]
     _finish(fig, title, data, _lab_handles(data) + styles)
+    return _caption(title, data), fig
+
+
+def _spend(data: ReportData) -> tuple[str, Figure]:
+    """Licences: excess NLL against what the lab has paid so far (NLL per dollar, read off the slope)."""
+    title = "What data bought: excess NLL against cumulative spend on licences"
+    keys = [c for c in ("panel", "lab", "seed", "replicate") if c in data.generations.columns]
+    g = data.generations.sort("generation").with_columns(
+        pl.col("spend").fill_null(0.0).cum_sum().over(keys).alias("cumulative_spend"))
+    fig, axes = _panels(data, len(data.panels))
+    for panel, ax in enumerate(axes):
+        for lab, xs, mean, sd in _curves(g, panel, "cumulative_spend", "excess_nll"):
+            _draw(ax, xs, mean, sd, colour=data.colours[lab], label=lab)
+        _axes(ax, data.panels[panel], "cumulative spend on licences (the scenario's currency unit)",
+              f"excess NLL (nats per {data.per})")
+        ax.xaxis.set_major_locator(MaxNLocator())  # money is not an integer axis
+    _finish(fig, title, data, _lab_handles(data))
     return _caption(title, data), fig
 
 

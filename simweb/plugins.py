@@ -19,6 +19,12 @@ table) and what it ``needs``::
         def state(self): return {"seen": np.array(self.seen)}
         def restore(self, state): self.seen = int(state["seen"])
 
+Any plugin class may also declare a classmethod ``memory_bytes(cfg, scenario) -> int``: the peak bytes it
+needs in a process beyond the data simweb already counts (a model family: one model, fitted, scored and
+sampled from; a filter, regime or behaviour: what it keeps and builds). :mod:`simweb.cost` adds it to the
+estimate it checks before a run; a plugin without it counts as nothing (and ``simweb validate`` says so
+for a model family).
+
 Plugins come from ``--plugin FILE.py|module`` or ``simweb.run(..., plugins=[...])``; scenario files
 stay data. A plugin's source travels with the run (:class:`PluginSource`), so every Ray worker
 loads the same code, and the manifest records its hash.
@@ -181,7 +187,8 @@ def filter(name: str):  # noqa: A001 - the public name the API promises (simweb.
 def model(name: str):
     """Register a model family: ``Config``, ``languages`` (language families it fits), ``from_config(cfg,
     language)``, ``fit(docs, *, rng, prior)``, ``noise``/``draw``/``sample``, ``log_prob``, ``state_dict`` /
-    ``load_state_dict``; optionally ``resources(cfg, cluster) -> {"gpus": n}`` and ``check(cfg, scenario, where)``."""
+    ``load_state_dict``; optionally ``resources(cfg, cluster) -> {"gpus": n}``, ``check(cfg, scenario, where)``
+    and ``memory_bytes(cfg, scenario) -> int`` (peak bytes of one model, for the cost estimate)."""
     return _decorator("model", name)
 
 

@@ -66,6 +66,17 @@ def make_report(directory: str | Path) -> Path:
     out = _report_dir(directory)
     figures = build_figures(loaded.data)
     images = {name: (caption, png(fig)) for name, (caption, fig) in figures.items()}
+    comparison = directory / "compare.parquet"  # written by `simweb compare DIR`
+    if comparison.is_file() and not comparison.is_symlink():
+        from simweb.compare import forest_png
+
+        try:
+            table = pl.read_parquet(comparison)
+        except (OSError, pl.exceptions.PolarsError) as err:
+            raise SimwebError(f"{str(comparison)!r} cannot be read: {str(err).splitlines()[0]}") from None
+        images["compare"] = ("Each arm against its baseline (simweb compare): the mean difference and its 95 % "
+                             "confidence interval, Holm-adjusted p-values in the table of compare.parquet",
+                             forest_png(table))
     try:
         for name, (_, data) in images.items():
             atomic_write(out / f"{name}.png", data)

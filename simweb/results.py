@@ -12,11 +12,13 @@ from dataclasses import dataclass, field
 import numpy as np
 import polars as pl
 
-from simweb.schema import CRAWLS, TICKS, generations_schema
+from simweb import consent
+from simweb.schema import CRAWLS, generations_schema, ticks_schema
 from simweb.stages import GenerationReport
 from simweb.web.store import AI
 
 __all__ = ["Results", "RunRecorder", "strict_frame"]
+
 
 
 @dataclass
@@ -31,24 +33,33 @@ class Results:
 
 
 class RunRecorder:
-    def __init__(self, ids: dict, lab_names: list[str], population_names: list[str]):
+    def __init__(self, ids: dict, lab_names: list[str], population_names: list[str], features=frozenset(),
+                 blocks: np.ndarray | None = None):
         self.ids = ids
         self.lab_names = lab_names
         self.population_names = population_names
+        self.features = frozenset(features)
+        self.blocks = blocks  # (population, lab): its sites, once blocking, refuse the lab (consent only)
         self.reset()
 
     def reset(self) -> None:
         self.rows: dict[str, list[dict]] = {"generations": [], "ticks": [], "crawls": []}
         self.totals = np.zeros((len(self.population_names), 2), dtype=np.int64)  # per population: pages, AI pages
+        self.site_human = np.zeros(0, dtype=np.int64)  # per site: human pages so far (consent only)
 
-    def recount(self, population: np.ndarray, origin: np.ndarray) -> None:
+    def recount(self, population: np.ndarray, origin: np.ndarray, site_id: np.ndarray | None = None) -> None:
         """Running totals from the whole page index (after a restore)."""
         n_pop = len(self.population_names)
         self.totals[:, 0] = np.bincount(population, minlength=n_pop)
         self.totals[:, 1] = np.bincount(population, weights=origin == AI, minlength=n_pop)
+        if "consent" in self.features and site_id is not None:
+            self.site_human = np.bincount(site_id[origin != AI]).astype(np.int64)
 
-    def tick(self, tick: int, pages: dict[str, np.ndarray], site_population: np.ndarray) -> None:
-        """One row per population: this tick's pages, and running totals (no pass over the whole web)."""
+    def tick(self, tick: int, pages: dict[str, np.ndarray], site_population: np.ndarray, graph=None) -> None:
+        """One row per population: this tick's pages, and running totals (no pass over the whole web).
+
+        With opt-outs (``graph``: the site graph with its blocks), the shares of sites and of human pages
+        that refuse each lab."""
         n_pop = len(self.population_names)
         population, is_ai = pages["population"], pages["origin"] == AI
         new = np.bincount(population, minlength=n_pop)
@@ -59,16 +70,27 @@ class RunRecorder:
         self.totals[:, 1] += new_ai
         n_web, web_ai = int(self.totals[:, 0].sum()), int(self.totals[:, 1].sum())
         sites = np.bincount(site_population, minlength=n_pop)
+        shares = None
+        if "consent" in self.features:
+            human = np.bincount(pages["site_id"][~is_ai], minlength=len(site_population))
+            self.site_human = np.concatenate([self.site_human, np.zeros(len(human) - len(self.site_human), np.int64)])
+            self.site_human[:len(human)] += human
+            shares = consent.blocking_shares(graph, self.blocks, self.site_human, tick)
         for p, name in enumerate(self.population_names):
             n, ai, n_all = int(new[p]), int(new_ai[p]), int(self.totals[p, 0])
             self.rows["ticks"].append({
                 **self.ids, "tick": tick, "population": name, "sites": int(sites[p]),
                 "pages": n, "ai_pages": ai, "ai_share_new": ai / n if n else None,
-                "pages_total": n_all, "ai_share_all": int(self.totals[p, 1]) / n_all if n_all else None,
+                "pages_total": n_all, "human_pages_total": n_all - int(self.totals[p, 1]),
+                "ai_share_all": int(self.totals[p, 1]) / n_all if n_all else None,
                 "watermarked_share": float(watermarked[p] / n) if n else None,
                 "c2pa_share": float(labelled[p] / n) if n else None,
                 "web_pages": n_web, "web_ai_share": web_ai / n_web if n_web else None,
             })
+            if shares is not None:
+                self.rows["ticks"][-1].update({
+                    column: {lab: None if np.isnan(v) else float(v) for lab, v in zip(self.lab_names, share[p])}
+                    for column, share in zip(("blocking_site_share", "blocking_human_share"), shares)})
 
     def crawl(self, lab: int, crawl: int, tick: int, purpose: str, steps) -> None:
         for step in steps:
@@ -79,11 +101,16 @@ class RunRecorder:
         self.crawl(lab, gen, tick, "train", report.steps)
         if report.bench_steps is not None:
             self.crawl(lab, gen, tick, "benchmark", report.bench_steps)
-        fetch, last = report.steps[0], report.steps[-1]
-        filtered = len(report.steps) > 1  # steps[0] is the fetch
+        steps = {step["step"]: step for step in report.steps}
+        fetch, last = steps[0], report.steps[-1]  # step −1: the blocked step (opt-outs), 0: the fetch
+        filtered = max(steps) > 0
         dropped = fetch["pages_in"] - last["kept"]
         dropped_ai = fetch["ai_in"] - last["kept_ai"]
         composition = dict(report.composition)
+        if "consent" in self.features:
+            blocked = steps[-1]
+            humans = blocked["pages_in"] - blocked["ai_in"]
+            composition["blocked_human_fraction"] = (blocked["dropped"] - blocked["dropped_ai"]) / humans if humans else None
         by_lab = composition.pop("train_ai_fraction_by_lab")
         self.rows["generations"].append({
             **self.ids, "lab": self.lab_names[lab], "generation": gen, "tick": tick, **composition,
@@ -100,8 +127,8 @@ class RunRecorder:
     def frames(self) -> dict[str, pl.DataFrame]:
         order = {name: i for i, name in enumerate(self.lab_names)}
         gen_rows = sorted(self.rows["generations"], key=lambda r: (order[r["lab"]], r["generation"]))
-        return {"generations": strict_frame(gen_rows, generations_schema(self.lab_names), "generations"),
-                "ticks": strict_frame(self.rows["ticks"], TICKS, "ticks"),
+        return {"generations": strict_frame(gen_rows, generations_schema(self.lab_names, self.features), "generations"),
+                "ticks": strict_frame(self.rows["ticks"], ticks_schema(self.lab_names, self.features), "ticks"),
                 "crawls": strict_frame(self.rows["crawls"], CRAWLS, "crawls")}
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import polars as pl
 
-__all__ = ["generations_schema", "TICKS", "CRAWLS", "CONTAMINATION", "IDS"]
+__all__ = ["generations_schema", "ticks_schema", "TICKS", "CRAWLS", "CONTAMINATION", "IDS", "FEATURES", "features_of"]
 
 IDS = {"run_id": pl.String, "scenario": pl.String, "seed": pl.Int64}
 
@@ -45,13 +45,66 @@ _GENERATION_COLUMNS = {
     "support": pl.Int64,
     "gini_simpson": pl.Float64,
     "probs": pl.List(pl.Float64),  # categorical with <= 64 outcomes: the model's probabilities
+    # a drifting truth: the model against the truth of its last tick in service, and how old its data was
+    "excess_nll_end": pl.Float64,
+    "staleness": pl.Float64,  # excess_nll_end − excess_nll (0 when the truth does not move)
+    "mean_sq_error_end": pl.Float64,  # gaussian: ‖μ − μ*‖² against the truth of its last tick in service
+    "data_age": pl.Float64,  # mean age in ticks of the training documents at release (null: none dated)
 }
 
 
-def generations_schema(lab_names: list[str]) -> dict[str, pl.DataType]:
-    schema = dict(IDS)
-    for name, dtype in _GENERATION_COLUMNS.items():
-        schema[name] = pl.Struct({lab: pl.Float64 for lab in lab_names}) if dtype is None else dtype
+# Columns of mechanisms that are off by default: a table holds them only when its scenario turns the mechanism
+# on, so a scenario without it writes yesterday's tables byte for byte. None = a struct with one field per lab.
+FEATURES = {
+    # some population's sites refuse AI crawlers (publishers[].opt_out)
+    "consent": {
+        "generations": {"blocked_human_fraction": pl.Float64},  # of the human pages its crawl could fetch, the
+        # share on sites that refuse it (blocks it honours)
+        "ticks": {"blocking_site_share": None,  # per lab: share of the population's sites that refuse it now
+                  "blocking_human_share": None},  # per lab: share of the population's human pages on those sites
+    },
+    # some lab buys documents (labs[].licences)
+    "licences": {"generations": {"licensed_docs": pl.Int64, "spend": pl.Float64}},  # spend: price per generation
+    # some lab distils another (labs[].distill)
+    "distill": {"generations": {
+        "train_distill_docs": pl.Int64,  # documents sampled from other labs' models
+        # per lab: Jensen–Shannon divergence (nats) between this model's next-token law and that lab's latest
+        # released one, over the true contexts of fresh human text; null for itself, before that lab's first
+        # release, and for gaussian models
+        "lab_divergence": None}},
+}
+
+
+def features_of(scenario) -> frozenset[str]:
+    """The mechanisms, off by default, that ``scenario`` turns on: each adds its columns (``FEATURES``)."""
+    on = set()
+    if any(p.opt_out is not None for p in scenario.publishers):
+        on.add("consent")
+    if any(lab.licences for lab in scenario.labs):
+        on.add("licences")
+    if any(lab.distill for lab in scenario.labs):
+        on.add("distill")
+    return frozenset(on)
+
+
+def _columns(columns: dict, lab_names: list[str]) -> dict[str, pl.DataType]:
+    return {name: pl.Struct({lab: pl.Float64 for lab in lab_names}) if dtype is None else dtype
+            for name, dtype in columns.items()}
+
+
+def generations_schema(lab_names: list[str], features=()) -> dict[str, pl.DataType]:
+    schema = {**IDS, **_columns(_GENERATION_COLUMNS, lab_names)}
+    for feature in FEATURES:
+        if feature in features:
+            schema.update(_columns(FEATURES[feature].get("generations", {}), lab_names))
+    return schema
+
+
+def ticks_schema(lab_names: list[str], features=()) -> dict[str, pl.DataType]:
+    schema = dict(TICKS)
+    for feature in FEATURES:
+        if feature in features:
+            schema.update(_columns(FEATURES[feature].get("ticks", {}), lab_names))
     return schema
 
 
@@ -64,6 +117,7 @@ TICKS = {
     "ai_pages": pl.Int64,
     "ai_share_new": pl.Float64,
     "pages_total": pl.Int64,  # the population's pages so far
+    "human_pages_total": pl.Int64,  # of which human-written (copies of human pages included): the stock
     "ai_share_all": pl.Float64,
     "watermarked_share": pl.Float64,  # of new pages
     "c2pa_share": pl.Float64,  # of new pages

@@ -17,6 +17,7 @@ class Selection:
     crawl_tick: int
     purpose: str  # "train" or "benchmark"
     crawl: int  # the generation the crawl is for
+    steps: tuple[dict, ...] = ()  # accounting of what the crawl left out before the fetch (the blocked step)
 
 
 @dataclass(frozen=True)
@@ -28,7 +29,7 @@ class Kept:
     tick: np.ndarray  # publication tick
     site_id: np.ndarray
     truth: dict[str, np.ndarray]  # origin, lab, generation: for the trainer's accounting, never its choices
-    steps: tuple[dict, ...]  # one accounting row per step: the fetch, then each filter
+    steps: tuple[dict, ...]  # one accounting row per step: [blocked,] the fetch, then each filter
     crawl_tick: int
     purpose: str
 

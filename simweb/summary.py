@@ -13,6 +13,17 @@ def _fmt(value, spec: str) -> str:
     return "–" if value is None else format(value, spec)
 
 
+def _times(manifest: dict) -> str:
+    """The whole time of the run, and its parts: the simulation, and starting and stopping Ray."""
+    sim = manifest["wall_time_s"]
+    total = manifest.get("total_s")
+    if total is None:
+        return f"wall time {sim:.1f} s"
+    ray = manifest.get("startup_s", 0.0) + manifest.get("shutdown_s", 0.0)
+    parts = f"simulation {sim:.1f} s" + (f", Ray start and stop {ray:.1f} s" if ray > 0.05 else "")
+    return f"wall time {total:.1f} s ({parts})"
+
+
 def print_summary(results, out, console: Console) -> None:
     g = results.generations
     token = g["tail_mass_ratio"].null_count() < len(g)
@@ -37,12 +48,14 @@ def print_summary(results, out, console: Console) -> None:
             cells.append(_fmt(row["mean_sq_error"] if gaussian else row["tv"], ".4f"))
         table.add_row(*cells)
     console.print(table if g["lab"].n_unique() <= 3 else _side_by_side(_detection(results), token))
+    if "spend" in g.columns:  # licences: what each lab paid, beside what it got
+        console.print(_spend(g))
     t = results.ticks.filter(pl.col("tick") == pl.col("tick").max())
     if len(t):
         web_share = t["web_ai_share"][0]
         console.print(f"web after {results.manifest['ticks']} ticks: {results.manifest['pages']:,} pages on "
                       f"{results.manifest['sites']:,} sites, {_fmt(web_share, '.1%')} AI-written; "
-                      f"wall time {results.manifest['wall_time_s']:.1f} s")
+                      f"{_times(results.manifest)}")
     if out is not None:
         console.print(f"results in {out}/ (generations.parquet, ticks.parquet, crawls.parquet, "
                       "contamination.parquet, scenario.toml, manifest.json)")
@@ -77,4 +90,18 @@ def _side_by_side(g: pl.DataFrame, token: bool) -> Table:
         if token:
             cells.append(f"{_fmt(first['tail_mass_ratio'], '.2f')} → {_fmt(last['tail_mass_ratio'], '.2f')}")
         table.add_row(*cells)
+    return table
+
+
+def _spend(g: pl.DataFrame) -> Table:
+    """Licences: each lab's cumulative spend and its excess NLL, generation by generation (NLL against dollars)."""
+    table = Table(title="licences: excess NLL against cumulative spend", title_justify="left")
+    for name, justify in [("lab", "left"), ("licensed docs / gen", "right"), ("spend so far", "right"),
+                          ("excess NLL: gen 0 → last", "right")]:
+        table.add_column(name, justify=justify)
+    for lab in g["lab"].unique(maintain_order=True):
+        rows = g.filter(pl.col("lab") == lab).sort("generation")
+        first, last = rows.row(0, named=True), rows.row(-1, named=True)
+        table.add_row(lab, str(last["licensed_docs"]), f"{rows['spend'].sum():,.4g}",
+                      f"{_fmt(first['excess_nll'], '.3f')} → {_fmt(last['excess_nll'], '.3f')}")
     return table

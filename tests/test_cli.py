@@ -164,3 +164,24 @@ def test_validate_bad_file_exits_2_with_one_line(tmp_path):
     line = _one_line(result.stderr)
     assert "labs[1].crawl_budget: expected an integer >= 1, got -5" in line and "bad.toml" in line
     assert result.stdout == ""
+
+
+def test_the_summary_gives_the_whole_time_and_its_parts():
+    """The summary's wall time is the whole command's (total_s), with the simulation and Ray's start and
+    stop beside it, so a run that spent most of its time starting Ray says so."""
+    from rich.console import Console
+
+    import simweb as api
+    from simweb.summary import print_summary
+    from tests.helpers import MINIMAL, scenario
+
+    results = api.run(scenario(MINIMAL, 'run.executor="local"'))
+    m = results.manifest
+    assert m["total_s"] >= m["wall_time_s"] and m["startup_s"] == 0.0 and m["shutdown_s"] == 0.0
+    console = Console(record=True, width=200)
+    print_summary(results, None, console)
+    assert f"wall time {m['total_s']:.1f} s (simulation {m['wall_time_s']:.1f} s)" in console.export_text()
+    m.update(startup_s=6.0, shutdown_s=1.5, total_s=9.0)
+    print_summary(results, None, console)
+    text = console.export_text()  # export clears the record
+    assert "wall time 9.0 s (simulation" in text and "Ray start and stop 7.5 s" in text

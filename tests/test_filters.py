@@ -180,3 +180,30 @@ def test_self_augmentation_adds_the_labs_own_samples():
     # its own samples count as AI-written, by itself
     assert (g["train_ai_fraction"][1:] >= 50 / g["train_docs"][1:]).all()
     assert (g["train_ai_fraction_by_lab"].struct.field("keep")[1:] >= 50 / g["train_docs"][1:] - 1e-12).all()
+
+
+def test_classifier_flags_ai_pages_at_tpr_and_human_pages_at_fpr_times_their_population_multiplier():
+    """Through the real loop: the classifier step's counts by origin are two binomials.
+
+    After tick 0, "all" writes only AI pages and "humans" only human ones; each flags independently, AI pages with
+    probability TPR, human pages of "humans" with FPR × 2. With TPR = 0.3 and FPR = 0.2, a classifier that draws
+    the FPR for every page and the TPR on top flags AI pages at 1 − 0.8 · 0.7 = 0.44, and one that ignores the
+    multiplier flags humans at 0.2: 0.14 and 0.2 away, over 12 binomial SEs at ~3000 pages each (SE ≤ 0.009).
+    """
+    tpr, fpr, mult = 0.3, 0.2, 2.0
+    sc = scenario(COLLAPSE + HUMANS, "run.ticks=4", "publishers[0].pages_per_tick=1000",
+                  "publishers.humans.pages_per_tick=1000", "labs.replace.crawl_budget=2000",
+                  f"labs.replace.filters=[{{kind=\"classifier\", tpr={tpr}, fpr={fpr}, fpr_multiplier={{humans={mult}}}}}]")
+    steps = simweb.run(sc, executor="local").crawls.filter(
+        (pl.col("lab") == "replace") & (pl.col("filter") == "classifier") & (pl.col("purpose") == "train")
+        & (pl.col("crawl") >= 1))
+    ai_in, human_in = int(steps["ai_in"].sum()), int((steps["pages_in"] - steps["ai_in"]).sum())
+    assert ai_in > 2500 and human_in > 2500, (ai_in, human_in)
+    ai_rate = steps["dropped_ai"].sum() / ai_in
+    human_rate = (steps["dropped"] - steps["dropped_ai"]).sum() / human_in
+    for rate, p, n in [(ai_rate, tpr, ai_in), (human_rate, fpr * mult, human_in)]:
+        assert abs(rate - p) < 5 * math.sqrt(p * (1 - p) / n), (rate, p, n)
+    # the row's own accounting: kept + dropped = in, recall and precision as the counts give them
+    assert (steps["kept"] + steps["dropped"] == steps["pages_in"]).all()
+    assert np.allclose(steps["recall"], steps["dropped_ai"] / steps["ai_in"])
+    assert np.allclose(steps["precision"], steps["dropped_ai"] / steps["dropped"])

@@ -126,3 +126,17 @@ def test_every_output_of_a_run_and_a_sweep_reads_in_polars_pandas_and_duckdb(tmp
     contamination = pd.read_parquet(sweep / "contamination.parquet")
     assert {"grid_labs_replace_crawl_budget", "lab", "generation", "source_lab", "fraction"} <= set(contamination)
     assert len(contamination) == len(pdf) * 2  # two labs write, so two source rows per generation row
+
+
+def test_the_human_stock_grows_by_the_human_flow():
+    import numpy as np
+
+    import simweb
+    from tests.helpers import COLLAPSE, scenario
+
+    ticks = simweb.run(scenario(COLLAPSE, "publishers[0].ai_adoption.start=0.5",
+                                "publishers[0].ai_adoption.end=0.5")).ticks.sort("tick")
+    flow = (ticks["pages"] - ticks["ai_pages"]).to_numpy()
+    np.testing.assert_array_equal(ticks["human_pages_total"].to_numpy(), np.cumsum(flow))
+    assert (ticks["human_pages_total"] + ticks["ai_share_all"] * ticks["pages_total"]).round(6).equals(
+        ticks["pages_total"].cast(float))

@@ -94,3 +94,17 @@ def test_killed_shard_and_trainer_are_restored_and_the_output_is_unchanged(ray_e
     assert "Traceback" not in "".join(warnings)
     _assert_same(res, local_results)
     assert (tmp_path / "checkpoint" / "meta.json").is_file()
+
+
+# opt-outs with partial compliance, a licence and distillation: the driver's blocks, the scrapers' honour draws and
+# the teacher's state (a reference nested in a named argument) must give the local executor's output
+CONSENT = ("publishers.humans.opt_out={start=0.2, end=0.6, midpoint=2.0, by_reputation=2.0}", "labs.keep.compliance=0.5",
+           "labs.keep.licences=[{population='humans', docs_per_generation=50, price=1.5}]",
+           "labs.replace.distill=[{from='keep', docs=40}]")
+
+
+def test_ray_output_equals_local_with_opt_outs_licences_and_distillation(ray_executor):
+    local = Engine(scenario(SCENARIO, *OVERRIDES, *CONSENT), executor=LocalExecutor(), shards=1).run()
+    res = Engine(scenario(SCENARIO, *OVERRIDES, *CONSENT), executor=ray_executor, shards=2).run()
+    assert "blocked" in res.crawls["filter"].to_list() and res.generations["train_distill_docs"].sum() > 0
+    _assert_same(res, local)

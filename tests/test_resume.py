@@ -1,63 +1,90 @@
-"""Kill -9 in the middle of a run, resume it, and get exactly what an uninterrupted run writes."""
+"""Kill -9 in the middle of a run, resume it, and get exactly what an uninterrupted run writes.
+
+The run kills itself at a chosen point (the test hook SIMWEB_CRASH_AT_TICK in simweb/cli.py: SIGKILL right
+after that many ticks are complete), so the test never polls or races the process it stops.
+"""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 QUICKSTART = Path(__file__).resolve().parents[1] / "scenarios" / "quickstart.toml"
-ARGS = ["--executor", "local", "--quiet", "--set", "run.ticks=15"]
+TICKS = 15
+ARGS = ["--executor", "local", "--quiet", "--set", f"run.ticks={TICKS}"]
+FRAMES = ("generations.parquet", "ticks.parquet", "crawls.parquet", "scenario.toml")
 
 
-def _simweb(*args, **kw):
-    return subprocess.run([sys.executable, "-m", "simweb", *args], capture_output=True, text=True, **kw)
+def _simweb(*args, crash_at: int | None = None):
+    env = {k: v for k, v in os.environ.items() if k != "SIMWEB_CRASH_AT_TICK"}
+    if crash_at is not None:
+        env["SIMWEB_CRASH_AT_TICK"] = str(crash_at)
+    return subprocess.run([sys.executable, "-m", "simweb", *map(str, args)], capture_output=True, text=True, env=env)
 
 
-def test_kill_then_resume_gives_the_uninterrupted_output(tmp_path):
-    whole, broken = tmp_path / "whole", tmp_path / "broken"
-    assert _simweb("run", str(QUICKSTART), "--out", str(whole), *ARGS).returncode == 0
-    proc = subprocess.Popen([sys.executable, "-m", "simweb", "run", str(QUICKSTART), "--out", str(broken), *ARGS],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    meta = tmp_path / ".broken.partial" / "checkpoint" / "meta.json"
-    deadline = time.monotonic() + 60
-    tick = 0
-    while time.monotonic() < deadline and proc.poll() is None:
-        try:
-            tick = json.loads(meta.read_text())["meta"]["tick"]
-        except (OSError, ValueError):
-            tick = 0
-        if tick >= 5:
-            break
-        time.sleep(0.02)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    assert 5 <= tick < 15, "the run was not caught mid-way"
+@pytest.fixture(scope="module")
+def whole(tmp_path_factory):
+    out = tmp_path_factory.mktemp("whole") / "run"
+    done = _simweb("run", QUICKSTART, "--out", out, *ARGS)
+    assert done.returncode == 0, done.stderr
+    return out
+
+
+# 5: just after a generation boundary's checkpoint; 6: a tick past it, so the resume redoes work the kill lost
+@pytest.mark.parametrize("crash_at", [5, 6])
+def test_kill_then_resume_gives_the_uninterrupted_output(tmp_path, whole, crash_at):
+    broken = tmp_path / "broken"
+    killed = _simweb("run", QUICKSTART, "--out", broken, *ARGS, crash_at=crash_at)
+    assert killed.returncode == -signal.SIGKILL, (killed.returncode, killed.stderr)
     assert not broken.exists()
+    meta = json.loads((tmp_path / ".broken.partial" / "checkpoint" / "meta.json").read_text())
+    assert 1 <= meta["meta"]["tick"] <= crash_at  # the last checkpoint is from before the kill
     # a second run into the same place is refused, and points at resume
-    again = _simweb("run", str(QUICKSTART), "--out", str(broken), *ARGS)
+    again = _simweb("run", QUICKSTART, "--out", broken, *ARGS)
     assert again.returncode == 2 and "simweb resume" in again.stderr
-    resumed = _simweb("resume", str(broken), "--quiet")
+    resumed = _simweb("resume", broken, "--quiet")
     assert resumed.returncode == 0, resumed.stderr
-    for name in ("generations.parquet", "ticks.parquet", "crawls.parquet", "scenario.toml"):
+    for name in FRAMES:
         assert (broken / name).read_bytes() == (whole / name).read_bytes(), name
     assert not (tmp_path / ".broken.partial").exists()
-    done = _simweb("resume", str(broken))
+    done = _simweb("resume", broken)
     assert done.returncode == 2 and "complete" in done.stderr
 
 
-def test_a_damaged_checkpoint_is_refused_with_a_clear_message(tmp_path):
+def test_a_resume_killed_again_resumes_to_the_same_output(tmp_path, whole):
+    broken = tmp_path / "broken"
+    assert _simweb("run", QUICKSTART, "--out", broken, *ARGS, crash_at=4).returncode == -signal.SIGKILL
+    # the resume itself is killed further on; the hook counts the ticks of the whole run
+    assert _simweb("resume", broken, "--quiet", crash_at=10).returncode == -signal.SIGKILL
+    resumed = _simweb("resume", broken, "--quiet")
+    assert resumed.returncode == 0, resumed.stderr
+    for name in FRAMES:
+        assert (broken / name).read_bytes() == (whole / name).read_bytes(), name
+
+
+@pytest.mark.parametrize("value", ["soon", "0", "-3"])
+def test_a_malformed_crash_hook_is_refused_before_the_run_starts(tmp_path, monkeypatch, capsys, value):
+    from simweb.cli import main
+
+    monkeypatch.setenv("SIMWEB_CRASH_AT_TICK", value)
+    assert main(["run", str(QUICKSTART), "--out", str(tmp_path / "r"), *ARGS]) == 2
+    assert "SIMWEB_CRASH_AT_TICK" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []  # nothing was started
+
+
+def test_a_damaged_checkpoint_is_refused_with_a_clear_message(tmp_path, whole):
     from simweb import checkpoint
     from simweb.errors import SimwebError
 
     out = tmp_path / "run"
-    assert _simweb("run", str(QUICKSTART), "--out", str(out), *ARGS).returncode == 0
+    shutil.copytree(whole, out)
     ckpt = out / "checkpoint"
     npz = sorted(ckpt.glob("*.npz"))[0]
     npz.write_bytes(npz.read_bytes()[:-10] + b"0123456789")

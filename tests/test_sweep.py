@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -99,10 +100,40 @@ def test_a_sweep_on_ray_tasks_equals_the_local_pool(tmp_path):
         assert pl.read_parquet(ray / name).equals(pl.read_parquet(local / name)), name
 
 
+def _descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` (children, grandchildren, ...), from the parent ids in /proc/<pid>/stat."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as fh:
+                stat = fh.read()
+        except OSError:
+            continue
+        # "pid (comm) state ppid ...": comm may hold spaces and parentheses, so split after its last ')'
+        ppid = int(stat[stat.rindex(b")") + 2:].split()[1])
+        children.setdefault(ppid, []).append(int(entry))
+    out, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            out.append(child)
+            todo.append(child)
+    return out
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as fh:
+            return fh.read()
+    except OSError:
+        return b""
+
+
+
 @pytest.mark.slow  # starts Ray
 def test_a_ray_worker_killed_during_a_sweep_loses_only_that_runs_current_generation(tmp_path):
     import json
-    import os
     import signal
     import time
 
@@ -112,30 +143,46 @@ def test_a_ray_worker_killed_during_a_sweep_loses_only_that_runs_current_generat
     assert _sweep(scen, local, "labs.replace.crawl_budget=300", seeds=2).returncode == 0
     args = [sys.executable, "-m", "simweb", "sweep", str(scen), "--seeds", "2", "--out", str(ray_out),
             "--executor", "ray", "--grid", "labs.replace.crawl_budget=300"]
-    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    killed, deadline = None, time.monotonic() + 120
-    while killed is None and time.monotonic() < deadline and proc.poll() is None:
-        for meta in (ray_out / "runs").glob(".p*.partial/checkpoint/meta.json") if (ray_out / "runs").exists() else []:
-            try:
-                tick = json.loads(meta.read_text())["meta"]["tick"]
-            except (OSError, ValueError):
-                continue
-            if tick >= 3:
-                for pid in os.listdir("/proc"):
-                    try:
-                        cmd = open(f"/proc/{pid}/cmdline", "rb").read()
-                    except OSError:
-                        continue
-                    if pid.isdigit() and b"_run_point" in cmd:
-                        os.kill(int(pid), signal.SIGKILL)
-                        killed = (meta, tick)
-                        break
-            if killed:
-                break
-        time.sleep(0.01)
-    _, err = proc.communicate(timeout=300)
+    # a Ray instance of its own (no RAY_ADDRESS), in a session of its own: the worker killed below is one of
+    # this sweep's descendants, never a process of another run on the same machine
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env,
+                            start_new_session=True)
+    try:
+        killed, deadline = None, time.monotonic() + 120
+        while killed is None and time.monotonic() < deadline and proc.poll() is None:
+            metas = (ray_out / "runs").glob(".p*.partial/checkpoint/meta.json") if (ray_out / "runs").exists() else []
+            for meta in metas:
+                try:
+                    tick = json.loads(meta.read_text())["meta"]["tick"]
+                except (OSError, ValueError):
+                    continue
+                if tick >= 3:
+                    for pid in _descendants(proc.pid):
+                        if b"_run_point" in _cmdline(pid):
+                            os.kill(pid, signal.SIGKILL)
+                            killed = (meta, tick)
+                            break
+                if killed:
+                    break
+            time.sleep(0.01)
+        _, err = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:  # only on a failure above: take down the sweep's own session, nothing else
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
     assert killed is not None, "no sweep worker was caught mid-run"
     assert proc.returncode == 0, err
     status = pl.read_parquet(ray_out / "status.parquet")
     assert (status["state"] == "done").all(), status
     assert pl.read_parquet(ray_out / "generations.parquet").equals(pl.read_parquet(local / "generations.parquet"))
+
+
+def test_points_that_turn_a_mechanism_on_combine_with_those_that_do_not():
+    from simweb.sweep import Point, combine
+
+    plain = pl.DataFrame({"lab": ["a"], "x": [1.0]})
+    licensed = pl.DataFrame({"lab": ["a"], "x": [2.0], "spend": [3.0]})
+    points = [Point(0, (("labs.a.budget", "1"),), 0, 1), Point(1, (("labs.a.budget", "2"),), 0, 2)]
+    out = combine([plain, licensed], points)
+    assert out["spend"].to_list() == [None, 3.0] and out["x"].to_list() == [1.0, 2.0]

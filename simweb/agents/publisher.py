@@ -62,11 +62,12 @@ class Publisher:
         self._weights = np.array([w if name in uses else 0.0 for name, w in zip(lab_names, market_share)])
 
     def plan(self, tick: int, sites: np.ndarray, site_topic: np.ndarray, released: Mapping[int, int],
-             index=None) -> dict[str, np.ndarray] | None:
+             index=None, topic_probs: np.ndarray | None = None) -> dict[str, np.ndarray] | None:
         """This tick's pages as metadata columns; ``released`` maps lab index → the generation publishers use.
 
         With ``copy_rate`` > 0, that share of the tick's pages republish pages already on the web (``index``):
         a copy keeps its original's authorship and content, and loses its C2PA label with ``strip_c2pa``.
+        ``topic_probs``: the topic popularity of this tick, when the truth drifts (default: the one at start).
         """
         cfg = self.cfg
         n = cfg.pages_per_tick + (cfg.initial_pages if tick == 0 else 0)
@@ -86,7 +87,8 @@ class Publisher:
         for lab_index, gen in released.items():
             generation[lab == lab_index] = gen
         on_topic = rng.random(n) < cfg.topic_focus
-        topic = np.where(on_topic, site_topic[page_site], choice(self.topic_probs, n, rng=rng))
+        popularity = self.topic_probs if topic_probs is None else topic_probs
+        topic = np.where(on_topic, site_topic[page_site], choice(popularity, n, rng=rng))
         topic = np.where(is_ai, -1, topic).astype(np.int16)
         labelled = rng.random(n) < cfg.c2pa_rate  # a truthful label: 1 says human, 2 says AI
         c2pa = np.where(labelled, np.where(is_ai, 2, 1), 0).astype(np.int8)
@@ -199,8 +201,8 @@ class PublisherShard(Agent):
         copies = pages["copied_from"][lo:hi] >= 0
         lab[copies] = -2  # written by publish(), from their originals
         human = lab == -1
-        if human.any():
-            out[human] = self.language.draw(noise_t[:, human].T, topics=pages["topic"][lo:hi][human])
+        if human.any():  # written from the truth of the tick they are published
+            out[human] = self.language.at(tick).draw(noise_t[:, human].T, topics=pages["topic"][lo:hi][human])
         # the labs and populations present, ascending (bincount: no sort, as np.unique would)
         for lab_index in np.flatnonzero(np.bincount(lab[lab >= 0])):
             for pop in np.flatnonzero(np.bincount(population[lab == lab_index])):
@@ -223,7 +225,7 @@ class PublisherShard(Agent):
                 continue
             name = self.scenario.publishers[pop].name
             drafts = Drafts(content=content[lo:hi], is_draft=lab[lo:hi] >= 0, lab=lab[lo:hi], site_id=site[lo:hi],
-                            tick=tick, population=name, language=self.language,
+                            tick=tick, population=name, language=self.language.at(tick),
                             models=_Released(self.context, models))
             for kind, entry, behaviour in chain:
                 rng = self.context.stream(kind, name, tick, int(block[lo]))

@@ -4,8 +4,9 @@ Strategies order the sites a crawler reaches: ``bfs`` from seed sites along
 links (sites it never reaches are never crawled), ``pagerank`` from the most to
 the least central site, ``random`` over all pages. Within a site the newest
 pages come first. ``new_only`` restricts a training crawl to pages published
-since the lab's previous crawl. A benchmark crawl never returns a page the lab
-has trained on.
+since the lab's previous crawl; ``snapshot`` to an archive, the pages published at
+or before a tick (or ``release - k``), on which it spends its whole budget. A benchmark
+crawl reads the live web and never returns a page the lab has trained on.
 
 The scraper keeps its own replica of the site graph and of the one page
 column a crawl orders by (the site), fed a delta every tick; page ids are in
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from simweb import consent
 from simweb.filters.base import TRUTH_COLUMNS, Batch, accounting, filter_names
 from simweb.plugins import PluginError, registry
 from simweb.stages import Kept, Selection
@@ -31,6 +33,7 @@ from simweb.web.store import AI, PageIndex, _grow, join_parts
 __all__ = ["Scraper", "REPLICA"]
 
 REPLICA = ("site_id",)  # the page columns a scraper keeps
+CONSENT_REPLICA = ("site_id", "origin")  # with opt-outs: the origin too, for the blocked step's accounting only
 DEFAULT_CALIBRATION_DOCS = 1000
 
 
@@ -51,15 +54,25 @@ class Scraper(Agent):
         self.graph = SiteGraph(links_per_site=web.links_per_site, homophily=web.homophily,
                                population_share=np.ones(1), topic_probs=np.ones(1))
         self.capacity = capacity  # pages the run will publish: the replica is allocated once
-        self.pages = PageIndex(capacity, columns=REPLICA)
+        # sites may refuse crawlers: which populations' blocks concern this lab, and which blocks it honours
+        self.consent = consent.consent_on(context.scenario)
+        self.refuses = consent.blocks_labs(context.scenario)[:, index] if self.consent else None
+        self.honoured = np.zeros(0, dtype=bool)
+        self.replica = CONSENT_REPLICA if self.consent else REPLICA
+        self.pages = PageIndex(capacity, columns=self.replica)
         self.tick_start = np.zeros(0, dtype=np.int64)  # first page id of each tick
         self._calibration: np.ndarray | None = None  # fresh human documents, drawn once, for filters that need them
 
     @timed("crawl")
     def observe(self, graph: dict, pages: dict) -> None:
         """Follow the web: the sites and links (``graph``) and pages (``site_id`` and ``tick``) added since."""
-        if len(graph["population"]) or len(graph["edges"]):  # nothing else changes when neither grew
+        # nothing else changes when no site, link or block was added (a ~20 µs networkx call saved a tick)
+        if len(graph["population"]) or len(graph["edges"]) or len(graph.get("blocks", ())):
+            first_site = self.graph.n_sites
             self.graph.apply(graph)
+            if self.consent:
+                self.honoured = np.concatenate([self.honoured, consent.honour(
+                    self.cfg.compliance, self.cfg.name, self.graph.created[first_site:], seed=self.context.seed)])
         tick = np.asarray(pages["tick"])
         if len(tick):
             new = np.flatnonzero(np.concatenate(([True], tick[1:] != tick[:-1])))  # pages arrive in tick order
@@ -79,7 +92,9 @@ class Scraper(Agent):
     def crawl(self, tick: int, budget: int, purpose: str, crawl: int) -> Selection:
         """Pick up to ``budget`` page ids. ``purpose`` is "train" or "benchmark".
 
-        A benchmark never includes a page this lab fetched for training.
+        A benchmark never includes a page this lab fetched for training. With opt-outs, pages on sites
+        that refuse this lab (and whose refusal it honours) are never fetched: the selection carries the
+        accounting of that ``blocked`` step (step −1, before the fetch) over the pages it could have fetched.
         """
         cfg = self.cfg
         rng = self.context.stream("crawl", cfg.name, purpose, crawl)
@@ -87,14 +102,25 @@ class Scraper(Agent):
         if purpose == "train" and cfg.new_only:  # the pages since the last crawl: one id range
             since = self.last_crawl_tick + 1
             first = int(self.tick_start[since]) if since < len(self.tick_start) else len(self.pages)
-        ids = np.arange(first, len(self.pages), dtype=np.int64)
+        last = len(self.pages)
+        archive = cfg.snapshot_tick(tick) if purpose == "train" else None
+        if archive is not None:  # an archive: the pages published at or before it, also an id range
+            last = int(self.tick_start[archive + 1]) if archive + 1 < len(self.tick_start) else len(self.pages)
+        ids = np.arange(first, max(first, last), dtype=np.int64)
         if purpose == "benchmark":
             ids = ids[~self.trained[first:]]
+        steps = ()
+        if self.consent:
+            refused = consent.refused_sites(self.graph, self.refuses, self.honoured, tick)
+            allowed = ~refused[self.pages.column("site_id")[ids]]
+            is_ai = self.pages.column("origin")[ids] == AI  # ground truth, for the accounting only
+            steps = ({"step": -1, "filter": "blocked", **accounting(is_ai, allowed)},)
+            ids = ids[allowed]
         ids = np.sort(self._pick(ids, budget, rng))
         if purpose == "train":
             self.last_crawl_tick = tick
             self.trained[ids] = True
-        return Selection(ids=ids, crawl_tick=tick, purpose=purpose, crawl=crawl)
+        return Selection(ids=ids, crawl_tick=tick, purpose=purpose, crawl=crawl, steps=steps)
 
     @timed("filter")
     def filter(self, selection: Selection, *, pages: dict, parts: list, model=None) -> Kept:
@@ -117,7 +143,7 @@ class Scraper(Agent):
                       lab=self.cfg.name, vocab_size=getattr(language, "vocab_size", 0),
                       watermark_keys=self.context.watermark_keys(), _content=content,
                       _truth={k: np.asarray(pages[k]) for k in TRUTH_COLUMNS}, _extra=extra)
-        steps = [{"step": 0, "filter": "fetch", **accounting(batch._truth["origin"] == AI, np.ones(len(ids), bool))}]
+        steps = [*selection.steps, {"step": 0, "filter": "fetch", **accounting(batch._truth["origin"] == AI, np.ones(len(ids), bool))}]
         for i, (name, entry, flt) in enumerate(self.chain, start=1):
             rng = self.context.stream("filter", self.cfg.name, selection.purpose, selection.crawl, name)
             keep = self._run(entry, name, selection, lambda: flt.keep(batch.view(name, entry.needs), rng=rng),
@@ -189,7 +215,7 @@ class Scraper(Agent):
 
     def footprint(self) -> int:
         """Bytes of this scraper's page replica."""
-        return self.pages.nbytes + self.trained.nbytes + self.tick_start.nbytes
+        return self.pages.nbytes + self.trained.nbytes + self.tick_start.nbytes + self.honoured.nbytes
 
     def state(self) -> dict[str, np.ndarray]:
         out = {"last_crawl_tick": np.array(self.last_crawl_tick), "trained": np.flatnonzero(self.trained)}
@@ -206,7 +232,8 @@ class Scraper(Agent):
                 flt.restore({k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)})
         self.graph = SiteGraph(links_per_site=self.graph.links_per_site, homophily=self.graph.homophily,
                                population_share=np.ones(1), topic_probs=np.ones(1))
-        self.pages = PageIndex(self.capacity, columns=REPLICA)
+        self.pages = PageIndex(self.capacity, columns=self.replica)
+        self.honoured = np.zeros(0, dtype=bool)
         self.tick_start = np.zeros(0, dtype=np.int64)
         self._trained = np.zeros(self.capacity, dtype=bool)
         self.trained = self._trained[:0]

@@ -4,7 +4,8 @@ Which kept pages a generation trains on is the lab's regime, a registered plugin
 (:mod:`simweb.regimes`: ``replace``, ``accumulate``, ``accumulate_subsample``, or a user's own). On
 top of the web data: a share drawn from the lab's verified human reserve, ``anchors`` fresh
 ground-truth documents per generation (Jangjoo, Marsili & Roudi 2026), its own samples
-(self-augmentation), and optionally a prior toward a reference model. The training set's
+(self-augmentation), documents it buys (licences: verified human, past any opt-out), documents
+sampled from other labs' released models (distillation), and optionally a prior toward a reference model. The training set's
 composition is counted against the ground truth, which the regime never sees.
 """
 
@@ -16,6 +17,7 @@ from simweb.errors import SimwebError
 from simweb.models import Prior, build_model
 from simweb.plugins import PluginError, registry
 from simweb.regimes import Pool
+from simweb.schema import features_of
 from simweb.stages import GenerationReport, Kept
 from simweb.agents.base import Agent
 from simweb.timing import Busy
@@ -34,6 +36,8 @@ class Trainer(Agent):
         self.cfg = cfg = context.scenario.labs[index]
         self.index = index
         self.n_labs = len(context.scenario.labs)
+        self.features = features_of(context.scenario)  # mechanisms whose columns this run writes
+        self.lab_index = {lab.name: i for i, lab in enumerate(context.scenario.labs)}
         self.language = context.language
         self.busy = Busy()
         self.generation = -1
@@ -57,19 +61,30 @@ class Trainer(Agent):
             self._reserve = docs
         return self._reserve
 
-    def generate(self, kept: Kept, benchmark: Kept | None):
+    def generate(self, kept: Kept, benchmark: Kept | None, *, released: dict | None = None):
         """Train generation g+1 on the filtered crawl ``kept`` and evaluate it, also on the ``benchmark`` pages.
 
-        Returns (model state, :class:`GenerationReport`).
+        ``released`` (when some lab distils): lab index → (generation, model state) of every other lab's latest
+        released model (a lab that has released nothing is absent): the teachers it distils, and the models
+        its ``lab_divergence`` compares with. Returns (model state, :class:`GenerationReport`).
         """
+        released = released or {}
         with self.busy("train"):
-            model, composition = self.train(kept)
+            model, composition = self.train(kept, teachers=released)
         bench = benchmark.content if benchmark is not None else None
+        tick = int(kept.crawl_tick)  # the release tick: the present the model is judged against
+        extra = {}
         with self.busy("evaluate"):
             metrics = self.context.evaluator.evaluate(model, lab=self.cfg.name, generation=self.generation,
-                                                      benchmark=bench)
+                                                      benchmark=bench, tick=tick,
+                                                      end_tick=tick + self.cfg.release_every)
+            if "distill" in self.features:
+                evaluator, labs = self.context.evaluator, self.context.scenario.labs
+                extra["lab_divergence"] = {
+                    lab.name: evaluator.divergence(model, self.context.model(i, *released[i])) if i in released else None
+                    for i, lab in enumerate(labs)}
         report = GenerationReport(composition=composition, metrics=metrics, steps=kept.steps,
-                                  bench_steps=benchmark.steps if benchmark is not None else None)
+                                  bench_steps=benchmark.steps if benchmark is not None else None, extra=extra)
         return model.state_dict(), report
 
     def _add_to_pool(self, kept: Kept) -> None:
@@ -86,8 +101,9 @@ class Trainer(Agent):
         self.pool_meta = {k: np.concatenate([v, np.asarray(meta[k])[new].astype(v.dtype)])
                           for k, v in self.pool_meta.items()}
 
-    def _select(self) -> np.ndarray:
-        pool = Pool(ids=self.pool_ids, content=self.pool_content, **{k: self.pool_meta[k] for k in POOL_SEEN})
+    def _select(self, now: int) -> np.ndarray:
+        pool = Pool(ids=self.pool_ids, content=self.pool_content, now=now,
+                    **{k: self.pool_meta[k] for k in POOL_SEEN})
         cfg, gen = self.cfg, self.generation
         rng = self.context.stream(getattr(self.entry.cls, "stream", cfg.regime.kind), cfg.name, gen)
         try:
@@ -105,15 +121,18 @@ class Trainer(Agent):
                               f"expected integer row indices in [0, {len(pool)})")
         return rows
 
-    def train(self, kept: Kept):
-        """Fit generation g+1 on crawled pages (plus reserve and anchors); returns (model, composition)."""
+    def train(self, kept: Kept, *, teachers: dict | None = None):
+        """Fit generation g+1 on crawled pages (plus reserve, anchors, licences, distillation); returns
+        (model, composition)."""
         cfg = self.cfg
         self.generation += 1
         gen = self.generation
+        now = int(kept.crawl_tick)
         self._add_to_pool(kept)
-        rows = self._select()
+        rows = self._select(now)
         web_content = self.pool_content[rows]
         web_meta = {k: self.pool_meta[k][rows] for k in POOL_TRUTH}
+        web_age = now - self.pool_meta["tick"][rows]
         parts = [web_content]
         n_reserve = 0
         if cfg.reserve_fraction > 0:
@@ -123,8 +142,25 @@ class Trainer(Agent):
                                                                               replace=False)
             parts.append(self.reserve[np.sort(pick)])
         if cfg.anchors:
-            anchors, _ = self.language.sample(cfg.anchors, rng=self.context.stream("anchors", cfg.name, gen))
+            anchors, _ = self.language.at(now).sample(cfg.anchors, rng=self.context.stream("anchors", cfg.name, gen))
             parts.append(anchors)
+        n_licensed = 0
+        for licence in cfg.licences or ():  # verified human: drawn from the true language, like the reserve
+            docs, _ = self.language.sample(licence.docs_per_generation,
+                                           rng=self.context.stream("licence", cfg.name, licence.population, gen))
+            parts.append(docs)
+            n_licensed += licence.docs_per_generation
+        by_lab = np.zeros(self.n_labs)
+        n_distill = 0
+        for d in cfg.distill or ():  # straight from the other lab's latest released model (its API)
+            source = self.lab_index[d.source]
+            if source not in (teachers or {}):
+                continue  # it has released nothing yet
+            teacher = self.context.model(source, *teachers[source])
+            parts.append(teacher.sample(d.docs, rng=self.context.stream("distill", cfg.name, d.source, gen),
+                                        watermark=self._watermark(source)))
+            by_lab[source] += d.docs
+            n_distill += d.docs
         n_augment = 0
         if cfg.self_augment and self.last_state is not None:
             previous = build_model(cfg.model, self.language).load_state_dict(self.last_state)
@@ -144,8 +180,9 @@ class Trainer(Agent):
         is_ai = web_meta["origin"] == AI
         total = len(corpus)
         # its own samples (self-augmentation) are AI-written too, by this lab
-        by_lab = np.bincount(web_meta["lab"][is_ai].astype(np.int64), minlength=self.n_labs).astype(np.float64)
+        by_lab += np.bincount(web_meta["lab"][is_ai].astype(np.int64), minlength=self.n_labs)
         by_lab[self.index] += n_augment
+        n_ai = by_lab.sum()  # web pages by models, its own samples, distilled documents
         by_lab /= total
         composition = {
             "train_docs": total,
@@ -153,11 +190,29 @@ class Trainer(Agent):
             "train_reserve_docs": n_reserve,
             "train_anchor_docs": int(cfg.anchors),
             "train_self_docs": n_augment,
-            "train_ai_fraction": float((is_ai.sum() + n_augment) / total),
+            "train_ai_fraction": float(n_ai / total),
             "train_ai_fraction_by_lab": [float(v) for v in by_lab],
             "train_mean_ai_generation": float(web_meta["generation"][is_ai].mean()) if is_ai.any() else None,
+            # web pages are as old as their publication, the reserve as the run (drawn from the truth of tick
+            # 0), anchors are fresh; a model's own samples carry no date and are left out
+            "data_age": (float((web_age.sum() + n_reserve * now) / dated)
+                         if (dated := len(web_age) + n_reserve + int(cfg.anchors)) else None),
         }
+        if "licences" in self.features:
+            composition["licensed_docs"] = n_licensed
+            composition["spend"] = float(sum(licence.price for licence in cfg.licences or ()))
+        if "distill" in self.features:
+            composition["train_distill_docs"] = n_distill
         return model, composition
+
+    def _watermark(self, lab: int):
+        """The watermark lab ``lab``'s models write with (its API's output carries it), or None."""
+        cfg = self.context.scenario.labs[lab]
+        if cfg.watermark is None:
+            return None
+        from simweb.watermark import Watermark, key_of
+
+        return Watermark(key_of(self.context.seed, cfg.name), cfg.watermark.gamma, cfg.watermark.delta)
 
     def _prior(self) -> Prior | None:
         prior = self.cfg.prior

@@ -195,16 +195,38 @@ def _check_reachable(address: str) -> None:
 
 
 def _join(address: str) -> None:
-    try:
-        ray.init(address=address, log_to_driver=False, logging_level=logging.ERROR)
-    except Exception as err:  # Ray's own errors: say what to do in one line
-        text = _first_line(err)
-        if "auth" in text.lower() or "token" in text.lower():
-            raise SimwebError(f"--address {address}: the cluster refused simweb's authentication ({text}); "
-                              "the cluster uses Ray's token authentication: set RAY_AUTH_MODE=token and the same "
-                              "token (RAY_AUTH_TOKEN, or ~/.ray/auth_token) on every node and for simweb — see "
-                              "README, 'On a laptop or a cluster'") from None
-        raise SimwebError(f"--address {address}: cannot join the Ray cluster: {text}") from None
+    """``ray.init`` on a running cluster. Ray's core prints a line a second to the process's stderr while it
+    retries; those are held back and read: a refused token becomes one line that says what to set."""
+    import tempfile
+
+    with tempfile.TemporaryFile() as held:
+        saved = os.dup(2)
+        os.dup2(held.fileno(), 2)
+        try:
+            ray.init(address=address, log_to_driver=False, logging_level=logging.ERROR)
+            failure = None
+        except Exception as err:  # Ray's own errors: say what to do in one line
+            failure = err
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        if failure is None:
+            return
+        held.seek(0)
+        said = held.read().decode(errors="replace") + " ".join(map(str, _causes(failure)))
+    if "InvalidAuthToken" in said or "Unauthenticated" in said:
+        mode = os.environ.get("RAY_AUTH_MODE")
+        raise SimwebError(f"--address {address}: the cluster refused simweb's Ray authentication token "
+                          f"(RAY_AUTH_MODE is {mode or 'unset'}); it uses Ray's token authentication: set "
+                          "RAY_AUTH_MODE=token and the cluster's token (~/.ray/auth_token or RAY_AUTH_TOKEN) for "
+                          "simweb and for every 'ray start' (README, 'On a laptop or a cluster')") from None
+    raise SimwebError(f"--address {address}: cannot join the Ray cluster: {_first_line(failure)}") from None
+
+
+def _causes(err: BaseException):
+    while err is not None:
+        yield err
+        err = err.__cause__ or err.__context__
 
 
 def _first_line(err: Exception) -> str:

@@ -17,7 +17,7 @@ class Allowlist:
     class Config(plugins.PluginConfig):
         """Keeps pages on the top-k sites by reputation."""
 
-        top_k: int = Field(ge=1)
+        top_k: int = Field(ge=1, le=2**31 - 1)
         reputation: Literal["pagerank", "age"] = "pagerank"
 
     needs = ("graph",)

@@ -15,7 +15,7 @@ class DateCutoff:
     class Config(plugins.PluginConfig):
         """Keep only pages published at or before ``tick``."""
 
-        tick: int = Field(ge=0)
+        tick: int = Field(ge=0, le=32_767)
 
     needs = ()
 

@@ -23,7 +23,7 @@ class Likelihood:
         """A likelihood-ratio test on the tokens under the lab's own current model, calibrated on human text."""
 
         target_fpr: float = Field(0.05, gt=0.0, lt=1.0)  # share of human pages it may drop
-        calibration_docs: int = Field(1000, ge=10)  # fresh human documents the lab calibrates on
+        calibration_docs: int = Field(1000, ge=10, le=10_000_000)  # fresh human documents the lab calibrates on
 
         def check(self, scenario, where: str, fail) -> None:
             if scenario.language.family != "markov":

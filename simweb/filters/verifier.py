@@ -19,8 +19,8 @@ class Verifier:
         """Keeps documents whose (noisy) ground-truth quality passes a bar (Feng et al. 2025)."""
 
         quantile: float = Field(0.1, ge=0.0, lt=1.0)  # the bar: this quantile of human documents' quality
-        noise: float = Field(0.0, ge=0.0)  # sd of the verifier's error, nats per token (0 = ground truth)
-        calibration_docs: int = Field(1000, ge=10)
+        noise: float = Field(0.0, ge=0.0, le=1e6)  # sd of the verifier's error, nats per token (0 = ground truth)
+        calibration_docs: int = Field(1000, ge=10, le=10_000_000)
 
         def check(self, scenario, where: str, fail) -> None:
             if scenario.language.family != "markov":

@@ -15,7 +15,7 @@ class WatermarkDetector:
     class Config(plugins.PluginConfig):
         """Kirchenbauer et al.'s z-test on the tokens, with the keys the lab holds."""
 
-        z_threshold: float = Field(4.0, gt=0.0)  # z = 4: FPR ≈ 3e-5 per document (Kirchenbauer et al. 2023)
+        z_threshold: float = Field(4.0, gt=0.0, le=1e6)  # z = 4: FPR ≈ 3e-5 per document (Kirchenbauer et al. 2023)
         keys: tuple[str, ...] | None = None  # labs whose keys it holds; default: its own
 
         def check(self, scenario, where: str, fail) -> None:

@@ -13,12 +13,17 @@ with q the Zipf weights, b_k a log-normal boost per topic and token, and A a
 log-normal class-to-class affinity. Everything about the language is exact:
 ``log_prob`` sums over topics, and the topic posterior and per-topic entropy
 are closed forms.
+
+Drift (``[language.drift]``): topic popularity π and boosts b_k do log-normal random walks, each tick's
+step from its own stream; ``at(tick)`` is the exact language of that tick, rebuilt (start and transition
+tables, O(K·C·V)) only when the boosts move, and sharing them when only popularity does.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from simweb.language.drift import GaussianWalk
 from simweb.sampling import AliasTable
 
 __all__ = ["MarkovLanguage"]
@@ -27,6 +32,15 @@ __all__ = ["MarkovLanguage"]
 def zipf(n: int, exponent: float) -> np.ndarray:
     w = np.arange(1, n + 1, dtype=np.float64) ** -exponent
     return w / w.sum()
+
+
+def _chains(q: np.ndarray, boost: np.ndarray, affinity: np.ndarray, token_class: np.ndarray):
+    """Start laws (K, V) and transitions (K, C, V): P_k(j | i) ∝ q_j · b_k[j] · A[class(i), class(j)]."""
+    start = q * boost
+    start /= start.sum(axis=1, keepdims=True)
+    transition = (q * boost)[:, None, :] * affinity[None][:, :, token_class]
+    transition /= transition.sum(axis=2, keepdims=True)
+    return start, transition
 
 
 def _logsumexp(a: np.ndarray, axis: int) -> np.ndarray:
@@ -56,20 +70,26 @@ class MarkovLanguage:
             self._log_transition = np.log(self.transition)
         self._tables: tuple[AliasTable, AliasTable] | None = None
         self._unigram: np.ndarray | None = None
+        self._root = self
+        self._drift: tuple | None = None  # (topic walk, boost walk, the parts the tables are built from)
+        self._ticks: dict[int, MarkovLanguage] = {}
 
     @classmethod
-    def from_config(cls, cfg, *, rng: np.random.Generator) -> "MarkovLanguage":
+    def from_config(cls, cfg, *, rng: np.random.Generator, seed: int = 0) -> "MarkovLanguage":
         V, K, C = cfg.vocab_size, cfg.topics, cfg.classes
         q = zipf(V, cfg.zipf_exponent)
         token_class = rng.integers(0, C, size=V)
         boost = np.exp(cfg.topic_strength * rng.standard_normal((K, V)))
         affinity = np.exp(cfg.class_strength * rng.standard_normal((C, C)))
-        start = q * boost
-        start /= start.sum(axis=1, keepdims=True)
-        transition = (q * boost)[:, None, :] * affinity[None][:, :, token_class]
-        transition /= transition.sum(axis=2, keepdims=True)
-        return cls(vocab_size=V, doc_length=cfg.doc_length, topic_probs=zipf(K, cfg.topic_zipf_exponent),
+        start, transition = _chains(q, boost, affinity, token_class)
+        lang = cls(vocab_size=V, doc_length=cfg.doc_length, topic_probs=zipf(K, cfg.topic_zipf_exponent),
                    start=start, transition=transition, token_class=token_class)
+        drift = getattr(cfg, "drift", None)
+        if drift is not None and (drift.topic_sigma > 0 or drift.boost_sigma > 0):
+            topic_walk = GaussianWalk(seed, K, drift.topic_sigma, name="topics") if drift.topic_sigma > 0 else None
+            boost_walk = GaussianWalk(seed, K * V, drift.boost_sigma, name="boosts") if drift.boost_sigma > 0 else None
+            lang._drift = (topic_walk, boost_walk, (q, boost, affinity))
+        return lang
 
     # ------------------------------------------------------------ sampling
     def sample(self, n: int, *, rng: np.random.Generator, topics: np.ndarray | None = None):
@@ -80,6 +100,31 @@ class MarkovLanguage:
         if topics is None:
             topics = rng.choice(self.topics, size=n, p=self.topic_probs)
         return self.draw(self.noise(n, rng=rng), topics=topics), np.asarray(topics, dtype=np.int64)
+
+    def at(self, tick: int) -> "MarkovLanguage":
+        """The truth of ``tick``: this very object at tick 0 and when nothing drifts; else a cached language
+        whose popularity is π·exp(walk) (normalised) and boosts b_k·exp(walk). The last few ticks are kept."""
+        root = self._root
+        if root._drift is None or tick == 0:
+            return root
+        truth = root._ticks.get(tick)
+        if truth is None:
+            topic_walk, boost_walk, (q, boost, affinity) = root._drift
+            pi = root.topic_probs * (np.exp(topic_walk.offset(tick)) if topic_walk is not None else 1.0)
+            if boost_walk is not None:
+                moved = boost * np.exp(boost_walk.offset(tick).reshape(boost.shape))
+                start, transition = _chains(q, moved, affinity, root.token_class)
+            else:
+                start, transition = root.start, root.transition
+            truth = MarkovLanguage(vocab_size=root.vocab_size, doc_length=root.doc_length, topic_probs=pi / pi.sum(),
+                                   start=start, transition=transition, token_class=root.token_class)
+            if boost_walk is None:
+                truth._tables = root._alias()  # the chains did not move: share their sampling tables
+            truth._root = root
+            if len(root._ticks) >= 4:
+                root._ticks.pop(min(root._ticks))
+            root._ticks[tick] = truth
+        return truth
 
     def noise(self, n: int, *, rng: np.random.Generator) -> np.ndarray:
         """The randomness of ``n`` documents: one uniform per token, shape (n, doc_length)."""

@@ -9,6 +9,7 @@ import math
 
 import numpy as np
 
+from simweb.language.drift import GaussianWalk
 from simweb.language.markov import zipf
 
 __all__ = ["GaussianLanguage", "CategoricalLanguage", "inverse_cdf"]
@@ -27,15 +28,34 @@ class GaussianLanguage:
     is_tokens = False
     topics = 1
 
-    def __init__(self, *, dim: int, mean: float, std: float):
+    def __init__(self, *, dim: int, mean, std: float, walk: GaussianWalk | None = None):
         self.dim = self.width = int(dim)
         self.dtype = np.dtype(np.float64)
-        self.mean = np.full(self.dim, float(mean))
+        self.mean = np.broadcast_to(np.asarray(mean, dtype=np.float64), (self.dim,)).copy()
         self.var = np.full(self.dim, float(std) ** 2)
+        self.std = float(std)
+        self.walk = walk  # the mean's random walk (None: stationary)
+        self._ticks: dict[int, GaussianLanguage] = {}
+        self._root = self
 
     @classmethod
-    def from_config(cls, cfg, *, rng: np.random.Generator) -> "GaussianLanguage":
-        return cls(dim=cfg.dim, mean=cfg.mean, std=cfg.std)
+    def from_config(cls, cfg, *, rng: np.random.Generator, seed: int = 0) -> "GaussianLanguage":
+        drift = getattr(cfg, "drift", None)
+        walk = (GaussianWalk(seed, cfg.dim, drift.mean_step_sd)
+                if drift is not None and drift.mean_step_sd > 0 else None)
+        return cls(dim=cfg.dim, mean=cfg.mean, std=cfg.std, walk=walk)
+
+    def at(self, tick: int) -> "GaussianLanguage":
+        """The truth of ``tick``: N(mean + walk offset, std²); this very object when the mean does not drift."""
+        root = self._root
+        if root.walk is None:
+            return root
+        truth = root._ticks.get(tick)
+        if truth is None:
+            truth = GaussianLanguage(dim=root.dim, mean=root.mean + root.walk.offset(tick), std=root.std)
+            truth._root = root
+            root._ticks[tick] = truth
+        return truth
 
     def sample(self, n: int, *, rng: np.random.Generator, topics: np.ndarray | None = None):
         return self.draw(self.noise(n, rng=rng)), np.zeros(n, dtype=np.int64)
@@ -63,18 +83,40 @@ class CategoricalLanguage:
     topics = 1
     width = 1
 
-    def __init__(self, probs: np.ndarray):
+    def __init__(self, probs: np.ndarray, walk: GaussianWalk | None = None):
         self.probs = np.asarray(probs, dtype=np.float64)
         self.outcomes = len(self.probs)
         self.dtype = np.dtype(np.int32)
+        self.walk = walk  # the logits' random walk (None: stationary)
+        self._ticks: dict[int, CategoricalLanguage] = {}
+        self._root = self
 
     @classmethod
-    def from_config(cls, cfg, *, rng: np.random.Generator) -> "CategoricalLanguage":
+    def from_config(cls, cfg, *, rng: np.random.Generator, seed: int = 0) -> "CategoricalLanguage":
         probs = np.array(cfg.probs) if cfg.probs is not None else zipf(cfg.outcomes, cfg.zipf_exponent)
-        return cls(probs / probs.sum())
+        drift = getattr(cfg, "drift", None)
+        walk = (GaussianWalk(seed, cfg.outcomes, drift.logit_step_sd, name="logits")
+                if drift is not None and drift.logit_step_sd > 0 else None)
+        return cls(probs / probs.sum(), walk)
 
     def sample(self, n: int, *, rng: np.random.Generator, topics: np.ndarray | None = None):
         return self.draw(self.noise(n, rng=rng)), np.zeros(n, dtype=np.int64)
+
+    def at(self, tick: int) -> "CategoricalLanguage":
+        """The truth of ``tick``: softmax(log p + walk offset) (an outcome of probability 0 stays at 0); this
+        very object at tick 0 and when the logits do not drift."""
+        root = self._root
+        if root.walk is None or tick == 0:  # the truth of tick 0 is the configured one, exactly
+            return root
+        truth = root._ticks.get(tick)
+        if truth is None:
+            with np.errstate(divide="ignore"):
+                logits = np.log(root.probs) + root.walk.offset(tick)
+            p = np.exp(logits - logits.max())
+            truth = CategoricalLanguage(p / p.sum())
+            truth._root = root
+            root._ticks[tick] = truth
+        return truth
 
     def noise(self, n: int, *, rng: np.random.Generator) -> np.ndarray:
         """One uniform per sample, shape (n, 1)."""

@@ -26,7 +26,7 @@ class NgramModel:
         """A Markov model of order k fitted by counting, with add-alpha smoothing."""
 
         order: int = Field(1, ge=1, le=8)  # Markov order: tokens of context
-        alpha: float = Field(0.01, ge=0.0)  # add-alpha smoothing; 0 = unseen transitions vanish for good
+        alpha: float = Field(0.01, ge=0.0, le=1e6)  # add-alpha smoothing; 0 = unseen transitions vanish for good
 
         def check(self, scenario, where: str, fail) -> None:
             V = scenario.language.vocab_size
@@ -38,6 +38,14 @@ class NgramModel:
     languages = ("markov",)
     family = "ngram"
     is_tokens = True
+
+    @classmethod
+    def memory_bytes(cls, cfg, scenario) -> int:
+        """Peak bytes of one model (for :mod:`simweb.cost`): per table cell, its probabilities and two held
+        states (24), plus the larger of fitting (32: counts, float counts, a temporary) and building one set of
+        alias tables (76: 12 kept, 64 while building)."""
+        V = scenario.language.vocab_size
+        return 100 * (V + 1) ** cfg.order * V
 
     def __init__(self, *, vocab_size: int, doc_length: int, order: int = 1, alpha: float = 0.0):
         self.vocab_size = int(vocab_size)
@@ -145,6 +153,10 @@ class NgramModel:
 
     def log_prob(self, docs: np.ndarray) -> np.ndarray:
         return self.token_log_prob(docs).sum(axis=1)
+
+    def next_token_probs(self, docs: np.ndarray) -> np.ndarray:
+        """The model's law of the next token at every position of ``docs``, shape (n, L, V)."""
+        return self._require()[self.context_ids(docs)]
 
     # ------------------------------------------------------------ state
     def state_dict(self) -> dict[str, np.ndarray]:

@@ -111,6 +111,21 @@ class TransformerModel:
     family = "transformer"
     is_tokens = True
 
+    @classmethod
+    def memory_bytes(cls, cfg, scenario) -> int:
+        """Peak bytes of one model (for :mod:`simweb.cost`): float32 parameters, gradients and two AdamW moments
+        (16 per parameter) and two held states (8), plus the largest working set of a training step (activations
+        of every layer and the logits), of scoring 512 documents, or of sampling 1024 at once."""
+        from simweb.cost import transformer_params
+
+        V, L = scenario.language.vocab_size, scenario.language.doc_length
+        B, w, h = cfg.batch_size, cfg.width, cfg.heads
+        params = transformer_params(V, L, w, cfg.layers)
+        train = 4 * cfg.layers * (20 * B * L * w + 3 * B * h * L * L) + 12 * B * L * V  # kept for backward
+        score = 20 * 512 * L * V + 4 * 512 * L * 8 * w  # float32 and float64 log-softmax; one layer's activations
+        sample = 4 * 1024 * L * 8 * w + 24 * 1024 * V  # one layer's activations over the prefix; float64 probs
+        return 24 * params + max(train, score, sample)
+
     @staticmethod
     def resources(cfg, cluster: dict) -> dict[str, float]:
         """A trainer on cuda reserves a GPU ("auto": when the cluster has one); cuda without one is refused."""
@@ -195,6 +210,14 @@ class TransformerModel:
 
     def log_prob(self, docs: np.ndarray) -> np.ndarray:
         return self.token_log_prob(docs).sum(axis=1)
+
+    def next_token_probs(self, docs: np.ndarray) -> np.ndarray:
+        """The model's law of the next token at every position of ``docs``, shape (n, L, V)."""
+        torch = _torch()[0]
+        net = self._require()
+        with _threads(self.cfg.threads), torch.no_grad():
+            batch = torch.as_tensor(np.asarray(docs, dtype=np.int64), device=self.device)
+            return torch.softmax(net(self._inputs(batch)).double(), dim=-1).cpu().numpy()
 
     def sample(self, n: int, *, rng: np.random.Generator, temperature: float = 1.0, top_p: float = 1.0,
                watermark=None) -> np.ndarray:

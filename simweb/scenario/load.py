@@ -368,6 +368,13 @@ def _check_references(sc: Scenario, source: str | None) -> None:
             fail(f"labs[{i}].prior.toward", "a gaussian has no uniform reference; use 'first_generation', got 'uniform'")
         if lab.first_release >= sc.run.ticks:
             fail(f"labs[{i}].first_release", f"expected a tick < run.ticks ({sc.run.ticks}), got {lab.first_release}")
+        first_archive = lab.snapshot_tick(lab.first_release)
+        if first_archive is not None and first_archive > lab.first_release:
+            fail(f"labs[{i}].snapshot", f"tick {first_archive} is in the future at the lab's first crawl "
+                 f"(labs[{i}].first_release = {lab.first_release}): an archive holds only the past")
+        if first_archive is not None and first_archive < 0:
+            fail(f"labs[{i}].snapshot", f"{lab.snapshot!r} at the first release (tick {lab.first_release}) is "
+                 f"tick {first_archive}, before the web began")
         if lab.reserve_fraction > 0 and lab.reserve_docs == 0:
             fail(f"labs[{i}].reserve_fraction",
                  f"needs labs[{i}].reserve_docs >= 1 to draw from, got reserve_fraction {lab.reserve_fraction}")
@@ -387,8 +394,37 @@ def _check_references(sc: Scenario, source: str | None) -> None:
     for i, lab in enumerate(sc.labs):
         if lab.watermark is not None and not tokens:
             fail(f"labs[{i}].watermark", f"a watermark biases tokens and needs a markov language, got {lang.family}")
+    _check_consent(sc, lab_names, fail)
     if not any(lab.market_share > 0 for lab in sc.labs):
         fail("labs", "at least one lab needs market_share > 0, or no publisher could use a model")
+
+
+def _check_consent(sc: Scenario, lab_names: list[str], fail) -> None:
+    """Opt-outs name labs, licences name populations, distillation names another lab; a budget covers its licences."""
+    populations = [p.name for p in sc.publishers]
+    for i, pub in enumerate(sc.publishers):
+        if pub.opt_out is not None and pub.opt_out.end < pub.opt_out.start:
+            fail(f"publishers[{i}].opt_out.end", f"expected >= opt_out.start ({pub.opt_out.start}): a site never "
+                 f"lifts its block, got {pub.opt_out.end}")
+        for j, name in enumerate((pub.opt_out.labs or ()) if pub.opt_out is not None else ()):
+            if name not in lab_names:
+                fail(f"publishers[{i}].opt_out.labs[{j}]", f"no lab named {name!r}{_did_you_mean(name, lab_names)}")
+    for i, lab in enumerate(sc.labs):
+        for j, licence in enumerate(lab.licences or ()):
+            if licence.population not in populations:
+                fail(f"labs[{i}].licences[{j}].population",
+                     f"no publisher population named {licence.population!r}{_did_you_mean(licence.population, populations)}")
+        price = sum(licence.price for licence in lab.licences or ())
+        if lab.budget is not None and lab.budget < price:
+            fail(f"labs[{i}].budget", f"expected at least the licences' price per generation ({price:g}), got {lab.budget:g}")
+        for j, d in enumerate(lab.distill or ()):
+            if d.source not in lab_names:
+                fail(f"labs[{i}].distill[{j}].from", f"no lab named {d.source!r}{_did_you_mean(d.source, lab_names)}")
+            if d.source == lab.name:
+                fail(f"labs[{i}].distill[{j}].from", f"a lab cannot distil itself (see self_augment), got {d.source!r}")
+            if sc.labs[lab_names.index(d.source)].model.family != lab.model.family and sc.language.family != "markov":
+                fail(f"labs[{i}].distill[{j}].from", f"samples of a {sc.labs[lab_names.index(d.source)].model.family} "
+                     f"model cannot train a {lab.model.family} model")
 
 
 def _check_unique(names: list[str], table: str, fail) -> None:

@@ -7,12 +7,16 @@ figure say which; the rest are scenario assumptions.
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, SerializeAsAny, Tag, WrapValidator, field_serializer, model_validator
+from pydantic import (BaseModel, ConfigDict, Discriminator, Field, SerializeAsAny, Tag, WrapValidator, field_serializer,
+                      field_validator, model_validator)
+from pydantic_core import PydanticCustomError
 
 __all__ = [
-    "Adoption", "CategoricalLanguage", "Evaluation", "GaussianLanguage", "PriorConfig", "Lab", "MarkovLanguage",
+    "Adoption", "CategoricalDrift", "CategoricalLanguage", "Distill", "Licence", "OptOut", "Evaluation",
+    "GaussianDrift", "GaussianLanguage", "PriorConfig", "Lab", "MarkovDrift", "MarkovLanguage",
     "PluginField", "Publisher", "Run", "Scenario", "Web", "TOKEN_LANGUAGES",
 ]
 
@@ -52,14 +56,21 @@ def _tagged(default: str, field: str = "family"):
 class Run(_Table):
     name: str = Field("simweb", min_length=1, max_length=100, pattern=_NAME)
     seed: int = Field(0, ge=0, le=2**63 - 1)
-    ticks: int = Field(12, ge=1, le=100_000)  # simulation steps; tick 0 is the all-human web
+    ticks: int = Field(12, ge=1, le=32_767)  # simulation steps; a lab releasing every tick makes as many generations (int16)
     executor: Literal["local", "ray"] = "ray"  # ray: agents as Ray actors (a local cluster if none is given)
-    shards: int | None = Field(None, ge=1, le=4096)  # publisher shards; default: the cluster's CPUs (1 for local)
+    shards: int | None = Field(None, ge=1, le=1024)  # publisher shards (each a process holding the language); default: the cluster's CPUs (1 for local)
     # page content held in memory, all shards together; older ticks spill to disk past it (None: no cap)
     page_memory_mb: float | None = Field(None, gt=0, le=2**30)
 
 
 # ---------------------------------------------------------------- language (the human writers)
+class MarkovDrift(_Table):
+    """The truth moves (``[language.drift]``; off when absent or every sigma is 0)."""
+
+    topic_sigma: float = Field(0.0, ge=0.0, le=5.0)  # topic popularity's log-normal walk: sd of a log step a tick
+    boost_sigma: float = Field(0.0, ge=0.0, le=5.0)  # the same for each topic's token boosts: what is said about it
+
+
 class MarkovLanguage(_Table):
     """Topic mixture of first-order Markov chains over a Zipf vocabulary."""
 
@@ -72,6 +83,13 @@ class MarkovLanguage(_Table):
     classes: int = Field(16, ge=1, le=1024)  # word classes: the next token's law depends on the class of the last
     topic_strength: float = Field(1.0, ge=0.0, le=5.0)  # log-normal sigma of each topic's token boosts
     class_strength: float = Field(1.5, ge=0.0, le=5.0)  # log-normal sigma of class-to-class affinities
+    drift: MarkovDrift | None = None  # topic popularity and boosts walk; None = a stationary truth
+
+
+class GaussianDrift(_Table):
+    """The truth moves: its mean does a gaussian random walk (``[language.drift]``; off when absent or 0)."""
+
+    mean_step_sd: float = Field(0.0, ge=0.0, le=1e6)  # τ: sd of the mean's step per tick, per dimension
 
 
 class GaussianLanguage(_Table):
@@ -79,8 +97,15 @@ class GaussianLanguage(_Table):
 
     family: Literal["gaussian"]
     dim: int = Field(1, ge=1, le=1024)
-    mean: float = 0.0
-    std: float = Field(1.0, gt=0.0)
+    mean: float = Field(0.0, ge=-1e6, le=1e6)
+    std: float = Field(1.0, gt=0.0, le=1e6)
+    drift: GaussianDrift | None = None  # the mean's random walk; None = a stationary truth
+
+
+class CategoricalDrift(_Table):
+    """The truth moves: its logits do a gaussian random walk (``[language.drift]``; off when absent or 0)."""
+
+    logit_step_sd: float = Field(0.0, ge=0.0, le=100.0)  # sd of each outcome's logit step per tick
 
 
 class CategoricalLanguage(_Table):
@@ -90,6 +115,7 @@ class CategoricalLanguage(_Table):
     outcomes: int = Field(10, ge=2, le=1_000_000)
     probs: tuple[float, ...] | None = None
     zipf_exponent: float = Field(1.0, ge=0.0, le=5.0)
+    drift: CategoricalDrift | None = None  # the logits' random walk; None = a stationary truth
 
 
 Language = Annotated[
@@ -106,7 +132,7 @@ TOKEN_LANGUAGES = ("markov",)
 # ---------------------------------------------------------------- web
 class Web(_Table):
     initial_sites: int = Field(200, ge=1, le=10_000_000)
-    sites_per_tick: int = Field(10, ge=0, le=1_000_000)
+    sites_per_tick: int = Field(10, ge=0, le=65_000)  # initial_sites + sites_per_tick × ticks must fit site_id (int32)
     links_per_site: int = Field(3, ge=1, le=1000)  # out-links a new site makes (preferential attachment)
     homophily: float = Field(4.0, ge=1.0, le=1000.0)  # link weight multiplier for a target of the same topic
 
@@ -117,8 +143,25 @@ class Adoption(_Table):
 
     start: float = Field(0.0, ge=0.0, le=1.0)
     end: float = Field(0.5, ge=0.0, le=1.0)  # ~0.5: share of new English web articles AI-written since 2025 (REFERENCES.md)
-    midpoint: float = 6.0  # tick of the steepest rise
+    midpoint: float = Field(6.0, ge=-1e6, le=1e6)  # tick of the steepest rise
     rate: float = Field(1.0, ge=0.0, le=100.0)  # per tick
+
+
+class OptOut(_Table):
+    """Logistic share of a population's sites that disallow AI crawlers (robots.txt), over ticks.
+
+    start + (end − start) / (1 + exp(−rate · (tick − midpoint))), as ``ai_adoption``. A site never lifts its
+    block, so ``end`` >= ``start``. Longpre et al. 2024 ("Consent in Crisis"): in one year robots.txt came to
+    block >= 5 % of C4's tokens and >= 28 % of its most critical sources (REFERENCES.md).
+    """
+
+    start: float = Field(0.0, ge=0.0, le=1.0)
+    end: float = Field(0.05, ge=0.0, le=1.0)
+    midpoint: float = Field(6.0, ge=-1e6, le=1e6)  # tick of the steepest rise
+    rate: float = Field(1.0, ge=0.0, le=100.0)  # per tick
+    # >= 0: a site's chance to be the next to block ∝ exp(by_reputation · its PageRank percentile); 0 = uniform
+    by_reputation: float = Field(0.0, ge=0.0, le=100.0)
+    labs: tuple[str, ...] | None = None  # the labs its sites refuse; None = every lab
 
 
 class Publisher(_Table):
@@ -136,6 +179,7 @@ class Publisher(_Table):
     copy_rate: float = Field(0.0, ge=0.0, le=1.0)  # share of its new pages that republish an existing page (content farms)
     behaviours: tuple[Behaviour, ...] | None = None  # plugin behaviours that rewrite AI drafts, in order (after edits)
     strip_c2pa: float = Field(1.0, ge=0.0, le=1.0)  # chance a copy loses the original's C2PA label (platforms re-encode)
+    opt_out: OptOut | None = None  # its sites come to refuse AI crawlers (None: never)
 
 
 # ---------------------------------------------------------------- plugin kinds: filters, models, regimes, behaviours
@@ -171,30 +215,75 @@ class WatermarkConfig(_Table):
 class PriorConfig(_Table):
     """Pseudo-observations toward a reference added to every fit (Jangjoo, Marsili & Roudi 2026's MAP fix)."""
 
-    strength: float = Field(gt=0.0)  # pseudo-counts per context row (ngram), per fit (categorical), pseudo-samples (gaussian)
+    strength: float = Field(gt=0.0, le=1e12)  # pseudo-counts per context row (ngram), per fit (categorical), pseudo-samples (gaussian)
     toward: Literal["uniform", "first_generation"] = "first_generation"  # the lab's own generation 0, or uniform
+
+
+class Licence(_Table):
+    """Verified human documents of one population bought every generation, past any opt-out.
+
+    Deals: Reddit → Google ≈ $60 M a year; a typical publisher $1–5 M a year (REFERENCES.md).
+    """
+
+    population: str = Field(min_length=1)  # the publisher population selling its pages
+    docs_per_generation: int = Field(ge=1, le=1_000_000_000)
+    price: float = Field(ge=0.0, le=1e15)  # paid per generation (any currency unit; the scenario's choice)
+
+
+class Distill(_Table):
+    """Documents sampled straight from another lab's latest released model (its API), every generation."""
+
+    source: str = Field(alias="from", min_length=1)  # the lab distilled
+    docs: int = Field(ge=1, le=1_000_000_000)
+
+    model_config = ConfigDict(populate_by_name=False, serialize_by_alias=True)
 
 
 # ---------------------------------------------------------------- labs
 class Lab(_Table):
     name: str = Field(min_length=1, max_length=100, pattern=_NAME)
-    market_share: float = Field(1.0, ge=0.0)  # weight among released models when publishers pick one
-    release_every: int = Field(2, ge=1)  # ticks between generations
-    first_release: int = Field(0, ge=0)  # tick of generation 0
+    market_share: float = Field(1.0, ge=0.0, le=1e6)  # weight among released models when publishers pick one
+    release_every: int = Field(2, ge=1, le=32_767)  # ticks between generations
+    first_release: int = Field(0, ge=0, le=32_766)  # < run.ticks  # tick of generation 0
     model: Model = Field(default_factory=lambda: _default_model())
-    crawl_budget: int = Field(2000, ge=1)  # pages fetched per crawl, before filters
+    crawl_budget: int = Field(2000, ge=1, le=1_000_000_000)  # pages fetched per crawl, before filters
     crawl_strategy: Literal["bfs", "pagerank", "random"] = "random"
-    crawl_seeds: int = Field(10, ge=1)  # seed sites for bfs
+    crawl_seeds: int = Field(10, ge=1, le=10_000_000)  # seed sites for bfs
     new_only: bool = False  # crawl only pages published since this lab's last crawl
     filters: tuple[Filter, ...] = ()
     regime: Regime = Field(default_factory=lambda: _default_regime())  # a name, or a table {kind = ..., keys}
-    train_docs: int | None = Field(None, ge=1)  # accumulate_subsample: training set size (default crawl_budget)
-    reserve_docs: int = Field(0, ge=0)  # verified human documents the lab owns
+    train_docs: int | None = Field(None, ge=1, le=1_000_000_000)  # accumulate_subsample: training set size (default crawl_budget)
+    reserve_docs: int = Field(0, ge=0, le=100_000_000)  # verified human documents the lab owns
     reserve_fraction: float = Field(0.0, ge=0.0, lt=1.0)  # share of each training set drawn from the reserve
-    anchors: int = Field(0, ge=0)  # fresh ground-truth documents added to every generation (Jangjoo et al. 2026)
+    anchors: int = Field(0, ge=0, le=100_000_000)  # fresh ground-truth documents added to every generation (Jangjoo et al. 2026)
     prior: PriorConfig | None = None  # regularisation toward a reference model
     watermark: WatermarkConfig | None = None  # its models watermark what they write
-    self_augment: int = Field(0, ge=0)  # documents of its own previous model added to each generation (Alemohammad et al.)
+    self_augment: int = Field(0, ge=0, le=100_000_000)  # documents of its own previous model added to each generation (Alemohammad et al.)
+    # the probability it honours a given site's block (drawn once per site); None = 1, every block honoured.
+    # 39.5 % of sites disallowing GPTBot still served it in July 2026 (HasData; REFERENCES.md)
+    compliance: float | None = Field(None, ge=0.0, le=1.0)
+    licences: tuple[Licence, ...] | None = None  # human documents bought every generation
+    budget: float | None = Field(None, ge=0.0, le=1e15)  # what it may spend on licences per generation (None: no limit)
+    distill: tuple[Distill, ...] | None = None  # documents from other labs' released models, every generation
+    # training crawls read an archive: only pages published at or before this tick (an int), or "release - k"
+    snapshot: int | str | None = None
+
+    @field_validator("snapshot", mode="before")
+    @classmethod
+    def _snapshot_form(cls, value):
+        ok = value is None or (type(value) is int and value >= 0) or (isinstance(value, str) and _SNAPSHOT.match(value))
+        if not ok:  # one message for every wrong form, rather than one per member of the union
+            raise PydanticCustomError("snapshot", 'expected a tick >= 0 or "release - k" with k >= 0')
+        return value
+
+    def snapshot_tick(self, release: int) -> int | None:
+        """The newest tick the archive crawled at ``release`` holds (None: the live web)."""
+        if self.snapshot is None:
+            return None
+        if isinstance(self.snapshot, int):
+            return self.snapshot
+        lag = _SNAPSHOT.match(self.snapshot).group(1)
+        return release - int(lag or 0)
 
     @field_serializer("regime")
     def _regime_as_name(self, regime: BaseModel):
@@ -204,11 +293,14 @@ class Lab(_Table):
 
 
 class Evaluation(_Table):
-    human_docs: int = Field(1000, ge=1)  # fresh human documents for human_nll / true_entropy
-    sample_docs: int = Field(1000, ge=1)  # documents each model writes for the sample metrics
-    benchmark_docs: int = Field(500, ge=0)  # web-scraped benchmark for observed_nll (0 = off)
+    human_docs: int = Field(1000, ge=1, le=10_000_000)  # fresh human documents for human_nll / true_entropy
+    sample_docs: int = Field(1000, ge=1, le=10_000_000)  # documents each model writes for the sample metrics
+    benchmark_docs: int = Field(500, ge=0, le=10_000_000)  # web-scraped benchmark for observed_nll (0 = off)
     tail_mass: float = Field(0.1, gt=0.0, lt=1.0)  # the tail: rarest tokens holding this share of true unigram mass
     prob_floor: float = Field(1e-6, gt=0.0, lt=1.0)  # a zero-probability token costs -ln(floor) nats
+
+
+_SNAPSHOT = re.compile(r"^\s*release\s*(?:-\s*(\d{1,9})\s*)?$")  # "release", "release - 3"
 
 
 def _default_model():
@@ -230,8 +322,8 @@ class Scenario(_Table):
     run: Run = Run()
     language: Language = MarkovLanguage()
     web: Web = Web()
-    publishers: tuple[Publisher, ...] = Field(min_length=1)
-    labs: tuple[Lab, ...] = Field(min_length=1)
+    publishers: tuple[Publisher, ...] = Field(min_length=1, max_length=1024)  # population: an int16 page column
+    labs: tuple[Lab, ...] = Field(min_length=1, max_length=1024)  # lab: an int16 page column; two processes each
     evaluation: Evaluation = Evaluation()
 
     @model_validator(mode="after")

@@ -4,21 +4,43 @@ Sites join over time. A newcomer links out to ``links_per_site`` existing
 sites and receives as many links, each end picked by preferential attachment
 (Barabási & Albert 1999: weight = in-degree + 1) times a homophily factor for
 sites of its own topic, so the graph grows hubs and topical neighbourhoods.
+The ``links_per_site`` targets are distinct, and so are the sources: each draw
+is renormalised over the sites not yet picked (a repeat is rejected and drawn
+again, which gives exactly that law).
+
+Drawing is O(1) a link, so a graph of n sites grows in O(n · links), not
+O(n²): an *urn* holds every site once plus once per link it has received, so a
+uniform entry is a site drawn ∝ in-degree + 1 (the linear-time method of
+Batagelj & Brandes 2005); one urn per topic holds the same entries of that
+topic's sites. With W the urn's length and U the newcomer's topic urn's, the
+weight (in-degree + 1) × (homophily if same topic else 1) is the mixture
+"an entry of the whole urn" (mass W) + "an entry of the own topic's urn"
+(mass (homophily − 1) · U): one uniform decides both the part and the entry.
+
 The graph is a networkx ``DiGraph`` for crawling; per-site attributes live in
 numpy arrays beside it.
 """
 
 from __future__ import annotations
 
+from array import array
+
 import networkx as nx
 import numpy as np
 
-__all__ = ["SiteGraph"]
+__all__ = ["SiteGraph", "NEVER"]
+
+NEVER = np.iinfo(np.int32).max  # blocked_since of a site that does not refuse AI crawlers
+
+CHUNK = 1 << 16  # uniforms drawn at once while growing
+MAX_TRIES = 64  # rejected draws per link before a site's remaining links are drawn from explicit weights
 
 
 class SiteGraph:
     def __init__(self, *, links_per_site: int, homophily: float, population_share: np.ndarray,
                  topic_probs: np.ndarray):
+        if not homophily >= 1.0:
+            raise ValueError(f"homophily must be >= 1, got {homophily}")
         self.links_per_site = int(links_per_site)
         self.homophily = float(homophily)
         self.population_share = np.asarray(population_share, dtype=np.float64)
@@ -30,6 +52,9 @@ class SiteGraph:
         self.created = np.empty(0, dtype=np.int32)  # tick the site joined
         self._in_degree = np.empty(0, dtype=np.int64)
         self.edges = np.empty((0, 2), dtype=np.int64)  # every link, in the order it was made
+        self._urns: tuple[array, list[array]] | None = None  # built on the first grow (replicas never need them)
+        self.blocked_since = np.empty(0, dtype=np.int32)  # tick a site came to refuse AI crawlers (NEVER: not yet)
+        self.blocks = np.empty((0, 2), dtype=np.int64)  # every (site, tick) block, in the order it was made
 
     @property
     def n_sites(self) -> int:
@@ -42,35 +67,103 @@ class SiteGraph:
         first = self.n_sites
         pops = rng.choice(len(self.population_share), size=n_new, p=self.population_share).astype(np.int16)
         topics = rng.choice(len(self.topic_probs), size=n_new, p=self.topic_probs).astype(np.int16)
+        urn, topic_urns = self._urn()
         self.population = np.concatenate([self.population, pops])
         self.topic = np.concatenate([self.topic, topics])
         self.created = np.concatenate([self.created, np.full(n_new, tick, dtype=np.int32)])
+        src, dst = self._link(first, n_new, urn, topic_urns, rng)
+        edges = np.stack([np.frombuffer(src, dtype=np.int64), np.frombuffer(dst, dtype=np.int64)], axis=1)
+        self.blocked_since = np.concatenate([self.blocked_since, np.full(n_new, NEVER, dtype=np.int32)])
         self._in_degree = np.concatenate([self._in_degree, np.zeros(n_new, dtype=np.int64)])
-        edges = []
-        for site in range(first, first + n_new):
-            self.graph.add_node(site)
-            if site == 0:
-                continue
-            weight = (self._in_degree[:site] + 1.0) * np.where(self.topic[:site] == self.topic[site],
-                                                               self.homophily, 1.0)
-            k = min(self.links_per_site, site)
-            p = weight / weight.sum()
-            targets = rng.choice(site, size=k, replace=False, p=p)
-            sources = rng.choice(site, size=k, replace=False, p=p)
-            self._in_degree[targets] += 1
-            self._in_degree[site] += k
-            edges.extend((site, int(t)) for t in targets)
-            edges.extend((int(s), site) for s in sources)
-        self.graph.add_edges_from(edges)
-        self.edges = np.concatenate([self.edges, np.array(edges, dtype=np.int64).reshape(-1, 2)])
+        self._in_degree += np.bincount(edges[:, 1], minlength=self.n_sites)
+        self.graph.add_nodes_from(range(first, first + n_new))
+        self.graph.add_edges_from(zip(edges[:, 0].tolist(), edges[:, 1].tolist()))
+        self.edges = np.concatenate([self.edges, edges])
         return np.arange(first, first + n_new)
 
+    def _link(self, first: int, n_new: int, urn: array, topic_urns: list[array], rng: np.random.Generator):
+        """The links of sites ``first`` .. ``first + n_new - 1``, made one site after the other (the urns grow)."""
+        k, extra = self.links_per_site, self.homophily - 1.0
+        topic = self.topic.tolist()
+        src, dst = array("q"), array("q")
+        uniforms = _uniforms(rng, min(CHUNK, 2 * k * n_new + 64))
+        for site in range(first, first + n_new):
+            own = topic_urns[topic[site]]
+            kk = min(k, site)
+            if kk == site:  # every earlier site, both ways: nothing to draw
+                targets, sources = list(range(site)), list(range(site))
+            else:
+                W, U = len(urn), len(own)
+                total = W + extra * U
+                targets, sources = [], []
+                for picked in (targets, sources):
+                    tries = 0
+                    while len(picked) < kk:
+                        x = next(uniforms) * total
+                        if x < W:
+                            c = urn[min(int(x), W - 1)]
+                        else:
+                            c = own[min(int((x - W) / extra), U - 1)]
+                        if c not in picked:
+                            picked.append(c)
+                        else:
+                            tries += 1
+                            if tries > MAX_TRIES * kk:  # a few sites hold nearly all the weight
+                                picked.extend(self._explicit(site, kk - len(picked), picked, urn, topic, rng))
+            for t in targets:  # a target gains a link: one more entry, in the whole urn and its topic's
+                urn.append(t)
+                topic_urns[topic[t]].append(t)
+            own_entries = array("i", [site]) * (1 + kk)  # itself, once per link from its sources
+            urn.extend(own_entries)
+            own.extend(own_entries)
+            src.extend([site] * len(targets))
+            dst.extend(targets)
+            src.extend(sources)
+            dst.extend([site] * len(sources))
+        return src, dst
+
+    def _explicit(self, site: int, n: int, picked: list[int], urn: array, topic: list[int],
+                  rng: np.random.Generator) -> list[int]:
+        """``n`` more distinct sites below ``site``, none of ``picked``, by their weights (the same law, O(sites))."""
+        weight = np.bincount(np.frombuffer(urn, dtype=np.int32), minlength=site)[:site].astype(np.float64)
+        weight[np.asarray(topic[:site]) == topic[site]] *= self.homophily
+        weight[picked] = 0.0
+        return rng.choice(site, size=n, replace=False, p=weight / weight.sum()).tolist()
+
+    def _urn(self) -> tuple[array, list[array]]:
+        """The urns of the sites so far, rebuilt from the links in the order they were made (after a restore)."""
+        if self._urns is not None:
+            return self._urns
+        n, edges = self.n_sites, self.edges
+        owner = edges.max(axis=1)  # the site whose arrival made the link
+        out = edges[:, 0] > edges[:, 1]  # (site, target): the target gains an entry; else (source, site)
+        received = np.bincount(owner[~out], minlength=n)  # links a site got from its sources on arrival
+        values = np.concatenate([edges[out, 1], np.repeat(np.arange(n), 1 + received)])
+        site_of = np.concatenate([owner[out], np.repeat(np.arange(n), 1 + received)])
+        second = np.concatenate([np.zeros(int(out.sum()), np.int8), np.ones(n + int(received.sum()), np.int8)])
+        order = np.lexsort((second, site_of))  # per arriving site: its targets, then itself (stable)
+        entries = values[order].astype(np.int32)
+        urn = array("i", entries.tobytes())
+        entry_topic = self.topic[entries] if len(entries) else np.empty(0, dtype=np.int16)
+        topic_urns = [array("i", entries[entry_topic == t].tobytes()) for t in range(len(self.topic_probs))]
+        self._urns = (urn, topic_urns)
+        return self._urns
+
+    def block(self, sites: np.ndarray, tick: int) -> None:
+        """``sites`` refuse AI crawlers from ``tick`` on (robots.txt); a block is never lifted."""
+        sites = np.asarray(sites, dtype=np.int64)
+        self.blocked_since[sites] = tick
+        self.blocks = np.concatenate([self.blocks, np.stack([sites, np.full(len(sites), tick)], axis=1)])
+
     # ------------------------------------------------------------ replicas and checkpoints
-    def state(self, since_sites: int = 0, since_edges: int = 0) -> dict[str, np.ndarray]:
-        """The sites and links added after the first ``since_*`` (all of them by default), as arrays."""
-        return {"population": self.population[since_sites:], "topic": self.topic[since_sites:],
-                "created": self.created[since_sites:], "in_degree": self._in_degree.copy(),
-                "edges": self.edges[since_edges:]}
+    def state(self, since_sites: int = 0, since_edges: int = 0, since_blocks: int = 0) -> dict[str, np.ndarray]:
+        """The sites, links and blocks added after the first ``since_*`` (all of them by default), as arrays."""
+        out = {"population": self.population[since_sites:], "topic": self.topic[since_sites:],
+               "created": self.created[since_sites:], "in_degree": self._in_degree.copy(),
+               "edges": self.edges[since_edges:]}
+        if len(self.blocks) > since_blocks:  # only a web whose sites opt out carries them
+            out["blocks"] = self.blocks[since_blocks:]
+        return out
 
     def apply(self, delta: dict[str, np.ndarray]) -> None:
         """Add sites and links made elsewhere (a replica follows the engine's graph)."""
@@ -78,10 +171,17 @@ class SiteGraph:
         self.population = np.concatenate([self.population, delta["population"]])
         self.topic = np.concatenate([self.topic, delta["topic"]])
         self.created = np.concatenate([self.created, delta["created"]])
+        self.blocked_since = np.concatenate([self.blocked_since, np.full(self.n_sites - first, NEVER, dtype=np.int32)])
+        if "blocks" in delta:
+            blocks = np.asarray(delta["blocks"], dtype=np.int64).reshape(-1, 2)
+            self.blocked_since[blocks[:, 0]] = blocks[:, 1]
+            self.blocks = np.concatenate([self.blocks, blocks])
         self._in_degree = np.asarray(delta["in_degree"]).copy()
         self.graph.add_nodes_from(range(first, self.n_sites))
-        self.graph.add_edges_from(map(tuple, np.asarray(delta["edges"]).tolist()))
-        self.edges = np.concatenate([self.edges, np.asarray(delta["edges"], dtype=np.int64).reshape(-1, 2)])
+        edges = np.asarray(delta["edges"], dtype=np.int64).reshape(-1, 2)
+        self.graph.add_edges_from(zip(edges[:, 0].tolist(), edges[:, 1].tolist()))
+        self.edges = np.concatenate([self.edges, edges])
+        self._urns = None  # rebuilt from the links if this graph ever grows itself
 
     def sites_of(self, population: int) -> np.ndarray:
         return np.flatnonzero(self.population == population)
@@ -114,3 +214,9 @@ class SiteGraph:
         rank = np.empty(self.n_sites, dtype=np.int64)
         rank[order] = np.arange(self.n_sites)
         return rank
+
+
+def _uniforms(rng: np.random.Generator, chunk: int):
+    """Uniforms in [0, 1) one at a time, drawn ``chunk`` at a time (the same sequence for the same stream)."""
+    while True:
+        yield from rng.random(chunk).tolist()

@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-import math
-
 import networkx as nx
 import numpy as np
 
@@ -127,27 +125,6 @@ def test_crawl_order_is_site_rank_then_newest_then_id_even_across_empty_ticks():
     assert np.array_equal(fresh.crawl(6, 10**6, "train", 0).ids, np.arange(500, 750))
 
 
-def test_classifier_drops_ai_at_tpr_and_human_at_fpr():
-    graph, index = _web(n_sites=100, pages_per_site=100, ticks=1)
-    tpr, fpr = 0.85, 0.05
-    lab = _lab(filters=({"kind": "classifier", "tpr": tpr, "fpr": fpr},))
-    res = _filtered(_scraper(lab, 9, graph, index), index, 0, 10**6, "train", 0)
-    fetch, clf = res.steps
-    assert fetch["filter"] == "fetch" and clf["filter"] == "classifier"
-    n_ai, n_h = clf["ai_in"], clf["pages_in"] - clf["ai_in"]
-    recall = clf["dropped_ai"] / n_ai
-    fpr_seen = (clf["dropped"] - clf["dropped_ai"]) / n_h
-    assert abs(recall - tpr) < 5 * math.sqrt(tpr * (1 - tpr) / n_ai)
-    assert abs(fpr_seen - fpr) < 5 * math.sqrt(fpr * (1 - fpr) / n_h)
-    assert math.isclose(clf["recall"], recall)
-    # precision as the parameters and the page mix imply it
-    a = n_ai / (n_ai + n_h)
-    expected_precision = tpr * a / (tpr * a + fpr * (1 - a))
-    assert abs(clf["precision"] - expected_precision) < 0.02
-    kept_ai = index.column("origin")[res.ids] == 1
-    assert len(res.ids) == clf["kept"] and kept_ai.sum() == clf["kept_ai"]
-
-
 def test_date_cutoff_keeps_pages_up_to_the_tick():
     graph, index = _web(ticks=3)
     lab = _lab(filters=({"kind": "date_cutoff", "tick": 1},))
@@ -164,3 +141,16 @@ def test_state_and_restore_rebuild_the_replica():
     b = Scraper(context(scenario(), _lab(new_only=True), seed=1), 0)
     b.restore(a.state(), graph.state(), index.state())
     assert np.array_equal(a.crawl(3, 100, "benchmark", 1).ids, b.crawl(3, 100, "benchmark", 1).ids)
+
+
+def test_a_snapshot_crawl_spends_its_whole_budget_in_the_archive():
+    graph, index = _web(ticks=4)  # 1200 pages a tick
+    ticks = index.column("tick")
+    for strategy in ("random", "pagerank"):
+        fixed = _scraper(_lab(snapshot=1, crawl_strategy=strategy), 1, graph, index).crawl(3, 1500, "train", 0)
+        assert len(fixed.ids) == 1500 and ticks[fixed.ids].max() == 1, strategy
+    lagged = _scraper(_lab(snapshot="release - 2"), 1, graph, index)
+    assert ticks[lagged.crawl(3, 10**6, "train", 0).ids].max() == 1
+    assert len(lagged.crawl(2, 10**6, "train", 1).ids) == 1200  # tick 0 only
+    # a benchmark reads the live web
+    assert ticks[lagged.crawl(3, 10**6, "benchmark", 0).ids].max() == 3

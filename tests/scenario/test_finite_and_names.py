@@ -24,11 +24,18 @@ HOMES: dict[type[BaseModel], tuple[str, list[str]]] = {
     models.Run: ("run", []),
     models.MarkovLanguage: ("language", []),
     models.GaussianLanguage: ("language", ["language={family='gaussian'}", "labs[0].model={family='gaussian'}"]),
+    models.MarkovDrift: ("language.drift", ["language={drift={}}"]),
+    models.GaussianDrift: ("language.drift", ["language={family='gaussian', drift={}}",
+                                              "labs[0].model={family='gaussian'}"]),
+    models.CategoricalDrift: ("language.drift", ["language={family='categorical', drift={}}",
+                                                 "labs[0].model={family='categorical'}"]),
     models.CategoricalLanguage: ("language", ["language={family='categorical'}",
                                               "labs[0].model={family='categorical'}"]),
     models.Web: ("web", []),
     models.Adoption: ("publishers[0].ai_adoption", []),
     models.Publisher: ("publishers[0]", []),
+    models.OptOut: ("publishers[0].opt_out", ["publishers[0].opt_out={}"]),
+    models.Licence: ("labs[0].licences[0]", ["labs[0].licences=[{population='pub', docs_per_generation=1, price=0.0}]"]),
     models.WatermarkConfig: ("labs[0].watermark", ["labs[0].watermark={}"]),
     models.PriorConfig: ("labs[0].prior", ["labs[0].prior={strength=1.0}"]),
     models.Lab: ("labs[0]", []),
@@ -78,7 +85,8 @@ def test_the_walk_finds_the_float_fields_we_know_of():
     for known in ("Adoption.midpoint", "NgramModelConfig.alpha", "PriorConfig.strength", "Lab.market_share",
                   "WatermarkDetectorConfig.z_threshold", "VerifierConfig.noise", "GaussianLanguage.mean",
                   "GaussianLanguage.std", "ClassifierConfig.fpr_multiplier", "CategoricalLanguage.probs",
-                  "Run.page_memory_mb", "TransformerModelConfig.lr", "EditConfig.fraction"):
+                  "Run.page_memory_mb", "TransformerModelConfig.lr", "EditConfig.fraction", "OptOut.by_reputation",
+                  "Lab.compliance", "Lab.budget", "Licence.price"):
         assert known in found
     assert len(FLOAT_FIELDS) >= 39
 

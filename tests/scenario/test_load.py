@@ -331,3 +331,22 @@ def test_dump_writes_every_default_and_no_nones():
     assert dumped["language"]["family"] == "markov" and dumped["language"]["vocab_size"] == 256
     assert set(dumped) == {"run", "language", "web", "publishers", "labs", "evaluation"}
     assert "uses" not in dumped["publishers"][0] and "prior" not in dumped["labs"][0]
+
+
+@pytest.mark.parametrize("overrides,path", [
+    (["labs[0].snapshot=-1"], "labs[0].snapshot"),
+    (["labs[0].snapshot='release + 1'"], "labs[0].snapshot"),
+    (["labs[0].snapshot=true"], "labs[0].snapshot"),
+    (["labs[0].snapshot=3", "labs[0].first_release=2"], "labs[0].snapshot"),  # the future at its first crawl
+    (["labs[0].snapshot='release - 3'", "labs[0].first_release=2"], "labs[0].snapshot"),  # before the web began
+    (["labs[0].regime={kind='window', window_ticks=0}"], "labs[0].regime.window_ticks"),
+    (["labs[0].regime={kind='window'}"], "labs[0].regime.window_ticks"),
+    (["language={family='gaussian', drift={mean_step_sd=-0.1}}", "labs[0].model={family='gaussian'}"],
+     "language.drift.mean_step_sd"),
+])
+def test_drift_archive_and_window_keys_are_validated_naming_the_field(overrides, path):
+    from tests.helpers import COLLAPSE, scenario
+
+    with pytest.raises(ScenarioError) as err:
+        scenario(COLLAPSE, *overrides)
+    assert str(err.value).startswith(path + ":") and "\n" not in str(err.value), str(err.value)

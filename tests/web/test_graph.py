@@ -55,3 +55,112 @@ def test_bfs_rank_orders_by_distance():
     assert set(reached.tolist()) == set(dist)
     by_rank = sorted(reached, key=lambda s: rank[s])
     assert [dist[s] for s in by_rank] == sorted(dist[s] for s in by_rank)
+
+
+# ---------------------------------------------------------------- the urn sampler against the exact law
+def _replica(g: SiteGraph, topic_probs) -> SiteGraph:
+    """A graph rebuilt from ``g``'s state (as after a checkpoint restore): its urns come from the links."""
+    copy = SiteGraph(links_per_site=g.links_per_site, homophily=g.homophily, population_share=np.ones(1),
+                     topic_probs=topic_probs)
+    copy.apply(g.state())
+    return copy
+
+
+def _ordered_law(weight: np.ndarray, k: int) -> dict[tuple, float]:
+    """P(the k draws come out in this order), drawing without replacement with renormalised weights."""
+    import itertools
+
+    out = {}
+    for seq in itertools.permutations(range(len(weight)), k):
+        p, left = 1.0, weight.sum()
+        for s in seq:
+            p *= weight[s] / left
+            left -= weight[s]
+        out[seq] = p
+    return out
+
+
+def _check_law(base: SiteGraph, topic_probs, trials: int) -> None:
+    """A newcomer's ordered targets and sources, over many seeds, against the exact law given its topic."""
+    from scipy.stats import chisquare
+
+    n, k = base.n_sites, base.links_per_site
+    indeg = np.bincount(base.edges[:, 1], minlength=n)
+    laws = {}
+    for t in range(len(topic_probs)):
+        laws[t] = _ordered_law((indeg + 1.0) * np.where(base.topic == t, base.homophily, 1.0), k)
+    cells = list(laws[0])
+    expected = np.zeros(len(cells))
+    observed = np.zeros(len(cells))
+    where = {c: i for i, c in enumerate(cells)}
+    for seed in range(trials):
+        g = _replica(base, topic_probs)
+        g.grow(1, 1, rng=np.random.default_rng([7, seed]))
+        mine = g.edges[len(base.edges):]
+        targets, sources = tuple(mine[:k, 1]), tuple(mine[k:, 0])
+        law = laws[int(g.topic[n])]
+        expected += 2 * np.array([law[c] for c in cells])
+        observed[where[targets]] += 1
+        observed[where[sources]] += 1
+    big = expected >= 5  # chi-square needs expected counts of 5 or more; the rest are pooled into one cell
+    obs, exp = observed[big], expected[big]
+    if not big.all():
+        obs, exp = np.r_[obs, observed[~big].sum()], np.r_[exp, expected[~big].sum()]
+    assert chisquare(obs, exp).pvalue > 1e-3, (obs, exp)
+
+
+def test_a_newcomer_links_by_in_degree_and_homophily_without_replacement():
+    # 9 sites on 2 topics, grown by the sampler itself; the 10th site's 2 targets and 2 sources (72 orders each)
+    base = SiteGraph(links_per_site=2, homophily=5.0, population_share=np.ones(1), topic_probs=np.array([0.3, 0.7]))
+    base.grow(9, 0, rng=np.random.default_rng(3))
+    assert len(set(np.bincount(base.edges[:, 1]))) > 2  # in-degrees differ: the law is not uniform
+    _check_law(base, [0.3, 0.7], trials=6000)
+
+
+def test_the_law_holds_when_one_site_holds_nearly_all_the_weight():
+    # one site of topic 0 with homophily 1000: a topic-0 newcomer draws it again and again, so the sampler
+    # falls back to explicit weights for its remaining links; the law must not change
+    base = SiteGraph(links_per_site=2, homophily=1000.0, population_share=np.ones(1), topic_probs=np.array([0.5, 0.5]))
+    edges = np.array([[1, 0], [2, 0], [3, 0], [3, 1], [4, 2], [0, 4]], dtype=np.int64)
+    base.apply({"population": np.zeros(6, np.int16), "topic": np.array([0, 1, 1, 1, 1, 1], np.int16),
+                "created": np.zeros(6, np.int32), "in_degree": np.bincount(edges[:, 1], minlength=6),
+                "edges": edges})
+    _check_law(base, [0.5, 0.5], trials=4000)
+
+
+def test_a_restored_graph_grows_exactly_like_the_original():
+    a = _graph(homophily=4.0, seed=2, n=200)
+    b = _replica(a, np.full(4, 0.25))
+    b.population_share = a.population_share
+    for g in (a, b):
+        g.grow(150, 3, rng=np.random.default_rng(9))
+    assert np.array_equal(a.edges, b.edges) and np.array_equal(a.topic, b.topic)
+    assert np.array_equal(a._in_degree, np.bincount(a.edges[:, 1], minlength=a.n_sites))
+
+
+def test_links_are_distinct_and_the_same_topic_share_matches_the_formula():
+    # the first target of each site is of the newcomer's topic with probability h·S / (h·S + O), where S and O
+    # are the in-degree + 1 masses of same- and other-topic sites when it arrives: summed over 3000 sites,
+    # the observed count must sit within 4 binomial standard errors of the formula
+    h, k, K = 6.0, 3, 5
+    g = SiteGraph(links_per_site=k, homophily=h, population_share=np.ones(1), topic_probs=np.full(K, 1 / K))
+    g.grow(3000, 0, rng=np.random.default_rng(11))
+    owner = g.edges.max(axis=1)
+    mass = np.zeros(K)
+    expected = variance = observed = 0.0
+    pos = 0
+    for site in range(g.n_sites):
+        kk = min(k, site)
+        mine = g.edges[pos:pos + 2 * kk]
+        pos += 2 * kk
+        assert (owner[pos - 2 * kk:pos] == site).all()
+        targets, sources = mine[:kk, 1], mine[kk:, 0]
+        assert len(set(targets.tolist())) == kk and len(set(sources.tolist())) == kk
+        t = g.topic[site]
+        if site > k:
+            p = h * mass[t] / (h * mass[t] + mass.sum() - mass[t])
+            expected, variance = expected + p, variance + p * (1 - p)
+            observed += g.topic[targets[0]] == t
+        np.add.at(mass, g.topic[targets], 1.0)
+        mass[t] += 1 + kk
+    assert abs(observed - expected) < 4 * np.sqrt(variance), (observed, expected, np.sqrt(variance))
