@@ -149,8 +149,9 @@ class Engine:
         tick, ex, sc, fleet = self.tick, self.ex, self.scenario, self.fleet
         with self.busy("publish"):
             sites0, edges0, blocks0 = self.graph.n_sites, len(self.graph.edges), len(self.graph.blocks)
-            self.graph.grow(sc.web.initial_sites if tick == 0 else sc.web.sites_per_tick, tick,
-                            rng=rngs.stream(self.seed, "web", tick))
+            new_sites = sc.web.initial_sites if tick == 0 else sc.web.sites_per_tick
+            if new_sites:  # a stream costs ~15 µs to make: none for a tick that draws nothing from it
+                self.graph.grow(new_sites, tick, rng=rngs.stream(self.seed, "web", tick))
             if self.consent:
                 consent.update_blocks(self.graph, sc.publishers, tick, seed=self.seed)
             released = self.released
@@ -160,14 +161,18 @@ class Engine:
                               topic_probs=popularity) for pub in self.publishers]
             plans = [p for p in plans if p is not None]
             first_id = len(self.index)
-            pages = {k: np.concatenate([p[k] for p in plans]) for k in plans[0]} if plans else self.index.state(first_id)
+            if len(plans) == 1:
+                pages = plans[0]
+            else:
+                pages = {k: np.concatenate([p[k] for p in plans]) for k in plans[0]} if plans else self.index.state(first_id)
             self.index.extend(pages)
             pages_ref = ex.share(pages)  # once: every shard reads this one copy
             crawl_ref = ex.share({k: pages[k] for k in self.crawl_columns})  # what scrapers keep
             graph_ref = ex.share(self.graph.state(sites0, edges0, blocks0))
             models = {lab: self.registry[lab] for lab in sorted(self.registry)}
-            originals = np.unique(pages["copied_from"][pages["copied_from"] >= 0])
-        originals_parts = self._fetch(originals) if len(originals) else []
+            copies = pages["copied_from"] >= 0
+            originals = np.unique(pages["copied_from"][copies]) if copies.any() else None
+        originals_parts = self._fetch(originals) if originals is not None else []
         ex.gather([ex.call(s, PublisherShard.publish, tick=tick, first_id=first_id, pages=pages_ref, models=models,
                            originals=originals_parts) for s in fleet.shards]
                   + [ex.call(s, Scraper.observe, graph_ref, crawl_ref) for s in fleet.scrapers])
@@ -215,6 +220,8 @@ class Engine:
 
     def _fetch(self, ids: np.ndarray) -> list:
         """References to (ids, content) from each shard holding some of ``ids``."""
+        if self.n_shards == 1:
+            return [self.ex.call(self.fleet.shards[0], PublisherShard.fetch, ids)] if len(ids) else []
         owner = shard_of(self.index.column("site_id")[ids], self.n_shards)
         return [self.ex.call(shard, PublisherShard.fetch, ids[owner == s])
                 for s, shard in enumerate(self.fleet.shards) if np.any(owner == s)]

@@ -14,6 +14,7 @@ Generation g of a lab is its (g+1)-th fit: generation 0 is fitted on human data.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +26,7 @@ from scipy.special import digamma
 from scipy.stats import binom
 
 from simweb.scenario import Scenario, load_scenario
-from simweb.sweep import expand_grid, simulate_points
+from simweb.sweep import expand_grid, simulate_points, worker_pool
 
 __all__ = ["TARGETS", "Target", "Check", "reproduce", "PAPERS_DIR", "Z_PASS"]
 
@@ -215,32 +216,42 @@ def reproduce(*, replicates: int = 400, only: Sequence[str] = (), overrides: Seq
               papers_dir: Path = PAPERS_DIR, on_target: Callable[[str], None] | None = None) -> pl.DataFrame:
     """Run every target (or ``only`` those) for ``replicates`` seeds; one row per check."""
     rows = []
-    for target in TARGETS:
-        if only and target.name not in only:
-            continue
-        if on_target:
-            on_target(target.name)
-        path = papers_dir / f"{target.name}.toml"
-        sc = load_scenario(path, overrides)
-        text = path.read_text(encoding="utf-8")
-        points = expand_grid([], replicates, sc.run.seed)
-        gens = simulate_points(text, [_with(p, overrides) for p in points], workers=workers, source=str(path))
-        per_rep = [df.sort("generation") for _, df in gens.group_by("point", maintain_order=True)]
-        for check in target.checks(sc):
-            values = np.array([check.per_replicate(df) for df in per_rep])
-            mean = float(values.mean())
-            if check.proportion:  # under the formula, the count of 1s is binomial: its SE holds even when all agree
-                se = math.sqrt(check.formula * (1 - check.formula) / len(values))
-            else:
-                se = float(values.std(ddof=1) / math.sqrt(len(values))) if len(values) > 1 else float("nan")
-            if se > 0:
-                z = (mean - check.formula) / se
-            else:  # every replicate agrees exactly: pass only if it is the formula itself
-                z = 0.0 if math.isclose(mean, check.formula, rel_tol=1e-12, abs_tol=1e-15) else math.inf
-            rows.append({"target": target.name, "paper": target.paper, "quantity": check.quantity,
-                         "formula": check.formula, "simulated_mean": mean, "std_error": se, "z": z,
-                         "replicates": len(values), "passed": bool(abs(z) <= Z_PASS)})
+    # one set of worker processes for every target: each process starts in about a second of CPU
+    with worker_pool(workers) or contextlib.nullcontext() as pool:
+        for target in TARGETS:
+            if only and target.name not in only:
+                continue
+            if on_target:
+                on_target(target.name)
+            path = papers_dir / f"{target.name}.toml"
+            sc = load_scenario(path, overrides)
+            text = path.read_text(encoding="utf-8")
+            points = expand_grid([], replicates, sc.run.seed)
+            gens = simulate_points(text, [_with(p, overrides) for p in points], workers=workers, source=str(path),
+                                   pool=pool)
+            rows += _check_rows(target, sc, gens)
     return pl.DataFrame(rows, schema=RESULT_SCHEMA, orient="row")
+
+
+def _check_rows(target: Target, sc: Scenario, gens: pl.DataFrame) -> list[dict]:
+    """One row per check of ``target``: the replicates' mean against its formula."""
+    rows = []
+    per_rep = [df.sort("generation") for _, df in gens.group_by("point", maintain_order=True)]
+    for check in target.checks(sc):
+        values = np.array([check.per_replicate(df) for df in per_rep])
+        mean = float(values.mean())
+        if check.proportion:  # under the formula, the count of 1s is binomial: its SE holds even when all agree
+            se = math.sqrt(check.formula * (1 - check.formula) / len(values))
+        else:
+            se = float(values.std(ddof=1) / math.sqrt(len(values))) if len(values) > 1 else float("nan")
+        if se > 0:
+            z = (mean - check.formula) / se
+        else:  # every replicate agrees exactly: pass only if it is the formula itself
+            z = 0.0 if math.isclose(mean, check.formula, rel_tol=1e-12, abs_tol=1e-15) else math.inf
+        rows.append({"target": target.name, "paper": target.paper, "quantity": check.quantity,
+                     "formula": check.formula, "simulated_mean": mean, "std_error": se, "z": z,
+                     "replicates": len(values), "passed": bool(abs(z) <= Z_PASS)})
+    return rows
 
 
 def _with(point, overrides: Sequence[str]):

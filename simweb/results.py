@@ -66,7 +66,8 @@ class RunRecorder:
         new_ai = np.bincount(population, weights=is_ai, minlength=n_pop).astype(np.int64)
         watermarked = np.bincount(population, weights=pages["watermarked"], minlength=n_pop)
         labelled = np.bincount(population, weights=pages["c2pa"] > 0, minlength=n_pop)
-        self.totals += np.stack([new, new_ai], axis=1)
+        self.totals[:, 0] += new
+        self.totals[:, 1] += new_ai
         n_web, web_ai = int(self.totals[:, 0].sum()), int(self.totals[:, 1].sum())
         sites = np.bincount(site_population, minlength=n_pop)
         shares = None

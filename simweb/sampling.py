@@ -10,7 +10,20 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["AliasTable", "shape_probs"]
+__all__ = ["AliasTable", "choice", "shape_probs"]
+
+
+def choice(p: np.ndarray, size: int, *, rng: np.random.Generator) -> np.ndarray:
+    """``size`` outcomes drawn from the law ``p``: the same draws as ``rng.choice(len(p), size=size, p=p)``.
+
+    numpy's ``choice`` draws one uniform per outcome and inverts the normalised cumulative sum, so
+    this does the same, without its checks of ``p`` (about 15 µs a call; a publisher plans with it
+    every tick). ``p`` must be a law: non-negative, summing to 1. tests/test_sampling.py checks the
+    equality against numpy, draw for draw.
+    """
+    cdf = np.cumsum(np.asarray(p, dtype=np.float64))
+    cdf /= cdf[-1]
+    return cdf.searchsorted(rng.random(size), side="right")
 
 
 def shape_probs(probs: np.ndarray, *, temperature: float = 1.0, top_p: float = 1.0) -> np.ndarray:

@@ -25,7 +25,8 @@ from simweb.errors import ScenarioError
 from simweb.outputs import contamination_frame, grid_column
 from simweb.scenario.load import _parse_value, parse_scenario
 
-__all__ = ["Point", "expand_grid", "replicate_seed", "run_points", "combine", "run_sweep", "run_into", "simulate_points"]
+__all__ = ["Point", "expand_grid", "replicate_seed", "run_points", "combine", "run_sweep", "run_into", "simulate_points",
+           "worker_pool"]
 
 
 @dataclass(frozen=True)
@@ -109,23 +110,37 @@ def validate_points(text: str, points: Iterable[Point], source: str | None = Non
         parse_scenario(text, p.overrides, source=source)
 
 
+def worker_pool(workers: int) -> ProcessPoolExecutor | None:
+    """``workers`` spawned processes to hand to several :func:`run_points` calls (None for one worker).
+
+    Each process imports simweb, numpy, polars and pydantic once (about a second of CPU): a caller
+    with many small batches, like ``simweb reproduce`` with its nine targets, pays that once.
+    Spawn, not fork: polars and torch keep thread pools that a fork would copy mid-flight.
+    """
+    return ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) if workers > 1 else None
+
+
 def run_points(fn: Callable[[Any], Any], items: Sequence[Any], *, workers: int,
                on_done: Callable[[int, Any], None] | None = None, executor: str = "local",
-               address: str | None = None) -> list[Any]:
-    """Apply ``fn`` to every item — on ``workers`` processes, or as Ray tasks — and return results in item order."""
+               address: str | None = None, pool: ProcessPoolExecutor | None = None) -> list[Any]:
+    """Apply ``fn`` to every item — on ``workers`` processes, or as Ray tasks — and return results in item order.
+
+    ``pool`` (from :func:`worker_pool`) runs them on processes already started, and stays open.
+    """
     if executor == "ray":
         from simweb.executors.ray_executor import map_tasks
 
         return map_tasks(fn, items, address=address, on_done=on_done)
     results: list[Any] = [None] * len(items)
-    if workers <= 1 or len(items) <= 1:
+    if pool is None and (workers <= 1 or len(items) <= 1):
         for i, item in enumerate(items):
             results[i] = fn(item)
             if on_done:
                 on_done(i, results[i])
         return results
-    # spawn, not fork: polars and torch keep thread pools that a fork would copy mid-flight
-    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
+    own = pool is None
+    pool = worker_pool(workers) if own else pool
+    try:
         futures = {pool.submit(fn, item): i for i, item in enumerate(items)}
         from concurrent.futures import as_completed
 
@@ -134,6 +149,9 @@ def run_points(fn: Callable[[Any], Any], items: Sequence[Any], *, workers: int,
             results[i] = fut.result()
             if on_done:
                 on_done(i, results[i])
+    finally:
+        if own:
+            pool.shutdown(cancel_futures=True)
     return results
 
 
@@ -216,10 +234,14 @@ def _run_point_light(task: tuple) -> dict:
 
 
 def simulate_points(text: str, points: Sequence[Point], *, workers: int, source: str | None = None,
-                    on_done: Callable[[int, dict], None] | None = None, plugins=()) -> pl.DataFrame:
-    """Run every point in memory and return their combined generations frame (no files written)."""
+                    on_done: Callable[[int, dict], None] | None = None, plugins=(),
+                    pool: ProcessPoolExecutor | None = None) -> pl.DataFrame:
+    """Run every point in memory and return their combined generations frame (no files written).
+
+    ``pool``: processes from :func:`worker_pool` to run them on (else ``workers`` new ones).
+    """
     tasks = [(text, source, p.overrides, None, True, tuple(plugins)) for p in points]
-    outcomes = run_points(_run_point, tasks, workers=workers, on_done=on_done)
+    outcomes = run_points(_run_point, tasks, workers=workers, on_done=on_done, pool=pool)
     failed = [(p, o) for p, o in zip(points, outcomes) if o["state"] != "done"]
     if failed:
         point, outcome = failed[0]

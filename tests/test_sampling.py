@@ -198,3 +198,19 @@ def test_shaped_rows_sample_at_their_shaped_frequencies():
     for r in range(3):
         x = table.sample(r, rng=rng, size=n)
         assert_frequencies(np.bincount(x, minlength=10), brute_shape(p[r], 0.6, 0.8), f"row {r}")
+
+
+# ---------------------------------------------------------------- choice
+@settings(max_examples=200, deadline=None)
+@given(weights=st.lists(st.floats(0.0, 10.0), min_size=1, max_size=12).filter(lambda w: sum(w) > 0),
+       size=st.integers(0, 300), seed=st.integers(0, 2**32 - 1))
+def test_choice_draws_what_numpy_choice_draws(weights, size, seed):
+    """The publisher's plan relies on it: same outcomes, and the generator left in the same state."""
+    from simweb.sampling import choice
+
+    p = np.array(weights) / np.sum(weights)
+    ours, theirs = np.random.default_rng(seed), np.random.default_rng(seed)
+    got = choice(p, size, rng=ours)
+    want = theirs.choice(len(p), size=size, p=p)
+    assert got.dtype == want.dtype and np.array_equal(got, want)
+    assert ours.random() == theirs.random()

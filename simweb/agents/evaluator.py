@@ -169,7 +169,7 @@ class Evaluator:
         p = model.probs
         return {"tv": float(0.5 * np.abs(p - truth.probs).sum()), "support": int((p > 0).sum()),
                 "gini_simpson": float(1.0 - (p ** 2).sum()),
-                "probs": [float(v) for v in p] if len(p) <= MAX_LISTED_OUTCOMES else None}
+                "probs": p.tolist() if len(p) <= MAX_LISTED_OUTCOMES else None}
 
 
 def js(p: np.ndarray, q: np.ndarray) -> np.ndarray:

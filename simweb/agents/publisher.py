@@ -26,6 +26,7 @@ import numpy as np
 from simweb import rng as rngs
 from simweb.behaviours import Drafts
 from simweb.plugins import PluginError, registry
+from simweb.sampling import choice
 from simweb.agents.base import Agent
 from simweb.timing import Busy, timed
 from simweb.web.store import AI, HUMAN, ContentStore, join_parts
@@ -81,13 +82,13 @@ class Publisher:
             is_ai[cfg.pages_per_tick:] = False  # the initial pages are human by definition
         lab = np.full(n, -1, dtype=np.int16)
         if is_ai.any():
-            lab[is_ai] = rng.choice(len(weights), size=int(is_ai.sum()), p=weights / weights.sum())
+            lab[is_ai] = choice(weights / weights.sum(), int(is_ai.sum()), rng=rng)
         generation = np.full(n, -1, dtype=np.int16)
         for lab_index, gen in released.items():
             generation[lab == lab_index] = gen
         on_topic = rng.random(n) < cfg.topic_focus
         popularity = self.topic_probs if topic_probs is None else topic_probs
-        topic = np.where(on_topic, site_topic[page_site], rng.choice(len(popularity), size=n, p=popularity))
+        topic = np.where(on_topic, site_topic[page_site], choice(popularity, n, rng=rng))
         topic = np.where(is_ai, -1, topic).astype(np.int16)
         labelled = rng.random(n) < cfg.c2pa_rate  # a truthful label: 1 says human, 2 says AI
         c2pa = np.where(labelled, np.where(is_ai, 2, 1), 0).astype(np.int8)
@@ -104,21 +105,16 @@ class Publisher:
             lab[copy], generation[copy], topic[copy] = src["lab"], src["generation"], src["topic"]
             watermarked[copy], edited[copy] = src["watermarked"], src["edited_fraction"]
             c2pa[copy] = np.where(rng.random(k) < cfg.strip_c2pa, 0, src["c2pa"])
-        # pages in site order, so each block's pages are contiguous and in page-id order
-        order = np.argsort(page_site, kind="stable")
-        return {
-            "site_id": page_site[order],
-            "tick": np.full(n, tick, dtype=np.int32),
-            "origin": np.where(is_ai, AI, HUMAN).astype(np.int8)[order],
-            "lab": lab[order],
-            "generation": generation[order],
-            "topic": topic[order],
-            "population": np.full(n, self.index, dtype=np.int16),
-            "watermarked": watermarked[order],
-            "c2pa": c2pa[order],
-            "edited_fraction": edited[order],
-            "copied_from": copied_from[order],
-        }
+        columns = {"site_id": page_site, "tick": np.full(n, tick, dtype=np.int32),
+                   "origin": np.where(is_ai, AI, HUMAN).astype(np.int8), "lab": lab, "generation": generation,
+                   "topic": topic, "population": np.full(n, self.index, dtype=np.int16), "watermarked": watermarked,
+                   "c2pa": c2pa, "edited_fraction": edited, "copied_from": copied_from}
+        # pages in site order, so each block's pages are contiguous and in page-id order (a stable sort; a web
+        # of one site, like the papers' loops, is in that order already)
+        if np.any(page_site[1:] < page_site[:-1]):
+            order = np.argsort(page_site, kind="stable")
+            columns = {k: v[order] for k, v in columns.items()}
+        return columns
 
 
 class PublisherShard(Agent):
@@ -159,16 +155,19 @@ class PublisherShard(Agent):
         parts holding the originals of copied pages.
         """
         site = pages["site_id"]
-        mine = np.flatnonzero(shard_of(site, self.n_shards) == self.shard)
+        if self.n_shards == 1:
+            mine = np.arange(len(site))
+        else:
+            mine = np.flatnonzero(shard_of(site, self.n_shards) == self.shard)
         if len(mine) == 0:
             return 0
         ids = first_id + mine
         mine_pages = {k: pages[k][mine] for k in ("population", "lab", "topic", "copied_from")}
         block = site[mine].astype(np.int64) // SITE_BLOCK
         # one noise block per (population, block): its rows drive its pages in page-id order
-        keys = np.stack([mine_pages["population"], block], axis=1)
-        starts = np.flatnonzero(np.r_[True, np.any(keys[1:] != keys[:-1], axis=1)])
-        bounds = np.r_[starts, len(mine)]
+        population = mine_pages["population"]
+        change = (population[1:] != population[:-1]) | (block[1:] != block[:-1])
+        bounds = np.concatenate(([0], np.flatnonzero(change) + 1, [len(mine)]))
         content = np.empty((len(mine), self.language.width), dtype=self.language.dtype)
         # whole groups at a time, about BATCH pages each, so the noise (8 bytes a token) stays small
         cuts = [0]
@@ -204,8 +203,9 @@ class PublisherShard(Agent):
         human = lab == -1
         if human.any():  # written from the truth of the tick they are published
             out[human] = self.language.at(tick).draw(noise_t[:, human].T, topics=pages["topic"][lo:hi][human])
-        for lab_index in np.unique(lab[lab >= 0]):
-            for pop in np.unique(population[lab == lab_index]):
+        # the labs and populations present, ascending (bincount: no sort, as np.unique would)
+        for lab_index in np.flatnonzero(np.bincount(lab[lab >= 0])):
+            for pop in np.flatnonzero(np.bincount(population[lab == lab_index])):
                 rows = (lab == lab_index) & (population == pop)
                 cfg = self.scenario.publishers[int(pop)]
                 out[rows] = self.context.model(int(lab_index), *models[int(lab_index)]).draw(

@@ -44,6 +44,7 @@ class Trainer(Agent):
         self.entry = registry.get("regime", cfg.regime.kind)
         self.regime = self.entry.cls(cfg.regime, cfg)
         self.keeps_pool = "pool" in self.entry.needs
+        self.finetunes = getattr(cfg.model, "init", "scratch") == "finetune"  # a missing pydantic field is slow to ask
         # the pool: the pages kept so far (every crawl's if the regime needs it, else the latest), with content
         self.pool_ids = np.empty(0, dtype=np.int64)
         self.pool_content = np.empty((0, self.language.width), dtype=self.language.dtype)
@@ -170,7 +171,7 @@ class Trainer(Agent):
             raise EmptyCorpusError(f"lab {cfg.name!r}, generation {gen}: nothing to train on "
                                    "(the crawl kept no page and the lab has no reserve or anchors)")
         model = build_model(cfg.model, self.language)
-        if getattr(cfg.model, "init", "scratch") == "finetune" and self.last_state is not None:
+        if self.finetunes and self.last_state is not None:
             model.load_state_dict(self.last_state)  # fine-tune the previous generation
         model.fit(corpus, rng=self.context.stream("fit", cfg.name, gen), prior=self._prior())
         if gen == 0:

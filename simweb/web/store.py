@@ -73,11 +73,12 @@ class PageIndex:
 
     def append(self, **columns: np.ndarray) -> np.ndarray:
         """Add pages; every column this index keeps must be given (scalars broadcast). Returns the new page ids."""
-        missing = set(self._cols) - set(columns)
-        extra = set(columns) - set(self._cols)
-        if missing or extra:
+        if columns.keys() != self._cols.keys():
+            missing = set(self._cols) - set(columns)
+            extra = set(columns) - set(self._cols)
             raise ValueError(f"page columns: missing {sorted(missing)}, unknown {sorted(extra)}")
-        k = max((np.size(v) for v in columns.values() if np.ndim(v) > 0), default=0)
+        columns = {name: np.asarray(v) for name, v in columns.items()}  # no copy of an array
+        k = max((v.size for v in columns.values() if v.ndim > 0), default=0)
         lo, hi = self.n, self.n + k
         for name, values in columns.items():
             self._cols[name] = _grow(self._cols[name], self.n, hi)
@@ -155,6 +156,7 @@ class ContentStore:
         self.name = name
         self.durable = durable  # flush files to the disk before renaming them into place
         self.chunks: list[Chunk] = []
+        self._his = np.empty(0, dtype=np.int64)  # each chunk's hi, rebuilt when a chunk is added
         if budget is not None and self.directory is None:
             raise ValueError("a memory budget needs a directory to spill to")
 
@@ -170,7 +172,7 @@ class ContentStore:
         ids = np.asarray(ids, dtype=np.int64)
         if len(ids) == 0:
             return
-        if self.chunks and ids[0] < self.chunks[-1].hi or np.any(np.diff(ids) <= 0):
+        if self.chunks and ids[0] < self.chunks[-1].hi or np.any(ids[1:] <= ids[:-1]):
             raise ValueError("content must be appended in increasing page-id order")
         content = np.ascontiguousarray(content, dtype=self.dtype).reshape(len(ids), self.width)
         self.chunks.append(Chunk(int(tick), int(ids[0]), int(ids[-1]) + 1, len(ids), ids, content))
@@ -183,10 +185,17 @@ class ContentStore:
         wanted = ids[order]
         out = np.empty((len(ids), self.width), dtype=self.dtype)
         found = np.zeros(len(ids), dtype=bool)
-        his = np.array([c.hi for c in self.chunks], dtype=np.int64)
-        where = np.searchsorted(his, wanted, side="right")  # the chunk whose range may hold each id
-        for k in np.unique(where[where < len(self.chunks)]):
-            chunk, sel = self.chunks[k], np.flatnonzero(where == k)
+        if len(self._his) != len(self.chunks):  # chunks are only ever added
+            added = [c.hi for c in self.chunks[len(self._his):]]
+            self._his = np.concatenate([self._his, np.array(added, dtype=np.int64)])
+        where = np.searchsorted(self._his, wanted, side="right")  # the chunk whose range may hold each id
+        # wanted is sorted, so each chunk's ids are one run of it: O(ids), whatever the number of chunks
+        starts = np.flatnonzero(np.concatenate(([True], where[1:] != where[:-1]))) if len(where) else where
+        for lo, hi in zip(starts.tolist(), starts[1:].tolist() + [len(where)]):
+            k = int(where[lo])
+            if k >= len(self.chunks):  # past every chunk: not held
+                continue
+            chunk, sel = self.chunks[k], np.arange(lo, hi)
             if chunk.content is not None:
                 hit, rows = _lookup(chunk.ids, chunk.content, wanted[sel])
             else:
@@ -267,6 +276,10 @@ def _lookup(ids: np.ndarray, content: np.ndarray, wanted: np.ndarray) -> tuple[n
     """(mask of ``wanted`` found in sorted ``ids``, their content rows)."""
     if len(ids) == 0:
         return np.zeros(len(wanted), dtype=bool), content[:0]
+    if ids[-1] - ids[0] == len(ids) - 1:  # consecutive ids (one shard's tick, the usual case): no search
+        pos = wanted - ids[0]
+        hit = (pos >= 0) & (pos < len(ids))
+        return hit, content[pos[hit]]
     pos = np.minimum(np.searchsorted(ids, wanted), len(ids) - 1)
     hit = ids[pos] == wanted
     return hit, content[pos[hit]]
@@ -277,6 +290,8 @@ def join_parts(ids: np.ndarray, parts, width: int, dtype) -> np.ndarray:
     parts = [p for p in parts if len(p[0])]
     if not parts:
         return np.empty((0, width), dtype=dtype)
+    if len(parts) == 1 and np.array_equal(parts[0][0], ids):  # one shard held them all, in order: no sort
+        return parts[0][1].copy()  # a copy, as below: a part may be a read-only view of Ray's object store
     all_ids = np.concatenate([p[0] for p in parts])
     content = np.concatenate([p[1] for p in parts])
     order = np.argsort(all_ids, kind="stable")
