@@ -83,9 +83,13 @@ class Engine:
         budget = sc.run.page_memory_mb
         self.checkpoints = Checkpointer(checkpoint_dir, needed=self.ex.needs_checkpoints, spills=budget is not None)
         self.reset_driver()
-        self.fleet = Fleet(self.ex, self.context, shards=self.n_shards, capacity=self.capacity,
-                           store_dir=self.checkpoints.store_dir, durable=self.checkpoints.durable,
-                           shard_budget=None if budget is None else int(budget * 2**20 / self.n_shards))
+        try:
+            self.fleet = Fleet(self.ex, self.context, shards=self.n_shards, capacity=self.capacity,
+                               store_dir=self.checkpoints.store_dir, durable=self.checkpoints.durable,
+                               shard_budget=None if budget is None else int(budget * 2**20 / self.n_shards))
+        except ActorLost as err:  # before the first tick there is nothing to restore from: say what happened
+            raise SimwebError(f"the agents died as they started ({err}); the cluster could not run them — check "
+                              "that every node has simweb installed and the same Ray authentication") from None
         if self.checkpoints.enabled and not self.checkpoints.exists():
             self.checkpoints.save(self)  # tick 0: a restart from scratch (a run being resumed has its own)
 

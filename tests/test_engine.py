@@ -8,7 +8,7 @@ import pytest
 
 import simweb
 from simweb.engine import Engine
-from tests.helpers import COLLAPSE, scenario
+from tests.helpers import COLLAPSE, MINIMAL, scenario
 
 
 def _lab(results, name: str) -> pl.DataFrame:
@@ -164,3 +164,19 @@ def test_without_anchors_the_categorical_loop_is_absorbed_and_with_one_it_never_
     # one ground-truth sample a generation: an outcome lost is found again, within a few generations
     assert _longest_run_at_one_outcome(anchored["support"].to_list()) < 30
     assert sum(s == 2 for s in anchored["support"]) > len(anchored) / 2
+
+
+def test_agents_that_die_as_they_start_are_one_clear_error_not_an_internal_one():
+    """Before the first tick there is no checkpoint to restore from: a fleet that cannot start is the user's
+    cluster problem, said in one SimwebError (the Ray executor raises ActorLost when an actor died)."""
+    import pytest
+
+    from simweb.errors import SimwebError
+    from simweb.executors import ActorLost, LocalExecutor
+
+    class DiesAtStart(LocalExecutor):
+        def ready(self, handles):
+            raise ActorLost("The actor died unexpectedly before finishing this task.")
+
+    with pytest.raises(SimwebError, match="agents died as they started"):
+        Engine(scenario(MINIMAL, 'run.executor="local"'), executor=DiesAtStart())
