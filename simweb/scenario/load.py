@@ -19,7 +19,7 @@ import tomli_w
 from pydantic import BaseModel, ValidationError
 
 from simweb.errors import ScenarioError, SimwebError
-from simweb.scenario.models import PluginField, Scenario
+from simweb.scenario.models import PluginField, Scenario, _freeze
 
 __all__ = ["load_scenario", "parse_scenario", "apply_overrides", "dump_scenario"]
 
@@ -436,15 +436,6 @@ def _check_unique(names: list[str], table: str, fail) -> None:
 
 
 # ---------------------------------------------------------------- plumbing
-def _freeze(value: Any) -> Any:
-    """TOML arrays become tuples: scenario models are immutable all the way down."""
-    if isinstance(value, dict):
-        return {k: _freeze(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return tuple(_freeze(v) for v in value)
-    return value
-
-
 def _thaw(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: _thaw(v) for k, v in value.items()}
