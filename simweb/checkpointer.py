@@ -1,7 +1,11 @@
 """The checkpointer: where a run's checkpoints and page files live, and how they are saved and restored.
 
-At every generation boundary the engine asks for a checkpoint (beside the run's output, or in a
-temporary directory removed at the end). Page content is not gathered for it: each shard writes
+At every generation boundary the engine asks for a checkpoint beside the run's output. A run with no
+output directory that still needs checkpoints (on Ray, to restore agents that died) keeps them in a
+temporary directory removed at the end, and saves one only when ``TEMPORARY_EVERY_S`` seconds have
+passed since the last: they serve only this process, so a small run pays for one (tick 0) and a long
+run loses at most that much work to a dead actor. The output never depends on when checkpoints were
+taken. Page content is not gathered for it: each shard writes
 the chunks it has not written yet, once, and the checkpoint lists those files; the page index is
 written as one more append-only part. The disk format is :mod:`simweb.checkpoint`'s.
 """
@@ -11,6 +15,7 @@ from __future__ import annotations
 import copy
 import shutil
 import tempfile
+import time
 import weakref
 from pathlib import Path
 
@@ -22,7 +27,9 @@ from simweb.agents.scraper import Scraper
 from simweb.agents.trainer import Trainer
 from simweb.errors import SimwebError
 
-__all__ = ["Checkpointer"]
+__all__ = ["Checkpointer", "TEMPORARY_EVERY_S"]
+
+TEMPORARY_EVERY_S = 10.0  # of run time between two temporary checkpoints
 
 
 class Checkpointer:
@@ -41,6 +48,11 @@ class Checkpointer:
         self.tick = 0  # of the last good checkpoint
         self.index_parts: list[dict] = []  # the page index on disk, in parts (see simweb.checkpoint.write_part)
         self.index_saved = 0  # pages the parts hold
+        self._saved_at = time.monotonic()
+
+    def due(self) -> bool:
+        """Whether a generation boundary saves: always beside an output, else once TEMPORARY_EVERY_S have passed."""
+        return self.enabled and (self.durable or time.monotonic() - self._saved_at >= TEMPORARY_EVERY_S)
 
     @property
     def temporary(self) -> bool:
@@ -72,6 +84,7 @@ class Checkpointer:
             ckpt.save(self.directory, {"meta": meta, "rows": copy.deepcopy(engine.recorder.rows), "arrays": arrays},
                       durable=self.durable)
         self.tick = engine.tick
+        self._saved_at = time.monotonic()
 
     def load(self) -> dict:
         return ckpt.load(self.directory)

@@ -8,11 +8,16 @@ from released states, the evaluator's human sample) is built once per process, o
 
 from __future__ import annotations
 
+import weakref
+
 import numpy as np
 
 from simweb import rng as rngs
 
 __all__ = ["AgentContext"]
+
+
+_IN_PROCESS: "weakref.WeakValueDictionary[tuple, AgentContext]" = weakref.WeakValueDictionary()
 
 
 class AgentContext:
@@ -27,6 +32,13 @@ class AgentContext:
 
     def __setstate__(self, state):
         self.__init__(state["scenario_toml"], state["plugins"])
+        # agents of one run in one process (a Ray host) share what is built from the text: built once there
+        key = (self.scenario_toml, tuple(p.sha256 for p in self.plugins))
+        twin = _IN_PROCESS.get(key)
+        if twin is None:
+            _IN_PROCESS[key] = self
+        else:
+            self._cache, self._scenario = twin._cache, twin.scenario
 
     @property
     def scenario(self):

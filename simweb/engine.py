@@ -186,7 +186,7 @@ class Engine:
         if releasing:
             self._generations(tick, releasing)
         self.tick += 1
-        if releasing and self.checkpoints.enabled:
+        if releasing and self.checkpoints.due():
             self.checkpoints.save(self)
 
     def _generations(self, tick: int, releasing: list[int]) -> None:

@@ -74,9 +74,26 @@ def test_actors_spread_over_the_nodes_of_a_cluster(ray_executor, ray_cluster):
             ray_executor.kill(h)
 
 
-def test_killed_shard_and_trainer_are_restored_and_the_output_is_unchanged(ray_executor, local_results, tmp_path):
-    import ray
+@pytest.mark.parametrize("shards", [1, 2])
+def test_agents_share_processes_one_host_per_shard_or_lab(ray_executor, shards):
+    # a Ray actor is a process that costs seconds to start: a lab's scraper and trainer live with shard (lab mod
+    # hosts), and with fewer shards than labs each lab still gets a host of its own (the cluster has 3 CPUs)
+    engine = Engine(scenario(SCENARIO, *OVERRIDES), executor=ray_executor, shards=shards)
+    fleet = engine.fleet
+    try:
+        hosts = [h.host for h in fleet.shards]
+        assert len(set(hosts)) == shards
+        labs = len(fleet.trainers)
+        if shards < labs:
+            hosts += [fleet.scrapers[i].host for i in range(shards, labs)]
+        assert len(set(h.host for h in fleet.agents)) == len(hosts) == max(shards, labs)
+        for i in range(labs):
+            assert fleet.scrapers[i].host == fleet.trainers[i].host == hosts[i % len(hosts)]
+    finally:
+        fleet.kill()
 
+
+def test_killed_shard_and_trainer_are_restored_and_the_output_is_unchanged(ray_executor, local_results, tmp_path):
     warnings: list[str] = []
     engine = Engine(scenario(SCENARIO, *OVERRIDES), executor=ray_executor, shards=2, warn=warnings.append,
                     checkpoint_dir=tmp_path / "checkpoint")
@@ -84,8 +101,8 @@ def test_killed_shard_and_trainer_are_restored_and_the_output_is_unchanged(ray_e
 
     def on_tick(tick: int) -> None:
         if tick == 3 and not killed:  # after generation boundary at tick 2: kill two agents
-            ray.kill(engine.fleet.shards[1])
-            ray.kill(engine.fleet.trainers[0])
+            ray_executor.kill(engine.fleet.shards[1])
+            ray_executor.kill(engine.fleet.trainers[0])
             killed.append(tick)
 
     res = engine.run(on_tick=on_tick)
@@ -94,6 +111,23 @@ def test_killed_shard_and_trainer_are_restored_and_the_output_is_unchanged(ray_e
     assert "Traceback" not in "".join(warnings)
     _assert_same(res, local_results)
     assert (tmp_path / "checkpoint" / "meta.json").is_file()
+
+
+def test_without_an_output_a_small_run_recovers_from_its_temporary_checkpoint(ray_executor, local_results):
+    # no output directory: checkpoints serve only this run and are taken at most every TEMPORARY_EVERY_S, so a run
+    # of a few seconds has only tick 0's — a trainer killed later is restored from there, and the output is the same
+    warnings: list[str] = []
+    engine = Engine(scenario(SCENARIO, *OVERRIDES), executor=ray_executor, shards=2, warn=warnings.append)
+    assert engine.checkpoints.temporary
+
+    def on_tick(tick: int) -> None:
+        if tick == 4 and not warnings:
+            ray_executor.kill(engine.fleet.trainers[1])
+
+    res = engine.run(on_tick=on_tick)
+    assert res.manifest["recoveries"] == 1
+    assert "from the checkpoint of tick 0" in warnings[0], warnings
+    _assert_same(res, local_results)
 
 
 # opt-outs with partial compliance, a licence and distillation: the driver's blocks, the scrapers' honour draws and

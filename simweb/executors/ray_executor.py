@@ -1,16 +1,25 @@
-"""The Ray executor: every agent a Ray actor, on a laptop or a cluster.
+"""The Ray executor: the agents live in Ray actors, on a laptop or a cluster.
 
 With no cluster it starts a local one (no dashboard) and shuts it down when the
 run ends; with ``RAY_ADDRESS`` or ``--address`` it joins an existing cluster and
-leaves it running. Each actor reserves a fraction of a CPU small enough that
-all of a run's actors would fit on the cluster's smallest node — so however the
-scheduler packs them, none is left pending (a 2-core laptop included) — and at
-most one CPU. Reservations only place actors; they do not cap what an actor
-uses. Shards are spread across nodes.
+leaves it running.
 
-Every agent lives inside one generic actor, :class:`_Host`, which calls the agent's methods by
-name and first resolves the object references nested anywhere in their arguments — so agents take
-plain named arguments (``models={lab: state}``, ``parts=[...]``) and never flatten references.
+Agents are packed into host actors, :class:`_Host` — one per shard, or one per lab when there are
+more labs than shards and CPUs to run them — because a Ray actor is a process, and each costs a
+second or more to start and import simweb on a small machine. Shard ``s`` lives on host ``s``;
+lab ``i``'s scraper and trainer on host ``i mod hosts``; a trainer that asks for a GPU gets a host of
+its own. A host runs its agents' calls one at a time, in the order the driver sends them, so an
+argument it waits on (a reference from an earlier call) is never behind it in any queue. Agents in
+one process share their run's context (the language, the evaluator, released models).
+
+Each host reserves a fraction of a CPU small enough that all of a run's hosts would fit on the
+cluster's smallest node — so however the scheduler packs them, none is left pending (a 2-core laptop
+included) — and at most one CPU. Reservations only place actors; they do not cap what an actor uses.
+Hosts are spread across nodes.
+
+A host calls an agent's methods by name and first resolves the object references nested anywhere in
+their arguments — so agents take plain named arguments (``models={lab: state}``, ``parts=[...]``) and
+never flatten references.
 """
 
 from __future__ import annotations
@@ -19,6 +28,8 @@ import logging
 import os
 import socket
 import time
+from dataclasses import dataclass
+from typing import Any
 
 import ray
 from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError, RayTaskError
@@ -26,25 +37,37 @@ from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError,
 from simweb.errors import SimwebError
 from simweb.executors import ActorLost, local_cpus
 
-__all__ = ["RayExecutor", "map_tasks"]
+__all__ = ["AgentHandle", "RayExecutor", "map_tasks"]
 
 READY_TIMEOUT_S = 120  # an actor not running by then is reported, not waited on forever
 CONNECT_TIMEOUT_S = 10  # to reach a cluster's address before Ray's own (long) retries
 
 
 class _Host:
-    """A Ray actor holding one agent; ``invoke`` resolves nested references, then calls the agent."""
+    """A Ray actor holding agents by key; ``invoke`` resolves nested references, then calls the agent."""
 
-    def __init__(self, cls, args, kwargs):
-        args, kwargs = _resolve((args, kwargs))
-        self.agent = cls(*args, **kwargs)
+    def __init__(self):
+        self.agents: dict = {}
 
-    def invoke(self, method: str, args, kwargs):
+    def add(self, key: int, cls, args, kwargs) -> None:
         args, kwargs = _resolve((args, kwargs))
-        return getattr(self.agent, method)(*args, **kwargs)
+        self.agents[key] = cls(*args, **kwargs)
+
+    def invoke(self, key: int, method: str, args, kwargs):
+        args, kwargs = _resolve((args, kwargs))
+        return getattr(self.agents[key], method)(*args, **kwargs)
 
     def node(self) -> str:
         return ray.get_runtime_context().get_node_id()
+
+
+@dataclass(frozen=True)
+class AgentHandle:
+    """An agent on the Ray executor: the host actor it lives in, its key there, and its start (a reference)."""
+
+    host: Any
+    key: int
+    started: Any
 
 
 def _resolve(value):
@@ -107,35 +130,52 @@ class RayExecutor:
         self._remote = ray.remote(_Host)
 
     def plan(self, counts: dict[str, int]) -> None:
-        """Tell the executor how many actors of each role will start, to size their CPU reservations."""
+        """Lay out the hosts for the agents about to start: one per shard, or one per lab where labs outnumber
+        shards and the cluster has CPUs for them (their scrapers and trainers then run side by side)."""
         self.counts = dict(counts)
+        shards, labs = counts.get("shard", 0), max(counts.get("scraper", 0), counts.get("trainer", 0))
+        self._n_hosts = max(1, shards, min(labs, int(self.cluster()["cpus"])))
+        self._hosts: list = [None] * self._n_hosts
+        self._started_of: dict[str, int] = {}
+        self._own_hosts = 0  # hosts of one agent (a trainer with a GPU)
 
     def _cpus(self) -> float:
         smallest = min((n["Resources"].get("CPU", 0.0) for n in ray.nodes() if n.get("Alive")), default=1.0)
-        actors = max(sum(self.counts.values()), 1)
-        return max(0.01, round(min(1.0, 0.9 * smallest / actors), 4))
+        hosts = max(getattr(self, "_n_hosts", 1) + getattr(self, "_own_hosts", 0), 1)
+        return max(0.01, round(min(1.0, 0.9 * smallest / hosts), 4))
+
+    def _new_host(self, **options):
+        return self._remote.options(num_cpus=self._cpus(), max_restarts=0, **options).remote()
 
     def ready(self, handles: list) -> None:
-        """Wait until every actor runs; a clear error instead of a hang when the cluster cannot place one."""
-        pending = {h.__ray_ready__.remote(): h for h in handles}
-        done, waiting = ray.wait(list(pending), num_returns=len(pending), timeout=READY_TIMEOUT_S)
+        """Wait until every agent runs; a clear error instead of a hang when the cluster cannot place one."""
+        pending = [h.started for h in handles]
+        done, waiting = ray.wait(pending, num_returns=len(pending), timeout=READY_TIMEOUT_S)
         if waiting:
-            raise SimwebError(f"{len(waiting)} of {len(handles)} Ray actors could not start within "
+            raise SimwebError(f"{len(waiting)} of {len(handles)} agents could not start within "
                               f"{READY_TIMEOUT_S} s; the cluster has {self.cluster()}: free some CPUs or use fewer "
                               "shards (--shards)")
-        self.gather(done)
+        self.gather(pending)
 
     def start(self, cls, /, *args, role: str = "", gpus: float = 0.0, **kwargs):
-        options = {"num_cpus": self._cpus(), "max_restarts": 0}
-        if gpus:
-            options["num_gpus"] = gpus
-        if role == "shard":
-            options["scheduling_strategy"] = "SPREAD"
-        return self._remote.options(**options).remote(cls, args, kwargs)
+        if not hasattr(self, "_hosts"):
+            self.plan({role: 1})
+        nth = self._started_of.get(role, 0)
+        self._started_of[role] = nth + 1
+        if gpus:  # its own process, holding the GPU
+            self._own_hosts += 1
+            host = self._new_host(num_gpus=gpus)
+        else:
+            slot = nth % self._n_hosts
+            if self._hosts[slot] is None:
+                self._hosts[slot] = self._new_host(scheduling_strategy="SPREAD")
+            host = self._hosts[slot]
+        key = sum(self._started_of.values())
+        return AgentHandle(host, key, host.add.remote(key, cls, args, kwargs))
 
     def call(self, handle, method, /, *args, returns: int = 1, **kwargs):
-        invoke = handle.invoke.options(num_returns=returns) if returns != 1 else handle.invoke
-        return invoke.remote(method.__name__, args, kwargs)
+        invoke = handle.host.invoke.options(num_returns=returns) if returns != 1 else handle.host.invoke
+        return invoke.remote(handle.key, method.__name__, args, kwargs)
 
     def gather(self, results):
         try:
@@ -155,8 +195,9 @@ class RayExecutor:
         return ray.put(value)
 
     def kill(self, handle) -> None:
+        """Kill the agent's host (with every agent in it)."""
         try:
-            ray.kill(handle, no_restart=True)
+            ray.kill(handle.host, no_restart=True)
         except Exception:  # already gone
             pass
 
@@ -169,7 +210,7 @@ class RayExecutor:
                 "gpus": ray.cluster_resources().get("GPU", 0.0)}
 
     def node_of(self, handle) -> str:
-        return ray.get(handle.node.remote())
+        return ray.get(handle.host.node.remote())
 
     def shutdown(self) -> None:
         if self._started and ray.is_initialized():
