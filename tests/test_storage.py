@@ -77,6 +77,31 @@ def s3():
                 os.environ[k] = v
 
 
+@pytest.fixture(scope="module")
+def s3_locked(tmp_path_factory):
+    """A second endpoint that checks credentials (moto's IAM): ours are refused, as an unauthorised user's."""
+    import time
+
+    port = _free_port()
+    server = subprocess.Popen([str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+                              env={**os.environ, "INITIAL_NO_AUTH_ACTION_COUNT": "0"}, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    raise RuntimeError("moto_server did not start") from None
+                time.sleep(0.2)
+        yield S3(port)
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)  # the process group this fixture started
+        server.wait(timeout=30)
+
+
 def _simweb(*args, crash_at: int | None = None, cwd=None):
     env = {k: v for k, v in os.environ.items() if k != "SIMWEB_CRASH_AT_TICK"} | CREDENTIALS
     if crash_at is not None:
@@ -133,9 +158,10 @@ def test_kill_then_resume_from_s3_gives_the_uninterrupted_output(s3, whole):
     assert done.returncode == 2 and "complete" in done.stderr
 
 
-@pytest.mark.parametrize("case", ["scheme", "bucket", "endpoint", "bucket_root"])
-def test_a_bad_storage_uri_is_one_line_and_exit_2_before_anything_is_written(s3, case, tmp_path):
+@pytest.mark.parametrize("case", ["scheme", "bucket", "endpoint", "unauthorised", "bucket_root"])
+def test_a_bad_storage_uri_is_one_line_and_exit_2_before_anything_is_written(s3, s3_locked, case, tmp_path):
     uri = {"scheme": "nosuchfs://bucket/run",
+           "unauthorised": s3_locked.uri("run"),
            "bucket": s3.uri("run", bucket="no-such-bucket"),
            "endpoint": f"s3://runs/run?endpoint_override=127.0.0.1:{_free_port()}&scheme=http&region=us-east-1",
            "bucket_root": f"s3://runs?{s3.query}"}[case]
@@ -147,6 +173,7 @@ def test_a_bad_storage_uri_is_one_line_and_exit_2_before_anything_is_written(s3,
         assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
         shown = uri.split("?")[0] if case != "scheme" else "nosuchfs://"
         assert shown in lines[0] or case == "bucket" and "no-such-bucket" in lines[0], lines[0]
+        assert case != "unauthorised" or "ACCESS_DENIED" in lines[0], lines[0]
     assert s3.keys() == before and not list(tmp_path.iterdir())
 
 
