@@ -76,7 +76,7 @@ def write_part(directory: str | Path, name: str, lo: int, hi: int, arrays: dict,
         atomic_write(path, data, durable=durable)
     except OSError as err:
         raise SimwebError(f"cannot write a checkpoint to {str(directory)!r}: {_reason(err)}; the last good "
-                          "checkpoint is intact; free some space and run 'simweb resume' on the run directory") from None
+                          "checkpoint is intact; free some space (or wait for the storage to answer) and run 'simweb resume' on the run directory") from None
     return {"file": rel, "lo": lo, "hi": hi, "sha256": hashlib.sha256(data).hexdigest()}
 
 
@@ -131,7 +131,7 @@ def save(directory: str | Path, checkpoint: dict, *, durable: bool = True) -> No
         storage.remove_tree(tmp)
         kept = "the last good checkpoint is intact" if exists(directory) else "none was kept"
         raise SimwebError(f"cannot write a checkpoint to {str(directory)!r}: {_reason(err)}; {kept}; "
-                          "free some space and run 'simweb resume' on the run directory") from None
+                          "free some space (or wait for the storage to answer) and run 'simweb resume' on the run directory") from None
 
 
 def _save_object(directory, snap, checkpoint: dict, durable: bool = True) -> None:

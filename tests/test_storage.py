@@ -177,14 +177,17 @@ def test_a_bad_storage_uri_is_one_line_and_exit_2_before_anything_is_written(s3,
     assert s3.keys() == before and not list(tmp_path.iterdir())
 
 
-def test_a_store_that_fails_mid_run_keeps_its_last_checkpoint_and_resume_finishes(s3, monkeypatch):
-    uri = s3.uri("flaky")
+# the run's PUTs, in order: 1 the lease, 2 scenario.toml, then per checkpoint its arrays, meta.json, meta.sha256
+# and CURRENT (10, 22, ... 82), each after a tick's page file (11, 23, ...) and index part; 88 manifest.json
+@pytest.mark.parametrize("fail_from", [47, 64], ids=["page_file", "mid_checkpoint"])
+def test_a_store_that_fails_mid_run_keeps_its_last_checkpoint_and_resume_finishes(s3, monkeypatch, fail_from):
+    uri = s3.uri(f"flaky-{fail_from}")
     real = storage.ObjectPath.write_bytes
     writes = {"n": 0}
 
     def flaky(self, data):
         writes["n"] += 1
-        if writes["n"] > 60:  # well past the first checkpoints, before the end
+        if writes["n"] >= fail_from:  # the endpoint goes away and stays away
             raise OSError("AWS Error NETWORK_CONNECTION during PutObject operation: the endpoint went away")
         return real(self, data)
 
@@ -192,14 +195,14 @@ def test_a_store_that_fails_mid_run_keeps_its_last_checkpoint_and_resume_finishe
     with pytest.raises(SimwebError, match="NETWORK_CONNECTION.*simweb resume"):
         simweb.run(scenario(COLLAPSE), out=uri)
     monkeypatch.setattr(storage.ObjectPath, "write_bytes", real)
-    assert "runs/flaky/manifest.json" not in s3.keys("flaky")
+    assert f"runs/flaky-{fail_from}/manifest.json" not in s3.keys(f"flaky-{fail_from}")
     from simweb import checkpoint
 
     state = checkpoint.load(storage.location(uri) / "checkpoint")  # intact and verified by its checksums
-    assert state["meta"]["tick"] >= 1
+    assert 1 <= state["meta"]["tick"] < 6
     resumed = simweb.resume(uri)
     assert resumed.generations.equals(simweb.run(scenario(COLLAPSE)).generations)
-    assert "runs/flaky/manifest.json" in s3.keys("flaky")
+    assert f"runs/flaky-{fail_from}/manifest.json" in s3.keys(f"flaky-{fail_from}")
 
 
 def test_the_lease_refuses_a_live_writer_and_yields_to_a_dead_or_silent_one(s3, monkeypatch):
