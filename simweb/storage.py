@@ -111,7 +111,10 @@ class ObjectPath:
         return self.read_bytes().decode(encoding)
 
     def write_bytes(self, data) -> None:
-        """One PUT: the object appears whole, or (on any error) not at all."""
+        """One PUT (a multipart upload for a big one), completed by ``close``: a reader sees it whole or not at
+        all. pyarrow has no abort: should ``write`` fail and the stream's destructor complete the upload, a
+        torn object could appear — every file simweb reads back is either checksummed in a checkpoint or
+        written before the object that commits it (``CURRENT``, ``manifest.json``), which then is not."""
         stream = self.fs.open_output_stream(self.key)
         stream.write(data)
         stream.close()

@@ -191,6 +191,7 @@ def test_a_store_that_fails_mid_run_keeps_its_last_checkpoint_and_resume_finishe
             raise OSError("AWS Error NETWORK_CONNECTION during PutObject operation: the endpoint went away")
         return real(self, data)
 
+    monkeypatch.setattr(runlock, "RENEW_S", 3600.0)  # no lease renewal among the counted PUTs, however slow the run
     monkeypatch.setattr(storage.ObjectPath, "write_bytes", flaky)
     with pytest.raises(SimwebError, match="NETWORK_CONNECTION.*simweb resume"):
         simweb.run(scenario(COLLAPSE), out=uri)
