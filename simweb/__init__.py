@@ -86,9 +86,9 @@ def run(scenario, *, out=None, overwrite: bool = False, on_tick=None, executor=N
         checkpoint_dir = started[0] if started else None
         if checkpoint_dir is not None and _at_start(checkpoint_dir):
             # a plugin broke before the first generation was done: there is nothing to resume, so nothing stays
-            import shutil
+            from simweb import storage
 
-            shutil.rmtree(checkpoint_dir.parent, ignore_errors=True)
+            storage.remove_tree(checkpoint_dir.parent)
         raise
 
 
@@ -99,18 +99,20 @@ def resume(out, *, on_tick=None, executor=None, address=None, warn=None, plugins
     needs them again (``plugins``), with the same source.
     """
     import json
-    from pathlib import Path
 
-    from simweb import checkpoint
+    from simweb import checkpoint, storage
     from simweb.engine import Engine
     from simweb.errors import SimwebError
     from simweb.plugins import plugin_sources
     from simweb.recorder import lock, partial_dir
     from simweb.scenario import parse_scenario
 
+    out = storage.location(out, "resume")
+    storage.check_reachable(out, "resume")
     partial = partial_dir(out)
-    if not (partial / "scenario.toml").is_file():
-        done = (Path(out) / "manifest.json").is_file()
+    # on an object store the run is written in place: a manifest there means it is complete
+    done = (out / "manifest.json").is_file()
+    if not (partial / "scenario.toml").is_file() or storage.is_object(out) and done:
         raise SimwebError(f"{out}: {'the run is complete; nothing to resume' if done else 'no interrupted run here'}")
     lock(partial)
     sources = plugin_sources(plugins)
@@ -127,7 +129,7 @@ def resume(out, *, on_tick=None, executor=None, address=None, warn=None, plugins
                               f"{rec['name']!r}); resume only with the same code, or start the run again")
     load_plugins(sources)
     scenario = parse_scenario((partial / "scenario.toml").read_text(encoding="utf-8"), source=str(partial))
-    state = checkpoint.load(partial / "checkpoint") if (partial / "checkpoint" / "meta.json").is_file() else None
+    state = checkpoint.load(partial / "checkpoint") if checkpoint.exists(partial / "checkpoint") else None
     kept = tuple(given[rec["name"]] for rec in used)
 
     def build(ex, _):
@@ -137,7 +139,7 @@ def resume(out, *, on_tick=None, executor=None, address=None, warn=None, plugins
             engine.restore(state)
         return engine
 
-    return _execute(build, scenario, out=out, overwrite=Path(out).exists(), on_tick=on_tick, executor=executor,
+    return _execute(build, scenario, out=out, overwrite=out.exists(), on_tick=on_tick, executor=executor,
                     address=address, say=say)
 
 
@@ -168,12 +170,9 @@ def _plugin_uses(scenario):
 
 def _at_start(checkpoint_dir) -> bool:
     """Whether the run's last checkpoint is the one taken before its first tick."""
-    import json
+    from simweb.checkpoint import tick_of
 
-    try:
-        return json.loads((checkpoint_dir / "meta.json").read_text(encoding="utf-8"))["meta"]["tick"] == 0
-    except (OSError, ValueError, KeyError, TypeError):
-        return True
+    return tick_of(checkpoint_dir) in (0, None)
 
 
 def _write_plugin_records(partial, sources) -> None:

@@ -16,6 +16,9 @@ too, is written the same way: each checkpoint adds one ``index/`` part with the
 pages published since the last (:func:`write_part`), and lists every part.
 A checkpoint is written to a temporary directory and renamed into place, so the
 last good one survives a crash mid-write; a damaged or foreign one is refused.
+On an object store (no rename) each checkpoint is written under a new prefix
+``checkpoint/TICK-XXXXXXXX/`` and committed by one last PUT of
+``checkpoint/CURRENT``, which names it; older prefixes are removed after.
 
 A checkpoint is data from disk, so :func:`load` trusts none of it: meta.json's
 checksum, its shape and types, every file it names (relative, inside the run
@@ -39,6 +42,7 @@ from typing import Any
 
 import numpy as np
 
+from simweb import storage
 from simweb.errors import SimwebError
 
 __all__ = ["save", "load", "exists", "pages_dir", "write_part", "SCHEMA"]
@@ -46,9 +50,13 @@ __all__ = ["save", "load", "exists", "pages_dir", "write_part", "SCHEMA"]
 SCHEMA = 3  # 2: page content in per-shard, per-tick files beside the checkpoint; 3: meta.json checksummed
 
 
+CURRENT = "CURRENT"  # on an object store: the name of the committed checkpoint's prefix
+_SNAPSHOT = re.compile(r"[0-9]{6,}-[0-9a-f]{8}")
+
+
 def pages_dir(directory: str | Path) -> Path:
     """Where the page files of the checkpoints in ``directory`` live."""
-    return Path(directory).parent / "pages"
+    return storage.location(directory).parent / "pages"
 
 
 def write_part(directory: str | Path, name: str, lo: int, hi: int, arrays: dict, *, durable: bool = True) -> dict:
@@ -59,7 +67,7 @@ def write_part(directory: str | Path, name: str, lo: int, hi: int, arrays: dict,
     from simweb.recorder import atomic_write
 
     rel = f"{name}/{lo:012d}-{hi:012d}.npz"
-    path = Path(directory).parent / rel
+    path = storage.location(directory).parent / rel
     buffer = io.BytesIO()
     np.savez(buffer, **{k: np.asarray(v) for k, v in arrays.items()})
     data = buffer.getbuffer()
@@ -67,13 +75,39 @@ def write_part(directory: str | Path, name: str, lo: int, hi: int, arrays: dict,
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write(path, data, durable=durable)
     except OSError as err:
-        raise SimwebError(f"cannot write a checkpoint to {str(directory)!r}: {err.strerror or err}; the last good "
-                          "checkpoint is intact; free some space and run 'simweb resume' on the run directory") from None
+        raise SimwebError(f"cannot write a checkpoint to {str(directory)!r}: {_reason(err)}; the last good "
+                          "checkpoint is intact; free some space (or wait for the storage to answer) and run 'simweb resume' on the run directory") from None
     return {"file": rel, "lo": lo, "hi": hi, "sha256": hashlib.sha256(data).hexdigest()}
 
 
 def exists(directory: str | Path) -> bool:
-    return (Path(directory) / "meta.json").is_file()
+    directory = storage.location(directory)
+    return (directory / (CURRENT if storage.is_object(directory) else "meta.json")).is_file()
+
+
+def tick_of(directory: str | Path) -> int | None:
+    """The tick of the checkpoint in ``directory`` (unchecked: for a decision, not for a restore); None if
+    there is none or it cannot be read."""
+    try:
+        body = (_snapshot(storage.location(directory), None) / "meta.json").read_bytes()
+        return int(json.loads(body.decode("utf-8"))["meta"]["tick"])
+    except (OSError, ValueError, KeyError, TypeError, SimwebError):
+        return None
+
+
+def _snapshot(directory, fail):
+    """Where the files of the committed checkpoint are: ``directory`` itself, or on an object store the
+    prefix ``CURRENT`` names."""
+    if not storage.is_object(directory):
+        return directory
+    name = (directory / CURRENT).read_bytes().decode("ascii", "replace").strip()
+    if not _SNAPSHOT.fullmatch(name):
+        raise (fail or SimwebError)(f"{CURRENT} names {name[:80]!r}, not a checkpoint")
+    return directory / name
+
+
+def _reason(err: OSError) -> str:
+    return err.strerror or storage._first_line(err)
 
 
 def _file_name(group: str) -> str:
@@ -86,15 +120,42 @@ def save(directory: str | Path, checkpoint: dict, *, durable: bool = True) -> No
     ``durable``: flush every file to the disk before it is renamed into place (not needed for a
     checkpoint in a temporary directory, which only serves recovery within the run).
     """
-    directory = Path(directory)
-    tmp = directory.parent / f".{directory.name}.tmp-{uuid.uuid4().hex[:8]}"
+    directory = storage.location(directory)
+    if storage.is_object(directory):
+        tmp = directory / f"{int(checkpoint['meta']['tick']):06d}-{uuid.uuid4().hex[:8]}"
+    else:
+        tmp = directory.parent / f".{directory.name}.tmp-{uuid.uuid4().hex[:8]}"
     try:
-        _save(directory, tmp, checkpoint, durable)
+        (_save_object if storage.is_object(directory) else _save)(directory, tmp, checkpoint, durable)
     except OSError as err:
-        shutil.rmtree(tmp, ignore_errors=True)
-        kept = "the last good checkpoint is intact" if (directory / "meta.json").is_file() else "none was kept"
-        raise SimwebError(f"cannot write a checkpoint to {str(directory)!r}: {err.strerror or err}; {kept}; "
-                          "free some space and run 'simweb resume' on the run directory") from None
+        storage.remove_tree(tmp)
+        kept = "the last good checkpoint is intact" if exists(directory) else "none was kept"
+        raise SimwebError(f"cannot write a checkpoint to {str(directory)!r}: {_reason(err)}; {kept}; "
+                          "free some space (or wait for the storage to answer) and run 'simweb resume' on the run directory") from None
+
+
+def _save_object(directory, snap, checkpoint: dict, durable: bool = True) -> None:
+    """Every file under a new prefix, then ``CURRENT`` (one PUT) names it: the commit; then older prefixes go."""
+    from simweb import runlock
+
+    sums = {}
+    for group, arrays in checkpoint["arrays"].items():
+        buffer = io.BytesIO()
+        np.savez(buffer, **{k: np.asarray(v) for k, v in arrays.items()})
+        data = buffer.getbuffer()
+        storage.atomic_write(snap / _file_name(group), data)
+        sums[group] = hashlib.sha256(data).hexdigest()
+    meta = {"schema": SCHEMA, "meta": checkpoint["meta"], "rows": checkpoint["rows"], "files": sums}
+    body = json.dumps(meta).encode("utf-8")
+    storage.atomic_write(snap / "meta.json", body)
+    storage.atomic_write(snap / "meta.sha256", hashlib.sha256(body).hexdigest() + "\n")
+    held = runlock._LEASES.get(str(directory.parent / runlock.LOCK_FILE))
+    if held is not None:
+        held.check()  # a process that lost the run commits nothing
+    storage.atomic_write(directory / CURRENT, snap.name + "\n")
+    for old in directory.iterdir():
+        if old.name != snap.name and _SNAPSHOT.fullmatch(old.name):
+            storage.remove_tree(old)
 
 
 def _save(directory: Path, tmp: Path, checkpoint: dict, durable: bool = True) -> None:
@@ -108,7 +169,7 @@ def _save(directory: Path, tmp: Path, checkpoint: dict, durable: bool = True) ->
                 fh.flush()
                 if durable:
                     os.fsync(fh.fileno())
-            sums[group] = _sha256(path)
+            sums[group] = storage.sha256_of(path)
         meta = {"schema": SCHEMA, "meta": checkpoint["meta"], "rows": checkpoint["rows"], "files": sums}
         body = json.dumps(meta).encode("utf-8")
         # meta.json, then its checksum; both inside the temporary directory, renamed into place together
@@ -130,13 +191,17 @@ def _save(directory: Path, tmp: Path, checkpoint: dict, durable: bool = True) ->
 
 def load(directory: str | Path) -> dict:
     """Read and check the checkpoint in ``directory``; any damage or malformation is one SimwebError."""
-    directory = Path(directory)
+    directory = storage.location(directory)
     root = directory.parent  # the run's (partial) directory: every file a checkpoint names is inside it
 
     def fail(what: str) -> SimwebError:
         return SimwebError(f"checkpoint {str(directory)!r}: {what}")
 
-    body = _read_inside(root, directory / "meta.json", "meta.json", fail)
+    try:
+        snap = _snapshot(directory, fail)
+    except OSError as err:
+        raise fail(f"{CURRENT} cannot be read: {_reason(err)}") from None
+    body = _read_inside(root, snap / "meta.json", "meta.json", fail)
     try:
         meta = json.loads(body.decode("utf-8"))
     except ValueError as err:
@@ -145,14 +210,14 @@ def load(directory: str | Path) -> dict:
     if schema != SCHEMA:
         raise SimwebError(f"checkpoint {str(directory)!r} has schema {schema if schema is not None else '?'}, "
                           f"this simweb reads schema {SCHEMA}")
-    digest = _read_inside(root, directory / "meta.sha256", "meta.sha256", fail).decode("ascii", "replace").strip()
+    digest = _read_inside(root, snap / "meta.sha256", "meta.sha256", fail).decode("ascii", "replace").strip()
     if digest != hashlib.sha256(body).hexdigest():
         raise fail("meta.json is damaged (checksum mismatch with meta.sha256)")
     _check_meta(meta, fail)
 
     arrays = {}
     for group, digest in meta["files"].items():
-        path = _verified(directory, root, directory / _file_name(group), digest, _file_name(group), fail)
+        path = _verified(directory, root, snap / _file_name(group), digest, _file_name(group), fail)
         arrays[group] = _arrays(path, _file_name(group), fail)
     parts = meta["meta"]["index_parts"]
     if parts:
@@ -250,6 +315,13 @@ def _check_record(record: Any, where: str, fields: dict[str, tuple], need) -> No
 
 def _inside(root: Path, path: Path, what: str, fail) -> Path:
     """``path``, once it is a regular file inside ``root`` with every symbolic link resolved."""
+    if storage.is_object(path):  # no links: a key is inside the run's prefix when it is built from it
+        try:
+            if not path.is_file():
+                raise fail(f"{what} cannot be read: no such file")
+        except OSError as err:
+            raise fail(f"{what} cannot be read: {_reason(err)}") from None
+        return path
     try:
         real, base = path.resolve(strict=True), root.resolve(strict=True)
     except (OSError, RuntimeError) as err:
@@ -266,13 +338,13 @@ def _read_inside(root: Path, path: Path, what: str, fail) -> bytes:
     try:
         return real.read_bytes()
     except OSError as err:
-        raise fail(f"{what} cannot be read: {err.strerror or err}") from None
+        raise fail(f"{what} cannot be read: {_reason(err)}") from None
 
 
 def _arrays(path: Path, what: str, fail) -> dict[str, np.ndarray]:
     """The arrays of a verified ``.npz``: plain numbers or text only (never pickled objects)."""
     try:
-        with np.load(path, allow_pickle=False) as npz:
+        with np.load(io.BytesIO(path.read_bytes()) if storage.is_object(path) else path, allow_pickle=False) as npz:
             arrays = {k: npz[k] for k in npz.files}
     except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as err:
         raise fail(f"{what} cannot be read as arrays: {str(err).splitlines()[0] if str(err) else type(err).__name__}") \
@@ -289,18 +361,9 @@ def _verified(directory: Path, root: Path, path: Path, digest: str, what: str, f
     """``path``, once it is inside the run directory and its SHA-256 is ``digest``; else one message."""
     real = _inside(root, path, what, fail)
     try:
-        actual = _sha256(real)
+        actual = storage.sha256_of(real)
     except OSError as err:
-        raise SimwebError(f"checkpoint {str(directory)!r}: {what} cannot be read: {err.strerror}") from None
+        raise SimwebError(f"checkpoint {str(directory)!r}: {what} cannot be read: {_reason(err)}") from None
     if actual != digest:
         raise SimwebError(f"checkpoint {str(directory)!r}: {what} is damaged (checksum mismatch)")
     return real
-
-
-def _sha256(path: Path) -> str:
-    """SHA-256 of a file, read in blocks (checkpoint files can be larger than the memory one wants to spend)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 22), b""):
-            digest.update(block)
-    return digest.hexdigest()

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from simweb import checkpoint as ckpt
+from simweb import storage
 from simweb.agents.publisher import PublisherShard
 from simweb.agents.scraper import Scraper
 from simweb.agents.trainer import Trainer
@@ -35,7 +36,7 @@ TEMPORARY_EVERY_S = 10.0  # of run time between two temporary checkpoints
 class Checkpointer:
     def __init__(self, directory: str | Path | None, *, needed: bool, spills: bool):
         """``directory``: the run's checkpoint directory (None: a temporary one if ``needed`` or ``spills``)."""
-        self.directory = Path(directory) if directory else None
+        self.directory = storage.location(directory) if directory else None
         self.enabled = self.directory is not None or needed
         self._tmp = None
         if self.directory is None and (self.enabled or spills):

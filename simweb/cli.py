@@ -25,7 +25,8 @@ def _parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run a scenario and write its results")
     run.add_argument("scenario", help="scenario file (TOML)")
-    run.add_argument("--out", help="run directory to create (default: runs/<name>-seed<seed>)")
+    run.add_argument("--out", help="run directory to create: a path, or a URI of any filesystem pyarrow knows "
+                                   "(s3://bucket/prefix, gs://..., hdfs://...) (default: runs/<name>-seed<seed>)")
     run.add_argument("--set", dest="overrides", action="append", default=[], metavar="PATH=VALUE",
                      help="override a scenario value, e.g. labs[0].crawl_budget=500 or labs.naive.regime=accumulate")
     run.add_argument("--seed", type=int, help="override run.seed")
@@ -38,7 +39,7 @@ def _parser() -> argparse.ArgumentParser:
     _plugin_flag(run)
 
     res = sub.add_parser("resume", help="continue an interrupted run from its last checkpoint")
-    res.add_argument("out", help="the run directory the interrupted run was writing (its --out)")
+    res.add_argument("out", help="the run directory the interrupted run was writing (its --out, path or URI)")
     res.add_argument("--executor", choices=["local", "ray"], help="where to run the rest (default: as before)")
     res.add_argument("--address", help="join this Ray cluster")
     res.add_argument("--quiet", action="store_true")
@@ -46,7 +47,7 @@ def _parser() -> argparse.ArgumentParser:
     _plugin_flag(res)
 
     rp = sub.add_parser("report", help="figures and a self-contained report.html for a run or a sweep")
-    rp.add_argument("dir", help="a run or sweep directory")
+    rp.add_argument("dir", help="a run or sweep directory (path or URI)")
 
     sw = sub.add_parser("sweep", help="run a scenario over a grid of values and seeds (rerun to resume)")
     sw.add_argument("scenario")
@@ -196,14 +197,18 @@ def _cmd_run(args) -> int:
     from rich.console import Console
 
     import simweb
+    from simweb import storage
     from simweb.recorder import check_out_dir, child
     from simweb.summary import print_summary
 
     scenario = _load(args)
     _check_cost(scenario, args)
-    out = Path(args.out) if args.out else child("runs", f"{scenario.run.name}-seed{scenario.run.seed}")
-    check_out_dir(out, overwrite=args.overwrite)
+    out = storage.location(args.out) if args.out else child("runs", f"{scenario.run.name}-seed{scenario.run.seed}")
+    check_out_dir(out, overwrite=args.overwrite)  # on an object store: reachable, the bucket exists
     args.run_dir = out  # for the message after a Ctrl-C
+    if args.mlflow and storage.is_object(out):
+        raise SimwebError("--mlflow: logging a run written to object storage is not supported; write it to a "
+                          "local --out")
     if args.mlflow:  # before the run, so a missing extra costs nothing
         from simweb.tracking import require_mlflow
 
@@ -259,8 +264,11 @@ def _cmd_resume(args) -> int:
     from rich.console import Console
 
     import simweb
+    from simweb import storage
     from simweb.summary import print_summary
 
+    args.out = storage.location(args.out, "resume")
+    storage.check_reachable(args.out, "resume")
     args.run_dir = args.out  # for the message after a Ctrl-C
     _check_resume_cost(args)
     console = Console(stderr=True)
@@ -289,9 +297,12 @@ def _check_resume_cost(args) -> None:
 
 
 def _cmd_report(args) -> int:
+    from simweb import storage
     from simweb.report import make_report
 
-    print(f"report written to {make_report(args.dir)}")
+    directory = storage.location(args.dir, "report")
+    storage.check_reachable(directory, "report")
+    print(f"report written to {make_report(directory)}")
     return 0
 
 
@@ -300,6 +311,7 @@ def _cmd_sweep(args) -> int:
 
     from simweb.recorder import child
     from simweb.scenario import load_scenario
+    from simweb.storage import local_only
     from simweb.sweep import default_workers, run_sweep
 
     from simweb.plugins import load_plugins
@@ -307,7 +319,7 @@ def _cmd_sweep(args) -> int:
     sources = load_plugins(args.plugins)
     base = load_scenario(args.scenario, seed=args.seed)
     _check_sweep_cost(base, args)
-    out = Path(args.out) if args.out else child("sweeps", base.run.name)
+    out = local_only(args.out, "--out") if args.out else child("sweeps", base.run.name)
     args.sweep_dir = out  # for the message after a Ctrl-C
     if args.mlflow:
         from simweb.tracking import require_mlflow
@@ -482,7 +494,9 @@ def _add_analysis_parsers(sub) -> None:
 
 def _cmd_compare(args) -> int:
     from simweb.compare import compare_dir, print_compare
+    from simweb.storage import local_only
 
+    local_only(args.dir, "compare")
     table = compare_dir(args.dir, metric=args.metric, at=" ".join(args.at), baseline=args.baseline, by=args.by,
                         target_halfwidth=args.target_halfwidth)
     if not args.quiet:
@@ -498,8 +512,10 @@ def _cmd_sensitivity(args) -> int:
     from simweb.sensitivity import print_indices, run_sensitivity
     from simweb.sweep import default_workers
 
+    from simweb.storage import local_only
+
     base = load_scenario(args.scenario, args.overrides, seed=args.seed)
-    out = Path(args.out) if args.out else Path("sensitivity") / base.run.name
+    out = local_only(args.out, "--out") if args.out else Path("sensitivity") / base.run.name
     console = Console(stderr=True)
 
     def on_done(done: int, total: int, outcome: dict) -> None:

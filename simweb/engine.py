@@ -130,7 +130,7 @@ class Engine:
                     then = ("choose a temporary directory with room (TMPDIR) and run again"
                             if self.checkpoints.temporary else
                             f"the last good checkpoint (tick {self.checkpoints.tick}) is intact; free some space "
-                            "and run 'simweb resume' on the run directory")
+                            "(or wait for the storage to answer) and run 'simweb resume' on the run directory")
                     raise SimwebError(f"cannot write page files under {str(self.checkpoints.store_dir)!r}: "
                                       f"{err.strerror or err}; {then}") from None
                 if on_tick is not None:

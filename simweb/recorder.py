@@ -18,9 +18,10 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from simweb import __version__, runlock
+from simweb import __version__, runlock, storage
 from simweb.errors import SimwebError
 from simweb.outputs import contamination_frame
+from simweb.storage import atomic_write
 
 __all__ = ["write_run", "check_out_dir", "atomic_write", "start_run", "lock", "partial_dir", "remove_temporaries",
            "child", "writable"]
@@ -29,34 +30,15 @@ FILES = ("generations.parquet", "ticks.parquet", "crawls.parquet", "contaminatio
          "manifest.json")
 
 
-def atomic_write(path: str | Path, data, *, durable: bool = True) -> None:
-    """Write text, bytes or a polars frame (as Parquet) to ``path`` through a temporary file and a rename.
-
-    ``durable``: flush the file to the disk before the rename (a temporary directory needs not).
-    """
-    path = Path(path)
-    tmp = path.parent / f".{path.name}.tmp-{uuid.uuid4().hex[:8]}"
-    try:
-        if isinstance(data, pl.DataFrame):
-            data.write_parquet(tmp)
-            if durable:
-                with open(tmp, "rb") as fh:
-                    os.fsync(fh.fileno())
-        else:
-            with open(tmp, "wb") as fh:
-                fh.write(data.encode("utf-8") if isinstance(data, str) else data)
-                fh.flush()
-                if durable:
-                    os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
 def partial_dir(out: str | Path) -> Path:
-    """Where a run writes until it is complete: a hidden sibling of its directory, with its checkpoints."""
-    out = Path(out)
+    """Where a run writes until it is complete: a hidden sibling of its directory, with its checkpoints.
+
+    On an object store (no rename), the run directory itself: its ``manifest.json``, written last, is what
+    makes it a complete run (see :func:`start_run`).
+    """
+    out = storage.location(out)
+    if storage.is_object(out):
+        return out
     return out.parent / f".{out.name}.partial"
 
 
@@ -102,7 +84,9 @@ def check_out_dir(out: str | Path, *, overwrite: bool) -> Path:
     An existing ``out`` is replaced only with ``overwrite`` and only when it is a simweb run (it holds
     ``manifest.json``) or empty; the current directory, its parents and a symbolic link never are.
     """
-    out = Path(out)
+    out = storage.location(out)
+    if storage.is_object(out):
+        return _check_object_out(out, overwrite=overwrite)
     _check_target(out, overwrite=overwrite)
     shown = repr(str(out))
     partial = partial_dir(out)
@@ -171,6 +155,8 @@ def start_run(out: str | Path, scenario_toml: str, *, overwrite: bool) -> Path:
     The lock is held until :func:`write_run` has put the run in place, or until the process ends.
     """
     out = check_out_dir(out, overwrite=overwrite)
+    if storage.is_object(out):
+        return _start_object_run(out, scenario_toml, overwrite=overwrite)
     partial = partial_dir(out)
     staging = out.parent / f"{partial.name}.tmp-{uuid.uuid4().hex[:8]}"
     held = None
@@ -238,20 +224,15 @@ def write_run(out: str | Path, results, *, overwrite: bool = False) -> Path:
     when it is a simweb run. Temporaries a killed process left in the partial directory are removed
     first, so they never reach the run directory. The run's lock is released once it is in place.
     """
-    out = Path(out)
+    out = storage.location(out)
+    if storage.is_object(out):
+        return _write_object_run(out, results)
     _check_target(out, overwrite=overwrite)
     tmp = partial_dir(out)
     try:
         tmp.mkdir(parents=True, exist_ok=True)
         held = runlock.lock(tmp)
-        atomic_write(tmp / "generations.parquet", results.generations)
-        atomic_write(tmp / "ticks.parquet", results.ticks)
-        atomic_write(tmp / "crawls.parquet", results.crawls)
-        atomic_write(tmp / "contamination.parquet", contamination_frame(results.generations))
-        atomic_write(tmp / "scenario.toml", results.scenario_toml)
-        manifest = {"simweb_version": __version__, "numpy_version": np.__version__,
-                    "polars_version": pl.__version__, **results.manifest}
-        atomic_write(tmp / "manifest.json", json.dumps(manifest, indent=2) + "\n")
+        _write_files(tmp, results)
         remove_temporaries(tmp)
         _check_target(out, overwrite=overwrite)  # again: the user had the whole run to put something there
         if out.exists():
@@ -289,3 +270,80 @@ def remove_temporaries(directory: Path) -> list[Path]:
                 removed.append(path)
         dirs[:] = [d for d in dirs if not _TEMPORARY.fullmatch(d)]
     return removed
+
+
+def _write_files(directory, results) -> None:
+    """The run's outputs, ``manifest.json`` last (on an object store, it is what commits the run)."""
+    atomic_write(directory / "generations.parquet", results.generations)
+    atomic_write(directory / "ticks.parquet", results.ticks)
+    atomic_write(directory / "crawls.parquet", results.crawls)
+    atomic_write(directory / "contamination.parquet", contamination_frame(results.generations))
+    atomic_write(directory / "scenario.toml", results.scenario_toml)
+    manifest = {"simweb_version": __version__, "numpy_version": np.__version__,
+                "polars_version": pl.__version__, **results.manifest}
+    atomic_write(directory / "manifest.json", json.dumps(manifest, indent=2) + "\n")
+
+
+# ---------------------------------------------------------------- a run directory on an object store
+# No rename: the run is written in place under its own prefix, checkpoints and page files included, and
+# ``manifest.json`` (written last, one atomic PUT) is what makes it a complete run; until then it is an
+# interrupted run, held by a lease (see simweb.runlock) rather than a flock.
+
+def _check_object_out(out, *, overwrite: bool):
+    shown = repr(str(out))
+    storage.check_reachable(out)
+    try:
+        names = {p.name for p in out.iterdir()}
+    except OSError as err:
+        raise SimwebError(f"--out: cannot reach {shown}: {storage._first_line(err)}") from None
+    if not names:
+        return out
+    if runlock.LOCK_FILE in names and runlock.held_elsewhere(out):
+        raise SimwebError(runlock.busy_message(out))
+    if "manifest.json" in names:
+        if not overwrite:
+            raise SimwebError(f"--out: {shown} already exists; choose another directory or pass --overwrite")
+    elif runlock.LOCK_FILE in names or "scenario.toml" in names:
+        if not overwrite:
+            raise SimwebError(f"--out: an interrupted run into {shown} can be continued with "
+                              f"'simweb resume {out}'; or pass --overwrite to start over")
+    else:
+        raise SimwebError(f"--out: {shown} is not a simweb run (it has no manifest.json); --overwrite "
+                          "replaces only a run directory, so choose another directory")
+    return out
+
+
+def _start_object_run(out, scenario_toml: str, *, overwrite: bool):
+    """Take the run's lease, clear what an earlier run left (with ``overwrite``: its manifest first, so it is
+    no longer a complete run while it is removed), write the resolved scenario."""
+    try:
+        held = runlock.acquire(out / runlock.LOCK_FILE)
+        if held is None:
+            raise SimwebError(runlock.busy_message(out))
+        try:
+            old = [p for p in out.walk_files() if p.name != runlock.LOCK_FILE or p.parent != out]
+            if old and not overwrite:  # another start got here between the check and the lease
+                raise SimwebError(f"{str(out)!r} was just started by another simweb process; wait for it, "
+                                  "or stop it first")
+            (out / "manifest.json").unlink(missing_ok=True)
+            for path in old:
+                path.unlink(missing_ok=True)
+            atomic_write(out / "scenario.toml", scenario_toml)
+        except BaseException:
+            held.release()
+            raise
+    except OSError as err:
+        raise SimwebError(f"--out: cannot write {str(out)!r}: {storage._first_line(err)}") from None
+    return out / "checkpoint"
+
+
+def _write_object_run(out, results):
+    held = runlock.lock(out)
+    try:
+        held.check()
+        _write_files(out, results)
+    except (OSError, pl.exceptions.PolarsError) as err:
+        raise SimwebError(f"--out: cannot write {str(out)!r}: {storage._first_line(err)}; its last checkpoint "
+                          f"is intact: 'simweb resume {out}' will finish the run once this is fixed") from None
+    held.release()
+    return out

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import polars as pl
 
-from simweb import __version__
+from simweb import __version__, storage
 from simweb.errors import SimwebError
 from simweb.outputs import defined_detection, grid_column
 from simweb.recorder import atomic_write
@@ -61,7 +61,7 @@ def make_report(directory: str | Path) -> Path:
     """Write ``DIR/report/`` (PNG figures and report.html); returns the path of report.html."""
     from simweb.figures import build_figures, png
 
-    directory = Path(directory)
+    directory = storage.location(directory, "report")
     loaded = load_report(directory)
     out = _report_dir(directory)
     figures = build_figures(loaded.data)
@@ -71,7 +71,7 @@ def make_report(directory: str | Path) -> Path:
         from simweb.compare import forest_png
 
         try:
-            table = pl.read_parquet(comparison)
+            table = storage.read_parquet(comparison)
         except (OSError, pl.exceptions.PolarsError) as err:
             raise SimwebError(f"{str(comparison)!r} cannot be read: {str(err).splitlines()[0]}") from None
         images["compare"] = ("Each arm against its baseline (simweb compare): the mean difference and its 95 % "
@@ -105,7 +105,7 @@ def load_report(directory: str | Path) -> Loaded:
     """Read a run or sweep directory into what the report shows; a SimwebError for anything it cannot use."""
     from simweb.figures import ReportData, lab_colours
 
-    directory = Path(directory)
+    directory = storage.location(directory, "report")
     gens_file, ticks_file = directory / "generations.parquet", directory / "ticks.parquet"
     if not gens_file.is_file() or not ticks_file.is_file():
         raise SimwebError(f"{directory}: not a run or sweep directory (no generations.parquet / ticks.parquet)")
@@ -160,7 +160,7 @@ def load_report(directory: str | Path) -> Loaded:
 
 def _read(path: Path) -> pl.DataFrame:
     try:
-        return pl.read_parquet(path)
+        return storage.read_parquet(path)
     except Exception as err:  # noqa: BLE001 — whatever the file holds, the user gets one line naming it
         first = (str(err).strip().splitlines() or [type(err).__name__])[0]
         raise SimwebError(f"{path}: not a readable Parquet file ({first[:200]})") from None
@@ -203,6 +203,10 @@ def _scenario(path: Path):
 
     if not path.is_file():
         raise SimwebError(f"{path.parent}: not a run directory (no scenario.toml)")
+    if storage.is_object(path):
+        from simweb.scenario import parse_scenario
+
+        return parse_scenario(path.read_text(encoding="utf-8"), source=str(path))
     return load_scenario(path)
 
 

@@ -294,8 +294,9 @@ def run_into(out: str | Path, text: str, source: str, points: Sequence[Point], s
 
     from simweb.errors import SimwebError
     from simweb.recorder import atomic_write, child
+    from simweb.storage import local_only
 
-    out = Path(out)
+    out = local_only(out, "--out")  # a sweep's worker processes write local run directories only
     spec_file = out / "sweep.json"
     if spec_file.is_file():
         try:

@@ -10,7 +10,8 @@ A content store keeps one chunk per tick. Chunks are immutable once written,
 so each is written to disk at most once — an Arrow IPC file
 ``tick=T/shard=S-of-N.arrow`` (``page_id``, ``content``) under the store's
 directory — when a checkpoint is taken or when the store's resident content
-passes its memory budget. A chunk over budget is *spilled*: only its id range
+passes its memory budget. The directory may be on an object store (:mod:`simweb.storage`): a chunk is then one object, read
+back whole. A chunk over budget is *spilled*: only its id range
 stays in memory, and a crawl reads its pages back from the file. Memory per
 page is therefore the token bytes plus 8 bytes of page id for resident
 chunks, and nothing for spilled ones.
@@ -25,7 +26,8 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from simweb.recorder import atomic_write
+from simweb import storage
+from simweb.storage import atomic_write
 
 __all__ = ["PageIndex", "ContentStore", "Chunk", "PAGE_COLUMNS", "HUMAN", "AI", "join_parts"]
 
@@ -151,7 +153,7 @@ class ContentStore:
                  budget: int | None = None, name: tuple[int, int] = (0, 1), durable: bool = True):
         self.width = int(width)
         self.dtype = np.dtype(dtype)
-        self.directory = Path(directory) if directory is not None else None
+        self.directory = storage.location(directory) if directory is not None else None
         self.budget = budget
         self.name = name
         self.durable = durable  # flush files to the disk before renaming them into place
@@ -261,7 +263,7 @@ class ContentStore:
         """
         import pyarrow as pa
 
-        with pa.memory_map(str(self.directory / record["file"])) as source:
+        with storage.open_arrow(self.directory / record["file"]) as source:
             table = pa.ipc.open_file(source).read_all()
             ids = table.column("page_id").to_numpy()
             flat = table.column("content").combine_chunks().flatten().to_numpy(zero_copy_only=False)
