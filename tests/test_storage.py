@@ -256,19 +256,18 @@ def test_a_ray_cluster_run_to_s3_equals_a_local_run(s3, ray_cluster, tmp_path):
 @pytest.mark.slow
 def test_a_shard_killed_on_ray_is_restored_from_the_checkpoint_on_s3(s3, ray_cluster):
     """Recovery reads the checkpoint, the index parts and the dead shard's page files back from the store."""
-    import ray
-
     from simweb.engine import Engine
     from simweb.executors import LocalExecutor
     from simweb.executors.ray_executor import RayExecutor
 
     sc = scenario(COLLAPSE, "run.ticks=5", "web.initial_sites=80")
     where = storage.location(s3.uri("recovered", credentials=True)) / "checkpoint"
-    engine = Engine(sc, executor=RayExecutor(), shards=2, warn=lambda msg: None, checkpoint_dir=where)
+    ex = RayExecutor()
+    engine = Engine(sc, executor=ex, shards=2, warn=lambda msg: None, checkpoint_dir=where)
 
     def on_tick(tick: int) -> None:
         if tick == 3:  # after the checkpoint of tick 2's boundary
-            ray.kill(engine.fleet.shards[1])
+            ex.kill(engine.fleet.shards[1])
 
     res = engine.run(on_tick=on_tick)
     assert res.manifest["recoveries"] >= 1
