@@ -64,5 +64,7 @@ class Classifier:
         names = batch.population_names
         mult = np.array([self.config.fpr_multiplier.get(name, 1.0) for name in names] or [1.0])
         fpr = np.minimum(1.0, self.fpr * mult[truth["population"].astype(np.int64)]) if names else self.fpr
+        if "imitation" in truth:  # a human page with a share κ of model tokens looks that much like AI text
+            fpr = fpr + truth["imitation"].astype(np.float64) * np.maximum(self.tpr - fpr, 0.0)
         flagged = rng.random(len(batch)) < np.where(is_ai, tpr, fpr)
         return ~flagged

@@ -395,8 +395,21 @@ def _check_references(sc: Scenario, source: str | None) -> None:
         if lab.watermark is not None and not tokens:
             fail(f"labs[{i}].watermark", f"a watermark biases tokens and needs a markov language, got {lang.family}")
     _check_consent(sc, lab_names, fail)
+    _check_humans(sc, fail)
     if not any(lab.market_share > 0 for lab in sc.labs):
         fail("labs", "at least one lab needs market_share > 0, or no publisher could use a model")
+
+
+def _check_humans(sc: Scenario, fail) -> None:
+    """Imitation rises (or holds), and a reserve refreshed every generation has a size to refresh."""
+    for i, pub in enumerate(sc.publishers):
+        if pub.imitation is not None and pub.imitation.end < pub.imitation.start:
+            fail(f"publishers[{i}].imitation.end", f"expected >= imitation.start ({pub.imitation.start}): humans "
+                 f"who have learnt to write like models do not unlearn it, got {pub.imitation.end}")
+    for i, lab in enumerate(sc.labs):
+        if lab.reserve_vintage == "current" and lab.reserve_fraction == 0:
+            fail(f"labs[{i}].reserve_vintage", f"'current' refreshes a reserve the lab draws from; needs "
+                 f"labs[{i}].reserve_fraction > 0, got reserve_fraction {lab.reserve_fraction}")
 
 
 def _check_consent(sc: Scenario, lab_names: list[str], fail) -> None:
