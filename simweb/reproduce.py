@@ -194,6 +194,24 @@ def _drift_window(sc: Scenario) -> list[Check]:
     return checks
 
 
+def imitation_error(n: int, kappa: float, s2: float, unbiased: bool) -> float:
+    """Stationary E[(μ̂ − μ*)²] of a mean fitted on n human samples a generation, each from the truth
+    N(μ*, σ²) w.p. 1 − κ and from the lab's latest model w.p. κ: σ² / (n(1 + κ)(1 − cκ) − κ), with
+    c = 1 (unbiased variance) or (n − 1)/n (MLE). Derived in scenarios/papers/imitation_k50.toml; inf
+    where no stationary state exists (the error diverges)."""
+    c = 1.0 if unbiased else (n - 1) / n
+    denominator = n * (1 + kappa) * (1 - c * kappa) - kappa
+    return s2 / denominator if denominator > 0 else math.inf
+
+
+def _imitation(sc: Scenario) -> list[Check]:
+    n, s2 = sc.labs[0].crawl_budget, sc.language.std ** 2
+    kappa = sc.publishers[0].imitation.start
+    v = imitation_error(n, kappa, s2, sc.labs[0].model.variance == "unbiased")
+    return [Check(f"stationary E[(μ̂−μ*)²] at κ={kappa:g}: σ²/(n(1+κ)(1−κ)−κ) (κ=0: σ²/n = {s2 / n:.4f})", v,
+                  _late_mean(lambda df: df["mean_sq_error"].to_numpy(), _burn_in(sc)))]
+
+
 TARGETS = [
     Target("shumailov_gaussian_mle", "Shumailov et al. 2024 (gaussian, MLE)", _shumailov_mle),
     Target("shumailov_gaussian_unbiased", "Shumailov et al. 2024 (gaussian, unbiased)", _shumailov_unbiased),
@@ -205,6 +223,7 @@ TARGETS = [
     Target("jangjoo_prior", "Jangjoo, Marsili & Roudi 2026 (Beta prior)", _jangjoo_prior),
     Target("alemohammad_fresh", "Alemohammad et al. 2024 (fresh data)", _alemohammad),
     Target("drift_window", "a drifting truth, sliding window (issue 17)", _drift_window),
+    *(Target(f"imitation_k{k}", f"humans imitating the model, κ = 0.{k} (issue 19)", _imitation) for k in (50, 90, 95)),
 ]
 
 RESULT_SCHEMA = {"target": pl.String, "paper": pl.String, "quantity": pl.String, "formula": pl.Float64,

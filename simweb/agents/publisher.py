@@ -177,6 +177,7 @@ class PublisherShard(Agent):
         self._watermarks = {i: Watermark(key_of(context.seed, lab.name), lab.watermark.gamma, lab.watermark.delta)
                             for i, lab in enumerate(self.scenario.labs) if lab.watermark is not None}
         self.behaviours = [_behaviours(p) for p in self.scenario.publishers]
+        self._drift: list | None = None
 
     def _new_store(self) -> ContentStore:
         return ContentStore(width=self.language.width, dtype=self.language.dtype, directory=self.directory,
@@ -195,12 +196,12 @@ class PublisherShard(Agent):
             mine = np.arange(len(site))
         else:
             mine = np.flatnonzero(shard_of(site, self.n_shards) == self.shard)
+        self._drift = [] if "imitation_tokens" in pages else None  # this tick's human pages' excess NLL
         if len(mine) == 0:
             return 0
         ids = first_id + mine
         mine_pages = {k: pages[k][mine] for k in ("population", "lab", "topic", "copied_from", "imitation_tokens",
                                                   "imitation_lab") if k in pages}
-        self._drift = [] if "imitation_tokens" in pages else None
         block = site[mine].astype(np.int64) // SITE_BLOCK
         # one noise block per (population, block): its rows drive its pages in page-id order
         population = mine_pages["population"]
