@@ -303,7 +303,8 @@ class PublisherShard(Agent):
             name = self.scenario.publishers[pop].name
             drafts = Drafts(content=content[lo:hi], is_draft=lab[lo:hi] >= 0, lab=lab[lo:hi], site_id=site[lo:hi],
                             tick=tick, population=name, language=self.language.at(tick),
-                            models=_Released(self.context, models))
+                            models=_Released(self.context, models),
+                            lab_names=tuple(lab.name for lab in self.scenario.labs))
             for kind, entry, behaviour in chain:
                 rng = self.context.stream(kind, name, tick, int(block[lo]))
                 try:
@@ -352,6 +353,9 @@ def _behaviours(cfg) -> list[tuple[str, object, object]]:
 
     configs = ([parse_config("behaviour", {"kind": "edit", "fraction": cfg.edit_fraction})]
                if cfg.edit_fraction > 0 else [])
+    if cfg.launder is not None and cfg.launder.fraction > 0:
+        configs.append(parse_config("behaviour", {"kind": "launder", "fraction": cfg.launder.fraction,
+                                                  "with": cfg.launder.paraphraser}))
     configs += list(cfg.behaviours or ())
     out, seen = [], {}
     for c in configs:

@@ -19,7 +19,7 @@ import tomli_w
 from pydantic import BaseModel, ValidationError
 
 from simweb.errors import ScenarioError, SimwebError
-from simweb.scenario.models import PluginField, Scenario, _freeze
+from simweb.scenario.models import TOKEN_LANGUAGES, PluginField, Scenario, _freeze
 
 __all__ = ["load_scenario", "parse_scenario", "apply_overrides", "dump_scenario"]
 
@@ -406,6 +406,14 @@ def _check_humans(sc: Scenario, fail) -> None:
         if pub.imitation is not None and pub.imitation.end < pub.imitation.start:
             fail(f"publishers[{i}].imitation.end", f"expected >= imitation.start ({pub.imitation.start}): humans "
                  f"who have learnt to write like models do not unlearn it, got {pub.imitation.end}")
+        if pub.launder is not None:
+            names = [lab.name for lab in sc.labs]
+            if pub.launder.paraphraser != "truth" and pub.launder.paraphraser not in names:
+                fail(f"publishers[{i}].launder.with", f"expected \"truth\" or a lab's name, got "
+                     f"{pub.launder.paraphraser!r}{_did_you_mean(pub.launder.paraphraser, names + ['truth'])}")
+            if sc.language.family not in TOKEN_LANGUAGES:
+                fail(f"publishers[{i}].launder", f"laundering rewrites tokens and needs a markov language, "
+                     f"got {sc.language.family}")
     for i, lab in enumerate(sc.labs):
         if lab.reserve_vintage == "current" and lab.reserve_fraction == 0:
             fail(f"labs[{i}].reserve_vintage", f"'current' refreshes a reserve the lab draws from; needs "

@@ -15,7 +15,7 @@ from pydantic import (BaseModel, ConfigDict, Discriminator, Field, SerializeAsAn
 from pydantic_core import PydanticCustomError
 
 __all__ = [
-    "Adoption", "Imitation", "CategoricalDrift", "CategoricalLanguage", "Distill", "Licence", "OptOut", "Evaluation",
+    "Adoption", "Imitation", "Launder", "CategoricalDrift", "CategoricalLanguage", "Distill", "Licence", "OptOut", "Evaluation",
     "GaussianDrift", "GaussianLanguage", "PriorConfig", "Lab", "MarkovDrift", "MarkovLanguage",
     "PluginField", "Publisher", "Run", "Scenario", "Web", "TOKEN_LANGUAGES",
 ]
@@ -180,6 +180,19 @@ class Imitation(_Table):
     rate: float = Field(1.0, ge=0.0, le=100.0)  # per tick
 
 
+class Launder(_Table):
+    """AI drafts paraphrased before publishing: a share ρ of their tokens resampled by a human rewrite
+    (``with = "truth"``) or another lab's model (an AI humaniser, unwatermarked). The page keeps its AI
+    origin. DetectGPT's accuracy falls from 70.3 % to 4.6 % after DIPPER paraphrase (Krishna et al.,
+    arXiv 2303.13408); a watermark needs ~800 tokens after strong human paraphrase (Kirchenbauer et al.,
+    arXiv 2306.04634)."""
+
+    fraction: float = Field(ge=0.0, le=1.0)  # ρ: each token of a draft resampled with this probability
+    paraphraser: str = Field("truth", alias="with", min_length=1)  # "truth" or a lab's name
+
+    model_config = ConfigDict(populate_by_name=False, serialize_by_alias=True)
+
+
 class Publisher(_Table):
     name: str = Field(min_length=1, max_length=100, pattern=_NAME)
     site_share: float = Field(gt=0.0, le=1.0)  # share of sites this population owns (normalised over populations)
@@ -200,6 +213,7 @@ class Publisher(_Table):
     # s: its human pages per tick are × (1 − s · AI adoption of the tick); Stack Overflow's weekly posts fell
     # 16 % after ChatGPT (del Rio-Chanona et al., arXiv 2307.07367). None = 0, never displaced
     displacement: float | None = Field(None, ge=0.0, le=1.0)
+    launder: Launder | None = None  # its AI drafts are paraphrased before publishing (None: never)
 
 
 # ---------------------------------------------------------------- plugin kinds: filters, models, regimes, behaviours
