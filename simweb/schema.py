@@ -85,6 +85,11 @@ FEATURES = {
                    "imitating_dropped": pl.Int64,  # of which the step dropped
                    "imitating_fpr": pl.Float64},  # the step's false-positive rate on them
     },
+    # watermark forensics (evaluation.forensics_tokens): does this model carry a lab's watermark?
+    "forensics": {"generations": {
+        # per lab whose models watermark: z-score of that key's green-token excess in forensics_tokens tokens the
+        # model writes fresh (pooled one-proportion test; its own key included); null for the others
+        "watermark_z": None}},
 }
 
 
@@ -101,6 +106,8 @@ def features_of(scenario) -> frozenset[str]:
 
     if humans_on(scenario):
         on.add("humans")
+    if getattr(scenario.evaluation, "forensics_tokens", None) is not None:
+        on.add("forensics")
     return frozenset(on)
 
 

@@ -30,6 +30,9 @@ BASE["labs"][1].update({"licences": [{"population": "newsrooms", "docs_per_gener
 BASE["publishers"][0].update({"imitation": {"start": 0.1, "end": 0.5, "midpoint": 4.0, "rate": 1.0},
                               "displacement": 0.3})
 BASE["labs"][1]["reserve_vintage"] = "current"
+BASE["publishers"][1]["launder"] = {"fraction": 0.3, "with": "careful"}
+BASE["labs"][0]["watermark"] = {"gamma": 0.25, "delta": 2.0}
+BASE["evaluation"]["forensics_tokens"] = 10_000
 QUICKSTART = tomli_w.dumps(BASE)
 FUZZ = settings(max_examples=400, deadline=2000, derandomize=True, database=None,
                 suppress_health_check=[HealthCheck.too_slow])

@@ -91,6 +91,8 @@ class Trainer(Agent):
                 extra["lab_divergence"] = {
                     lab.name: evaluator.divergence(model, self.context.model(i, *released[i])) if i in released else None
                     for i, lab in enumerate(labs)}
+            if "forensics" in self.features:
+                extra["watermark_z"] = self._forensics(model)
         report = GenerationReport(composition=composition, metrics=metrics, steps=kept.steps,
                                   bench_steps=benchmark.steps if benchmark is not None else None, extra=extra)
         return model.state_dict(), report
@@ -243,6 +245,18 @@ class Trainer(Agent):
         if "humans" in self.features:
             composition["train_imitation_fraction"] = imitated / total
         return model, composition
+
+    def _forensics(self, model) -> dict[str, float | None]:
+        """Per watermarking lab: the z of its key's green-token excess in fresh text of ``model``, written as the
+        lab's API writes (with its own watermark, if it has one), from the stream ("forensics", lab, generation)."""
+        from simweb.watermark import key_of, pooled_z
+
+        n_docs = -(-self.context.scenario.evaluation.forensics_tokens // self.language.doc_length)
+        docs = model.sample(n_docs, rng=self.context.stream("forensics", self.cfg.name, self.generation),
+                            watermark=self._watermark(self.index))
+        return {lab.name: (float(pooled_z(docs, key_of(self.context.seed, lab.name), lab.watermark.gamma,
+                                          self.language.vocab_size)[0]) if lab.watermark is not None else None)
+                for lab in self.context.scenario.labs}
 
     def _watermark(self, lab: int):
         """The watermark lab ``lab``'s models write with (its API's output carries it), or None."""

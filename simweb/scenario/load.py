@@ -396,8 +396,19 @@ def _check_references(sc: Scenario, source: str | None) -> None:
             fail(f"labs[{i}].watermark", f"a watermark biases tokens and needs a markov language, got {lang.family}")
     _check_consent(sc, lab_names, fail)
     _check_humans(sc, fail)
+    _check_forensics(sc, fail)
     if not any(lab.market_share > 0 for lab in sc.labs):
         fail("labs", "at least one lab needs market_share > 0, or no publisher could use a model")
+
+
+def _check_forensics(sc: Scenario, fail) -> None:
+    if sc.evaluation.forensics_tokens is not None:
+        if sc.language.family not in TOKEN_LANGUAGES:
+            fail("evaluation.forensics_tokens", f"watermark forensics count green tokens and need a markov language, "
+                 f"got {sc.language.family}")
+        if not any(lab.watermark is not None for lab in sc.labs):
+            fail("evaluation.forensics_tokens", f"no lab watermarks, so there is no key to test for; set "
+                 f"labs[].watermark or leave it out, got {sc.evaluation.forensics_tokens}")
 
 
 def _check_humans(sc: Scenario, fail) -> None:

@@ -335,6 +335,10 @@ class Evaluation(_Table):
     benchmark_docs: int = Field(500, ge=0, le=10_000_000)  # web-scraped benchmark for observed_nll (0 = off)
     tail_mass: float = Field(0.1, gt=0.0, lt=1.0)  # the tail: rarest tokens holding this share of true unigram mass
     prob_floor: float = Field(1e-6, gt=0.0, lt=1.0)  # a zero-probability token costs -ln(floor) nats
+    # watermark forensics: tokens each released model writes, fresh, to be tested against every watermarking
+    # lab's key (generations.watermark_z; `simweb forensics DIR`). None = off. Sander et al. (arXiv 2402.14904):
+    # training on 5 % watermarked data is detectable in the student at p < 1e-5
+    forensics_tokens: int | None = Field(None, ge=1, le=100_000_000)
 
 
 _SNAPSHOT = re.compile(r"^\s*release\s*(?:-\s*(\d{1,9})\s*)?$")  # "release", "release - 3"
