@@ -1,5 +1,9 @@
 """A parametric AI-text detector: flags an AI page with probability TPR, a human page with FPR.
 
+A human page that imitates a model (``publishers[].imitation``: a share κ of its tokens drawn from one) is
+flagged with probability FPR + κ·(TPR − FPR): it reads that much like AI text (detectors' false positives
+on human text rise as humans write like models; Kobak et al., Geng & Trotta 2025).
+
 It stands in for a detector by its published error rates, so it must read each page's true origin
 (``needs = ("truth",)``): the README marks it as parametric.
 """
