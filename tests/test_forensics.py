@@ -57,9 +57,9 @@ def test_with_no_watermarked_data_z_is_standard_normal_over_keys_even_on_zipf_te
     assert abs(z.var(ddof=1) - 1) <= 5 * math.sqrt(2 / (n - 1))
 
 
-@pytest.mark.parametrize("q", [0.05, 0.1])
-def test_z_grows_with_q_as_the_green_excess_predicts(q):
-    runs = [student_z(q, 3000, 20_000, seed) for seed in range(12)]
+@pytest.mark.parametrize("q, tokens", [(0.05, 20_000), (0.1, 20_000), (0.1, 5_000)])
+def test_z_grows_with_q_and_the_sample_as_the_green_excess_predicts(q, tokens):
+    runs = [student_z(q, 3000, tokens, seed) for seed in range(12)]
     z = np.array([r[0] for r in runs])
     law = np.mean([math.sqrt(u) * q * (g - GAMMA) / math.sqrt(GAMMA * (1 - GAMMA)) for _, u, g in runs])
     assert abs(z.mean() - law) <= 5 * z.std(ddof=1) / math.sqrt(len(z)), (z.mean(), law)
