@@ -30,6 +30,7 @@ class Drafts:
     population: str
     language: object  # the true language (the human writers)
     models: dict  # lab index → that lab's released model (what a humaniser may rewrite with)
+    lab_names: tuple = ()  # lab index → its name
 
     def __len__(self) -> int:
         return len(self.content)
@@ -58,3 +59,55 @@ class Edit:
         u = rng.random((2,) + content.shape)
         where = u[0] < f[:, None]
         content[where] = inverse_cdf(drafts.language.unigram(), u[1][where]).astype(content.dtype)
+
+
+@plugins.publisher_behaviour("launder")
+class Launder:
+    """Paraphrase of AI drafts before publishing (``publishers[].launder``): each token resampled with
+    probability ``fraction`` (ρ) by the paraphraser — a human rewrite (``with = "truth"``: a document of
+    the true language of the tick) or another lab's released model (an AI humaniser, unwatermarked) —
+    at the same position. Until the humaniser's lab has released a model, drafts pass unchanged.
+
+    For the green-list watermark the detector scores each (previous, token) pair: a pair survives only
+    when both its tokens do, so the share of scored tokens still carrying the bias is
+    f = (1 − ρ)(1 + (T − 1)(1 − ρ)) / T (the first token is scored against the start symbol), and
+    E[z] = √T · f · (g − γ) / √(γ(1 − γ)) with g the green probability of the watermarked sampler.
+    """
+
+    class Config(plugins.PluginConfig):
+        """Paraphrase of AI drafts."""
+
+        fraction: float = Field(0.0, ge=0.0, le=1.0)  # ρ: share of a draft's tokens resampled
+        paraphraser: str = Field("truth", alias="with", min_length=1)  # "truth" or a lab's name
+
+        def check(self, scenario, where: str, fail) -> None:
+            from simweb.scenario.load import _did_you_mean
+
+            names = [lab.name for lab in scenario.labs]
+            if self.paraphraser != "truth" and self.paraphraser not in names:
+                fail(f"{where}.with", f'expected "truth" or a lab\'s name, got {self.paraphraser!r}'
+                     f"{_did_you_mean(self.paraphraser, names + ['truth'])}")
+
+    def __init__(self, config):
+        self.config = config
+
+    def apply(self, drafts: Drafts, *, rng: np.random.Generator) -> None:
+        rho = self.config.fraction
+        rows = np.flatnonzero(drafts.is_draft)
+        if rho <= 0 or len(rows) == 0:
+            return
+        who = self.config.paraphraser
+        if who == "truth":
+            source, _ = drafts.language.sample(len(rows), rng=rng)
+        else:
+            lab = list(drafts.lab_names).index(who)
+            try:
+                model = drafts.models[lab]
+            except KeyError:
+                return  # the humaniser has no model yet
+            source = model.sample(len(rows), rng=rng, watermark=None)
+        content = drafts.content
+        where = rng.random((len(rows), content.shape[1])) < rho
+        block = content[rows]
+        block[where] = np.asarray(source, dtype=content.dtype)[where]
+        content[rows] = block

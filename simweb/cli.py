@@ -80,6 +80,8 @@ def _parser() -> argparse.ArgumentParser:
     val.add_argument("--quiet", action="store_true", help="print nothing on success")
     _plugin_flag(val)
     _add_analysis_parsers(sub)
+    fz = sub.add_parser("forensics", help="watermark forensics of a run: does lab B's model carry lab A's watermark?")
+    fz.add_argument("dir", help="a run directory (run with evaluation.forensics_tokens set)")
     return parser
 
 
@@ -533,6 +535,26 @@ def _cmd_sensitivity(args) -> int:
 
 
 _COMMANDS.update(compare=_cmd_compare, sensitivity=_cmd_sensitivity)
+
+
+def _cmd_forensics(args) -> int:
+    """``DIR/forensics.parquet``: per suspect lab, watermark key and generation, the key's z in fresh samples."""
+    import polars as pl
+
+    from simweb.forensics import write_forensics
+
+    out = write_forensics(args.dir)
+    frame = pl.read_parquet(out).filter(~pl.col("own_key"))
+    if frame.height:
+        last = frame.group_by("suspect", "key").agg(pl.col("z").last().alias("z_last"), pl.col("z").max().alias("z_max"))
+        for row in last.sort("suspect", "key").iter_rows(named=True):
+            print(f"{row['suspect']} carries {row['key']}'s watermark? z (last generation) = {row['z_last']:.2f}, "
+                  f"max {row['z_max']:.2f}")
+    print(f"written: {out}")
+    return 0
+
+
+_COMMANDS["forensics"] = _cmd_forensics
 
 
 if __name__ == "__main__":

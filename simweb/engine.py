@@ -35,7 +35,7 @@ from simweb.schema import features_of
 from simweb.scenario import Scenario, dump_scenario
 from simweb.timing import Busy
 from simweb.web import SiteGraph
-from simweb.web.store import PageIndex
+from simweb.web.store import OPTIONAL_COLUMNS, PAGE_COLUMNS, PageIndex
 
 __all__ = ["Engine", "Results", "run_id_of", "MAX_RECOVERIES"]
 
@@ -70,10 +70,12 @@ class Engine:
         self.lab_needs = [frozenset().union(*(registry.get("filter", f.kind).needs for f in lab.filters))
                           for lab in sc.labs]
         topic_probs = getattr(self.context.language, "topic_probs", np.ones(1))
-        self.publishers = [Publisher(p, i, topic_probs, self.lab_names, [lab.market_share for lab in sc.labs],
-                                     self.seed, [lab.watermark is not None for lab in sc.labs])
-                           for i, p in enumerate(sc.publishers)]
         self.features = features_of(sc)
+        self.humans = "humans" in self.features  # humans imitate models or are displaced (simweb.humans)
+        width = self.context.language.width if self.humans else None
+        self.publishers = [Publisher(p, i, topic_probs, self.lab_names, [lab.market_share for lab in sc.labs],
+                                     self.seed, [lab.watermark is not None for lab in sc.labs], width=width)
+                           for i, p in enumerate(sc.publishers)]
         self.consent = "consent" in self.features
         self.recorder = RunRecorder(self.ids, self.lab_names, [p.name for p in sc.publishers], self.features,
                                     consent.blocks_labs(sc) if self.consent else None)
@@ -98,7 +100,7 @@ class Engine:
         self.graph = SiteGraph(links_per_site=web.links_per_site, homophily=web.homophily,
                                population_share=np.array([p.site_share for p in self.scenario.publishers]),
                                topic_probs=self.publishers[0].topic_probs)
-        self.index = PageIndex(self.capacity)
+        self.index = PageIndex(self.capacity, columns=(*PAGE_COLUMNS, *OPTIONAL_COLUMNS) if self.humans else None)
         self.registry: dict[int, tuple[int, object]] = {}  # lab → (generation, model state or its reference)
         self.recorder.reset()
         self.tick = 0
@@ -180,7 +182,8 @@ class Engine:
         ex.gather([ex.call(s, PublisherShard.publish, tick=tick, first_id=first_id, pages=pages_ref, models=models,
                            originals=originals_parts) for s in fleet.shards]
                   + [ex.call(s, Scraper.observe, graph_ref, crawl_ref) for s in fleet.scrapers])
-        self.recorder.tick(tick, pages, self.graph.population, self.graph)
+        drift = self._drift(first_id) if self.humans else None
+        self.recorder.tick(tick, pages, self.graph.population, self.graph, drift=drift)
         releasing = [i for i, lab in enumerate(sc.labs)
                      if tick >= lab.first_release and (tick - lab.first_release) % lab.release_every == 0]
         if releasing:
@@ -209,12 +212,23 @@ class Engine:
             # labs never matters): the teachers, and what lab_divergence compares with
             released = ({j: self.registry[j] for j in sorted(self.registry) if j != i}
                         if "distill" in self.features else {})
-            reports[i] = ex.call(fleet.trainers[i], Trainer.generate, kept, bench_kept, returns=2,
-                                 **({"released": released} if released else {}))
+            extra = {"released": released} if released else {}
+            if self.humans:  # every released model, its own included: what the human writers imitate
+                extra["humans"] = {j: self.registry[j] for j in sorted(self.registry)}
+            reports[i] = ex.call(fleet.trainers[i], Trainer.generate, kept, bench_kept, returns=2, **extra)
         infos = ex.gather({i: out[1] for i, out in reports.items()})
         for i in releasing:  # scenario order
             self.recorder.generation(i, gen_of[i], tick, infos[i])
             self.registry[i] = (gen_of[i], reports[i][0])  # publishers use it from the next tick on
+
+    def _drift(self, first_id: int) -> np.ndarray:
+        """Per page published this tick: its excess NLL against the truth (NaN for AI pages and copies),
+        gathered from the shards in page-id order, so any number of shards gives the same array."""
+        parts = self.ex.gather([self.ex.call(s, PublisherShard.drift) for s in self.fleet.shards])
+        out = np.full(len(self.index) - first_id, np.nan)
+        for ids, excess in parts:
+            out[np.asarray(ids) - first_id] = excess
+        return out
 
     def _filter(self, lab: int, selection, model):
         with self.busy("crawl"):  # the selection's metadata, from the driver's index

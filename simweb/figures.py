@@ -82,6 +82,10 @@ def build_figures(data: ReportData) -> dict[str, tuple[str, Figure]]:
     figures["filters"] = _filters(data)
     if _has(g, "spend") and g["spend"].fill_null(0.0).sum() > 0 and _has(g, "excess_nll"):
         figures["spend"] = _spend(data)
+    if _has(data.ticks, "human_excess_nll") and data.ticks["human_imitation"].fill_null(0.0).max() > 0:
+        from simweb.figures_humans import human_drift
+
+        figures["human_drift"] = human_drift(data)
     return figures
 
 

@@ -194,6 +194,44 @@ def _drift_window(sc: Scenario) -> list[Check]:
     return checks
 
 
+def imitation_error(n: int, kappa: float, s2: float, unbiased: bool) -> float:
+    """Stationary E[(μ̂ − μ*)²] of a mean fitted on n human samples a generation, each from the truth
+    N(μ*, σ²) w.p. 1 − κ and from the lab's latest model w.p. κ: σ² / (n(1 + κ)(1 − cκ) − κ), with
+    c = 1 (unbiased variance) or (n − 1)/n (MLE). Derived in scenarios/papers/imitation_k50.toml; inf
+    where no stationary state exists (the error diverges)."""
+    c = 1.0 if unbiased else (n - 1) / n
+    denominator = n * (1 + kappa) * (1 - c * kappa) - kappa
+    return s2 / denominator if denominator > 0 else math.inf
+
+
+def imitation_curve(n: int, kappa: float, s2: float, unbiased: bool, generations: int) -> np.ndarray:
+    """E[(μ̂_g − μ*)²] for g = 0..generations−1, from the exact linear recursion of the first and second
+    moments (generation 0 fitted on n truth samples): with M = (1−κ)σ² + κ s + κ(1−κ) v,
+    v' = κ² v + M/n and s' = c M. It tends to :func:`imitation_error`; near κ → 1 it gets there slowly."""
+    c = 1.0 if unbiased else (n - 1) / n
+    v, s = s2 / n, c * s2
+    out = np.empty(generations)
+    for g in range(generations):
+        out[g] = v
+        m = (1 - kappa) * s2 + kappa * s + kappa * (1 - kappa) * v
+        v, s = kappa ** 2 * v + m / n, c * m
+    return out
+
+
+def _imitation(sc: Scenario) -> list[Check]:
+    """The mean over the second half of the run of E[(μ̂_g − μ*)²], by the exact moment recursion (so a short
+    run is checked against its own transient), labelled with its stationary limit."""
+    n, s2 = sc.labs[0].crawl_budget, sc.language.std ** 2
+    kappa = sc.publishers[0].imitation.start
+    unbiased = sc.labs[0].model.variance == "unbiased"
+    v = imitation_error(n, kappa, s2, unbiased)
+    start = _burn_in(sc)
+    expected = float(imitation_curve(n, kappa, s2, unbiased, sc.run.ticks)[start:].mean())
+    return [Check(f"E[(μ̂−μ*)²] at g≥{start}, κ={kappa:g}: moment recursion (→ σ²/(n(1+κ)(1−κ)−κ) = {v:.4f}; "
+                  f"κ=0: σ²/n = {s2 / n:.4f})", expected,
+                  _late_mean(lambda df: df["mean_sq_error"].to_numpy(), start))]
+
+
 TARGETS = [
     Target("shumailov_gaussian_mle", "Shumailov et al. 2024 (gaussian, MLE)", _shumailov_mle),
     Target("shumailov_gaussian_unbiased", "Shumailov et al. 2024 (gaussian, unbiased)", _shumailov_unbiased),
@@ -205,6 +243,7 @@ TARGETS = [
     Target("jangjoo_prior", "Jangjoo, Marsili & Roudi 2026 (Beta prior)", _jangjoo_prior),
     Target("alemohammad_fresh", "Alemohammad et al. 2024 (fresh data)", _alemohammad),
     Target("drift_window", "a drifting truth, sliding window (issue 17)", _drift_window),
+    *(Target(f"imitation_k{k}", f"humans imitating the model, κ = 0.{k} (issue 19)", _imitation) for k in (50, 90, 95)),
 ]
 
 RESULT_SCHEMA = {"target": pl.String, "paper": pl.String, "quantity": pl.String, "formula": pl.Float64,

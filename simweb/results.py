@@ -13,7 +13,7 @@ import numpy as np
 import polars as pl
 
 from simweb import consent
-from simweb.schema import CRAWLS, generations_schema, ticks_schema
+from simweb.schema import crawls_schema, generations_schema, ticks_schema
 from simweb.stages import GenerationReport
 from simweb.web.store import AI
 
@@ -55,7 +55,8 @@ class RunRecorder:
         if "consent" in self.features and site_id is not None:
             self.site_human = np.bincount(site_id[origin != AI]).astype(np.int64)
 
-    def tick(self, tick: int, pages: dict[str, np.ndarray], site_population: np.ndarray, graph=None) -> None:
+    def tick(self, tick: int, pages: dict[str, np.ndarray], site_population: np.ndarray, graph=None,
+             drift: np.ndarray | None = None) -> None:
         """One row per population: this tick's pages, and running totals (no pass over the whole web).
 
         With opt-outs (``graph``: the site graph with its blocks), the shares of sites and of human pages
@@ -87,13 +88,17 @@ class RunRecorder:
                 "c2pa_share": float(labelled[p] / n) if n else None,
                 "web_pages": n_web, "web_ai_share": web_ai / n_web if n_web else None,
             })
+            if "humans" in self.features:
+                self.rows["ticks"][-1].update(_human_drift(pages, drift, p))
             if shares is not None:
                 self.rows["ticks"][-1].update({
                     column: {lab: None if np.isnan(v) else float(v) for lab, v in zip(self.lab_names, share[p])}
                     for column, share in zip(("blocking_site_share", "blocking_human_share"), shares)})
 
     def crawl(self, lab: int, crawl: int, tick: int, purpose: str, steps) -> None:
+        blank = dict.fromkeys(("imitating_in", "imitating_dropped", "imitating_fpr")) if "humans" in self.features else {}
         for step in steps:
+            step = {**blank, **step}  # the blocked step knows nothing of imitation
             self.rows["crawls"].append({**self.ids, "lab": self.lab_names[lab], "crawl": crawl, "tick": tick,
                                         "purpose": purpose, **step})
 
@@ -129,7 +134,20 @@ class RunRecorder:
         gen_rows = sorted(self.rows["generations"], key=lambda r: (order[r["lab"]], r["generation"]))
         return {"generations": strict_frame(gen_rows, generations_schema(self.lab_names, self.features), "generations"),
                 "ticks": strict_frame(self.rows["ticks"], ticks_schema(self.lab_names, self.features), "ticks"),
-                "crawls": strict_frame(self.rows["crawls"], CRAWLS, "crawls")}
+                "crawls": strict_frame(self.rows["crawls"], crawls_schema(self.features), "crawls")}
+
+
+def _human_drift(pages: dict[str, np.ndarray], drift: np.ndarray | None, population: int) -> dict:
+    """A population's new human pages of the tick (copies excluded): mean imitation and excess NLL."""
+    written = (pages["population"] == population) & (pages["origin"] != AI) & (pages["copied_from"] < 0)
+    if not written.any():
+        return {"human_imitation": None, "human_excess_nll": None}
+    excess = None
+    if drift is not None and len(drift) == len(written):
+        values = drift[written]
+        excess = float(values.mean()) if not np.isnan(values).any() else None
+    return {"human_imitation": float(pages["imitation"][written].astype(np.float64).mean()),
+            "human_excess_nll": excess}
 
 
 def strict_frame(rows: list[dict], schema: dict, table: str) -> pl.DataFrame:

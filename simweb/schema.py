@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import polars as pl
 
-__all__ = ["generations_schema", "ticks_schema", "TICKS", "CRAWLS", "CONTAMINATION", "IDS", "FEATURES", "features_of"]
+__all__ = ["generations_schema", "ticks_schema", "crawls_schema", "TICKS", "CRAWLS", "CONTAMINATION", "IDS", "FEATURES", "features_of"]
 
 IDS = {"run_id": pl.String, "scenario": pl.String, "seed": pl.Int64}
 
@@ -72,6 +72,24 @@ FEATURES = {
         # released one, over the true contexts of fresh human text; null for itself, before that lab's first
         # release, and for gaussian models
         "lab_divergence": None}},
+    # human writers imitate models or are displaced, or a lab refreshes its reserve (simweb.humans)
+    "humans": {
+        # share of the training documents' tokens that imitating humans drew from a model (by ground truth;
+        # AI pages are counted by train_ai_fraction, not here)
+        "generations": {"train_imitation_fraction": pl.Float64},
+        "ticks": {"human_imitation": pl.Float64,  # mean imitation of the population's new human pages
+                  # their mean excess NLL against the truth of the tick, per token (per sample for gaussian /
+                  # categorical): how far the human writers have drifted from the truth
+                  "human_excess_nll": pl.Float64},
+        "crawls": {"imitating_in": pl.Int64,  # human pages with imitation > 0 entering the step
+                   "imitating_dropped": pl.Int64,  # of which the step dropped
+                   "imitating_fpr": pl.Float64},  # the step's false-positive rate on them
+    },
+    # watermark forensics (evaluation.forensics_tokens): does this model carry a lab's watermark?
+    "forensics": {"generations": {
+        # per lab whose models watermark: z-score of that key's green-token excess in forensics_tokens tokens the
+        # model writes fresh (pooled one-proportion test; its own key included); null for the others
+        "watermark_z": None}},
 }
 
 
@@ -84,6 +102,12 @@ def features_of(scenario) -> frozenset[str]:
         on.add("licences")
     if any(lab.distill for lab in scenario.labs):
         on.add("distill")
+    from simweb.humans import humans_on
+
+    if humans_on(scenario):
+        on.add("humans")
+    if getattr(scenario.evaluation, "forensics_tokens", None) is not None:
+        on.add("forensics")
     return frozenset(on)
 
 
@@ -105,6 +129,14 @@ def ticks_schema(lab_names: list[str], features=()) -> dict[str, pl.DataType]:
     for feature in FEATURES:
         if feature in features:
             schema.update(_columns(FEATURES[feature].get("ticks", {}), lab_names))
+    return schema
+
+
+def crawls_schema(features=()) -> dict[str, pl.DataType]:
+    schema = dict(CRAWLS)
+    for feature in FEATURES:
+        if feature in features:
+            schema.update(FEATURES[feature].get("crawls", {}))
     return schema
 
 

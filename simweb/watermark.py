@@ -17,7 +17,7 @@ from functools import lru_cache
 
 import numpy as np
 
-__all__ = ["Watermark", "green_list", "z_scores", "key_of"]
+__all__ = ["Watermark", "green_list", "z_scores", "pooled_z", "key_of"]
 
 _M1, _M2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
 
@@ -61,6 +61,23 @@ def z_scores(docs: np.ndarray, key: int, gamma: float, vocab_size: int) -> np.nd
     green = green_list(key, gamma, vocab_size)[prev, docs].sum(axis=1)
     t = docs.shape[1]
     return (green - gamma * t) / np.sqrt(t * gamma * (1 - gamma))
+
+
+def pooled_z(docs: np.ndarray, key: int, gamma: float, vocab_size: int) -> tuple[float, int]:
+    """The z-score of green pairs among the *distinct* (previous, token) pairs of ``docs``, and how many.
+
+    Counting every token would test against the wrong null: on text with frequent pairs (any Zipf-like
+    language) a model that never saw the key still writes a green share far from γ, because a few pairs
+    repeat thousands of times. Each distinct pair's colour is a fresh hash, so under the null the green
+    count of the distinct pairs is Binomial(U, γ) whatever the text (Sander et al., arXiv 2402.14904,
+    deduplicate the scored tuples for the same reason).
+    """
+    docs = np.asarray(docs, dtype=np.int64)
+    prev = np.concatenate([np.full((len(docs), 1), vocab_size, dtype=np.int64), docs[:, :-1]], axis=1)
+    pairs = np.unique(prev.ravel() * vocab_size + docs.ravel())
+    green = int(green_list(key, gamma, vocab_size)[pairs // vocab_size, pairs % vocab_size].sum())
+    u = len(pairs)
+    return (green - gamma * u) / np.sqrt(u * gamma * (1 - gamma)), u
 
 
 def bias(probs: np.ndarray, last_token: np.ndarray, mark: Watermark) -> np.ndarray:

@@ -27,6 +27,12 @@ BASE["publishers"][0]["opt_out"] = {"start": 0.0, "end": 0.3, "midpoint": 4.0, "
 BASE["labs"][0]["compliance"] = 0.5
 BASE["labs"][1].update({"licences": [{"population": "newsrooms", "docs_per_generation": 100, "price": 2.0}],
                         "budget": 5.0, "distill": [{"from": "naive", "docs": 50}]})
+BASE["publishers"][0].update({"imitation": {"start": 0.1, "end": 0.5, "midpoint": 4.0, "rate": 1.0},
+                              "displacement": 0.3})
+BASE["labs"][1]["reserve_vintage"] = "current"
+BASE["publishers"][1]["launder"] = {"fraction": 0.3, "with": "careful"}
+BASE["labs"][0]["watermark"] = {"gamma": 0.25, "delta": 2.0}
+BASE["evaluation"]["forensics_tokens"] = 10_000
 QUICKSTART = tomli_w.dumps(BASE)
 FUZZ = settings(max_examples=400, deadline=2000, derandomize=True, database=None,
                 suppress_health_check=[HealthCheck.too_slow])

@@ -142,3 +142,18 @@ def test_ray_output_equals_local_with_opt_outs_licences_and_distillation(ray_exe
     res = Engine(scenario(SCENARIO, *OVERRIDES, *CONSENT), executor=ray_executor, shards=2).run()
     assert "blocked" in res.crawls["filter"].to_list() and res.generations["train_distill_docs"].sum() > 0
     _assert_same(res, local)
+
+
+# humans who imitate the models (their tokens spliced in by the shards), are displaced, and a current reserve
+HUMANS = ("publishers.humans.imitation={start=0.3, end=0.8, midpoint=2.0}", "publishers.humans.displacement=0.5",
+          "labs.keep.reserve_docs=100", "labs.keep.reserve_fraction=0.2", "labs.keep.reserve_vintage=current",
+          "labs.keep.licences=[{population='humans', docs_per_generation=50, price=1.5}]", "labs.keep.anchors=10",
+          "publishers.all.launder={fraction=0.3, with='keep'}", "labs.replace.watermark={gamma=0.25}",
+          "evaluation.forensics_tokens=5000")
+
+
+def test_ray_output_equals_local_with_imitating_and_displaced_humans(ray_executor):
+    local = Engine(scenario(SCENARIO, *OVERRIDES, *HUMANS), executor=LocalExecutor(), shards=1).run()
+    res = Engine(scenario(SCENARIO, *OVERRIDES, *HUMANS), executor=ray_executor, shards=3).run()
+    assert res.generations["train_imitation_fraction"].max() > 0 and res.ticks["human_imitation"].max() > 0
+    _assert_same(res, local)

@@ -52,8 +52,11 @@ class Publisher:
     """Plans one population's pages each tick."""
 
     def __init__(self, cfg, index: int, topic_probs: np.ndarray, lab_names: list[str], market_share: list[float],
-                 seed: int, watermarking: list[bool] | None = None):
+                 seed: int, watermarking: list[bool] | None = None, width: int | None = None):
+        """``width``: tokens per page, given when the scenario's humans imitate or are displaced (the plan then
+        carries ``imitation``, and for the writers ``imitation_tokens`` and ``imitation_lab``)."""
         self.cfg = cfg
+        self.width = width
         self.watermarking = np.array(watermarking if watermarking is not None else [False] * len(lab_names))
         self.index = index
         self.topic_probs = np.asarray(topic_probs, dtype=np.float64)
@@ -105,16 +108,49 @@ class Publisher:
             lab[copy], generation[copy], topic[copy] = src["lab"], src["generation"], src["topic"]
             watermarked[copy], edited[copy] = src["watermarked"], src["edited_fraction"]
             c2pa[copy] = np.where(rng.random(k) < cfg.strip_c2pa, 0, src["c2pa"])
+        extra = {}
+        if self.width is not None:  # the humans feature: after every other draw, from streams of its own
+            extra = self._humans(tick, n, is_ai, copied_from, weights, share, index)
         columns = {"site_id": page_site, "tick": np.full(n, tick, dtype=np.int32),
                    "origin": np.where(is_ai, AI, HUMAN).astype(np.int8), "lab": lab, "generation": generation,
                    "topic": topic, "population": np.full(n, self.index, dtype=np.int16), "watermarked": watermarked,
-                   "c2pa": c2pa, "edited_fraction": edited, "copied_from": copied_from}
+                   "c2pa": c2pa, "edited_fraction": edited, "copied_from": copied_from, **extra}
+        if "displaced" in columns:
+            stay = ~columns.pop("displaced")
+            columns = {k: v[stay] for k, v in columns.items()}
+            if not stay.any():
+                return None
         # pages in site order, so each block's pages are contiguous and in page-id order (a stable sort; a web
         # of one site, like the papers' loops, is in that order already)
+        page_site = columns["site_id"]
         if np.any(page_site[1:] < page_site[:-1]):
             order = np.argsort(page_site, kind="stable")
             columns = {k: v[order] for k, v in columns.items()}
         return columns
+
+
+    def _humans(self, tick: int, n: int, is_ai, copied_from, weights, share, index) -> dict[str, np.ndarray]:
+        """The imitation of this tick's human pages and which of them are displaced (:mod:`simweb.humans`)."""
+        from simweb.humans import imitation_share
+
+        cfg = self.cfg
+        written = ~is_ai & (copied_from < 0)  # human pages written now (a copy keeps its original's)
+        tokens = np.zeros(n, dtype=np.int32)
+        lab = np.full(n, -1, dtype=np.int16)
+        kappa = imitation_share(cfg.imitation, tick) if weights.sum() > 0 else 0.0
+        if kappa > 0:
+            rng = rngs.stream(self.seed, "imitate", cfg.name, tick)
+            tokens = np.where(written, rng.binomial(self.width, kappa, size=n), 0).astype(np.int32)
+            lab = np.where(tokens > 0, choice(weights / weights.sum(), n, rng=rng), -1).astype(np.int16)
+        imitation = (tokens / self.width).astype(np.float32)
+        copy = copied_from >= 0
+        if copy.any():
+            imitation[copy] = index.rows(copied_from[copy])["imitation"]
+        out = {"imitation": imitation, "imitation_tokens": tokens, "imitation_lab": lab}
+        if cfg.displacement and share > 0:
+            drop = rngs.stream(self.seed, "displace", cfg.name, tick).random(n) < cfg.displacement * share
+            out["displaced"] = written & drop
+        return out
 
 
 class PublisherShard(Agent):
@@ -141,6 +177,7 @@ class PublisherShard(Agent):
         self._watermarks = {i: Watermark(key_of(context.seed, lab.name), lab.watermark.gamma, lab.watermark.delta)
                             for i, lab in enumerate(self.scenario.labs) if lab.watermark is not None}
         self.behaviours = [_behaviours(p) for p in self.scenario.publishers]
+        self._drift: list | None = None
 
     def _new_store(self) -> ContentStore:
         return ContentStore(width=self.language.width, dtype=self.language.dtype, directory=self.directory,
@@ -159,10 +196,12 @@ class PublisherShard(Agent):
             mine = np.arange(len(site))
         else:
             mine = np.flatnonzero(shard_of(site, self.n_shards) == self.shard)
+        self._drift = [] if "imitation_tokens" in pages else None  # this tick's human pages' excess NLL
         if len(mine) == 0:
             return 0
         ids = first_id + mine
-        mine_pages = {k: pages[k][mine] for k in ("population", "lab", "topic", "copied_from")}
+        mine_pages = {k: pages[k][mine] for k in ("population", "lab", "topic", "copied_from", "imitation_tokens",
+                                                  "imitation_lab") if k in pages}
         block = site[mine].astype(np.int64) // SITE_BLOCK
         # one noise block per (population, block): its rows drive its pages in page-id order
         population = mine_pages["population"]
@@ -175,7 +214,7 @@ class PublisherShard(Agent):
             if bounds[g] - bounds[cuts[-1]] >= BATCH or g == len(bounds) - 1:
                 cuts.append(g)
         for g0, g1 in zip(cuts[:-1], cuts[1:]):
-            self._write(tick, content, mine_pages, block, site[mine], bounds[g0:g1 + 1], models)
+            self._write(tick, content, mine_pages, block, site[mine], bounds[g0:g1 + 1], models, ids)
         copied_from = mine_pages["copied_from"]
         copies = copied_from >= 0
         if copies.any():
@@ -187,8 +226,17 @@ class PublisherShard(Agent):
         self.store.append(tick, ids, content)
         return len(mine)
 
+    def drift(self) -> tuple[np.ndarray, np.ndarray]:
+        """(page ids, excess NLL) of the human pages the last ``publish`` wrote, when humans imitate: per token
+        (per sample for the gaussian and categorical families), the page's NLL under the truth of its tick minus
+        that of the truth-only page it would have been (the same noise, before the model's tokens went in)."""
+        parts = self._drift or []
+        if not parts:
+            return np.empty(0, dtype=np.int64), np.empty(0)
+        return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
     def _write(self, tick: int, content: np.ndarray, pages: dict[str, np.ndarray], block: np.ndarray,
-               site: np.ndarray, bounds: np.ndarray, models: Mapping[int, tuple]) -> None:
+               site: np.ndarray, bounds: np.ndarray, models: Mapping[int, tuple], ids_of=None) -> None:
         """Write the pages of consecutive (population, block) groups ``bounds`` into ``content`` (copies: later)."""
         lo, hi = int(bounds[0]), int(bounds[-1])
         population = pages["population"][lo:hi]
@@ -203,6 +251,8 @@ class PublisherShard(Agent):
         human = lab == -1
         if human.any():  # written from the truth of the tick they are published
             out[human] = self.language.at(tick).draw(noise_t[:, human].T, topics=pages["topic"][lo:hi][human])
+            if "imitation_tokens" in pages:
+                self._imitate(tick, out, pages, lo, hi, human, block, bounds - lo, models, ids_of)
         # the labs and populations present, ascending (bincount: no sort, as np.unique would)
         for lab_index in np.flatnonzero(np.bincount(lab[lab >= 0])):
             for pop in np.flatnonzero(np.bincount(population[lab == lab_index])):
@@ -212,6 +262,33 @@ class PublisherShard(Agent):
                     noise_t[:, rows].T, temperature=cfg.temperature, top_p=cfg.top_p,
                     watermark=self._watermarks.get(int(lab_index)))
         self._behave(tick, out, lab, site[lo:hi], population, block[lo:hi], bounds - lo, models)
+
+    def _imitate(self, tick: int, out: np.ndarray, pages: dict, lo: int, hi: int, human: np.ndarray,
+                 block: np.ndarray, bounds: np.ndarray, models: Mapping[int, tuple], ids: np.ndarray) -> None:
+        """Splice the models' tokens into the imitating human pages of each (population, block) group, from the
+        stream ("imitate", population, tick, block); record every human page's excess NLL (:meth:`drift`)."""
+        from simweb.humans import splice
+
+        tokens, lab = pages["imitation_tokens"][lo:hi], pages["imitation_lab"][lo:hi]
+        population = pages["population"][lo:hi]
+        truth = self.language.at(tick)
+        before = out[human].copy()
+        for a, b in zip(bounds[:-1], bounds[1:]):
+            rows = np.flatnonzero(human[a:b] & (tokens[a:b] > 0)) + a
+            if len(rows) == 0:
+                continue
+            cfg = self.scenario.publishers[int(population[a])]
+            rng = self.context.stream("imitate", cfg.name, tick, int(block[lo + a]))
+            noise = self.language.noise(len(rows), rng=rng)
+            drawn = np.empty((len(rows), out.shape[1]), dtype=out.dtype)
+            for j in np.flatnonzero(np.bincount(lab[rows])):
+                mine = lab[rows] == j
+                drawn[mine] = self.context.model(int(j), *models[int(j)]).draw(
+                    noise[mine], temperature=cfg.temperature, top_p=cfg.top_p, watermark=self._watermarks.get(int(j)))
+            out[rows] = splice(out[rows], drawn, tokens[rows], rng=rng)
+        per = getattr(self.language, "doc_length", 1)  # per token; per sample for the gaussian and categorical
+        excess = (truth.log_prob(before) - truth.log_prob(out[human])) / per
+        self._drift.append((ids[lo:hi][human], excess))
 
     def _behave(self, tick: int, content: np.ndarray, lab: np.ndarray, site: np.ndarray, population: np.ndarray,
                 block: np.ndarray, bounds: np.ndarray, models: Mapping[int, tuple]) -> None:
@@ -226,7 +303,8 @@ class PublisherShard(Agent):
             name = self.scenario.publishers[pop].name
             drafts = Drafts(content=content[lo:hi], is_draft=lab[lo:hi] >= 0, lab=lab[lo:hi], site_id=site[lo:hi],
                             tick=tick, population=name, language=self.language.at(tick),
-                            models=_Released(self.context, models))
+                            models=_Released(self.context, models),
+                            lab_names=tuple(lab.name for lab in self.scenario.labs))
             for kind, entry, behaviour in chain:
                 rng = self.context.stream(kind, name, tick, int(block[lo]))
                 try:
@@ -275,6 +353,9 @@ def _behaviours(cfg) -> list[tuple[str, object, object]]:
 
     configs = ([parse_config("behaviour", {"kind": "edit", "fraction": cfg.edit_fraction})]
                if cfg.edit_fraction > 0 else [])
+    if cfg.launder is not None and cfg.launder.fraction > 0:
+        configs.append(parse_config("behaviour", {"kind": "launder", "fraction": cfg.launder.fraction,
+                                                  "with": cfg.launder.paraphraser}))
     configs += list(cfg.behaviours or ())
     out, seen = [], {}
     for c in configs:

@@ -142,20 +142,27 @@ class Scraper(Agent):
                       c2pa=np.asarray(pages["c2pa"]), crawl_tick=selection.crawl_tick, purpose=selection.purpose,
                       lab=self.cfg.name, vocab_size=getattr(language, "vocab_size", 0),
                       watermark_keys=self.context.watermark_keys(), _content=content,
-                      _truth={k: np.asarray(pages[k]) for k in TRUTH_COLUMNS}, _extra=extra)
-        steps = [*selection.steps, {"step": 0, "filter": "fetch", **accounting(batch._truth["origin"] == AI, np.ones(len(ids), bool))}]
+                      _truth={k: np.asarray(pages[k]) for k in TRUTH_COLUMNS if k in pages}, _extra=extra)
+
+        def imitating(truth):  # human pages written under a model's influence (None: humans do not imitate)
+            return (truth["imitation"] > 0) & (truth["origin"] != AI) if "imitation" in truth else None
+
+        steps = [*selection.steps, {"step": 0, "filter": "fetch", **accounting(
+            batch._truth["origin"] == AI, np.ones(len(ids), bool), imitating(batch._truth))}]
         for i, (name, entry, flt) in enumerate(self.chain, start=1):
             rng = self.context.stream("filter", self.cfg.name, selection.purpose, selection.crawl, name)
             keep = self._run(entry, name, selection, lambda: flt.keep(batch.view(name, entry.needs), rng=rng),
                              len(batch))
-            steps.append({"step": i, "filter": name, **accounting(batch._truth["origin"] == AI, keep)})
+            steps.append({"step": i, "filter": name, **accounting(batch._truth["origin"] == AI, keep,
+                                                                   imitating(batch._truth))})
             batch = batch.subset(keep)
         for name, entry, flt in self.chain:
             if hasattr(flt, "after_crawl"):
                 self._run(entry, name, selection, lambda: flt.after_crawl(batch.view(name, entry.needs)))
         truth = batch._truth
         return Kept(ids=batch.ids, content=batch._content, tick=batch.tick, site_id=batch.site_id,
-                    truth={k: truth[k] for k in ("origin", "lab", "generation")}, steps=tuple(steps),
+                    truth={k: truth[k] for k in ("origin", "lab", "generation", "imitation") if k in truth},
+                    steps=tuple(steps),
                     crawl_tick=selection.crawl_tick, purpose=selection.purpose)
 
     def _run(self, entry, name: str, selection: Selection, call, n: int | None = None):

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from simweb import humans as hm
 from simweb.errors import SimwebError
+from simweb.humans import imitates
 from simweb.models import Prior, build_model
 from simweb.plugins import PluginError, registry
 from simweb.regimes import Pool
@@ -48,7 +50,10 @@ class Trainer(Agent):
         # the pool: the pages kept so far (every crawl's if the regime needs it, else the latest), with content
         self.pool_ids = np.empty(0, dtype=np.int64)
         self.pool_content = np.empty((0, self.language.width), dtype=self.language.dtype)
-        self.pool_meta = {k: np.empty(0, dtype=dt) for k, dt in {**POOL_SEEN, **POOL_TRUTH}.items()}
+        truth = {**POOL_TRUTH, "imitation": np.float32} if "humans" in self.features else POOL_TRUTH
+        self.pool_truth = tuple(truth)
+        self.pool_meta = {k: np.empty(0, dtype=dt) for k, dt in {**POOL_SEEN, **truth}.items()}
+        self.imitates = imitates(context.scenario)  # reserves, anchors and licences follow the imitating humans
         self.reference: dict[str, np.ndarray] | None = None  # generation 0's state, for a prior toward it
         self.last_state: dict[str, np.ndarray] | None = None  # the latest generation's state (self-augmentation)
         self._reserve: np.ndarray | None = None
@@ -61,16 +66,19 @@ class Trainer(Agent):
             self._reserve = docs
         return self._reserve
 
-    def generate(self, kept: Kept, benchmark: Kept | None, *, released: dict | None = None):
+    def generate(self, kept: Kept, benchmark: Kept | None, *, released: dict | None = None,
+                 humans: dict | None = None):
         """Train generation g+1 on the filtered crawl ``kept`` and evaluate it, also on the ``benchmark`` pages.
 
         ``released`` (when some lab distils): lab index → (generation, model state) of every other lab's latest
         released model (a lab that has released nothing is absent): the teachers it distils, and the models
-        its ``lab_divergence`` compares with. Returns (model state, :class:`GenerationReport`).
+        its ``lab_divergence`` compares with. ``humans`` (when humans imitate): every lab's latest released
+        model, its own included, which the human writers of its reserve, anchors and licences imitate.
+        Returns (model state, :class:`GenerationReport`).
         """
         released = released or {}
         with self.busy("train"):
-            model, composition = self.train(kept, teachers=released)
+            model, composition = self.train(kept, teachers=released, humans=humans)
         bench = benchmark.content if benchmark is not None else None
         tick = int(kept.crawl_tick)  # the release tick: the present the model is judged against
         extra = {}
@@ -83,6 +91,8 @@ class Trainer(Agent):
                 extra["lab_divergence"] = {
                     lab.name: evaluator.divergence(model, self.context.model(i, *released[i])) if i in released else None
                     for i, lab in enumerate(labs)}
+            if "forensics" in self.features:
+                extra["watermark_z"] = self._forensics(model)
         report = GenerationReport(composition=composition, metrics=metrics, steps=kept.steps,
                                   bench_steps=benchmark.steps if benchmark is not None else None, extra=extra)
         return model.state_dict(), report
@@ -121,7 +131,14 @@ class Trainer(Agent):
                               f"expected integer row indices in [0, {len(pool)})")
         return rows
 
-    def train(self, kept: Kept, *, teachers: dict | None = None):
+    def _humans(self, n: int, now: int, kappa: float, weights: np.ndarray, released: dict | None,
+                *key) -> tuple[np.ndarray, np.ndarray]:
+        """``n`` documents of the human writers of ``now`` (imitating with share ``kappa``), and their imitation."""
+        watermarks = {i: self._watermark(i) for i in range(self.n_labs)}
+        return hm.human_docs(self.context, n, now, kappa, weights, released or {}, watermarks=watermarks,
+                             rng=self.context.stream(*key))
+
+    def train(self, kept: Kept, *, teachers: dict | None = None, humans: dict | None = None):
         """Fit generation g+1 on crawled pages (plus reserve, anchors, licences, distillation); returns
         (model, composition)."""
         cfg = self.cfg
@@ -131,7 +148,10 @@ class Trainer(Agent):
         self._add_to_pool(kept)
         rows = self._select(now)
         web_content = self.pool_content[rows]
-        web_meta = {k: self.pool_meta[k][rows] for k in POOL_TRUTH}
+        web_meta = {k: self.pool_meta[k][rows] for k in self.pool_truth}
+        imitated = float(web_meta["imitation"].astype(np.float64)[web_meta["origin"] != AI].sum()) \
+            if "imitation" in web_meta else 0.0  # imitation tokens (in documents) of the training set
+        sc = self.context.scenario
         web_age = now - self.pool_meta["tick"][rows]
         parts = [web_content]
         n_reserve = 0
@@ -140,14 +160,33 @@ class Trainer(Agent):
             n_reserve = min(cfg.reserve_docs, max(want, 1))
             pick = self.context.stream("reserve_pick", cfg.name, gen).choice(cfg.reserve_docs, size=n_reserve,
                                                                               replace=False)
-            parts.append(self.reserve[np.sort(pick)])
-        if cfg.anchors:
+            if cfg.reserve_vintage == "current":  # bought afresh from today's human writers
+                docs, share = self._humans(n_reserve, now, hm.mixed_share(sc, now), hm.lab_weights(sc), humans,
+                                           "reserve_current", cfg.name, gen)
+                parts.append(docs)
+                imitated += float(share.sum())
+            else:
+                parts.append(self.reserve[np.sort(pick)])
+        if cfg.anchors and self.imitates:  # fresh human documents: as imitating as the humans of the day
+            docs, share = self._humans(cfg.anchors, now, hm.mixed_share(sc, now), hm.lab_weights(sc), humans,
+                                       "anchors_humans", cfg.name, gen)
+            parts.append(docs)
+            imitated += float(share.sum())
+        elif cfg.anchors:
             anchors, _ = self.language.at(now).sample(cfg.anchors, rng=self.context.stream("anchors", cfg.name, gen))
             parts.append(anchors)
         n_licensed = 0
+        populations = {p.name: p for p in sc.publishers}
         for licence in cfg.licences or ():  # verified human: drawn from the true language, like the reserve
-            docs, _ = self.language.sample(licence.docs_per_generation,
-                                           rng=self.context.stream("licence", cfg.name, licence.population, gen))
+            seller = populations[licence.population]
+            if seller.imitation is not None:  # the population's writers of the day, imitation and all
+                docs, share = self._humans(licence.docs_per_generation, now, hm.imitation_share(seller.imitation, now),
+                                           hm.lab_weights(sc, seller), humans, "licence_humans", cfg.name,
+                                           licence.population, gen)
+                imitated += float(share.sum())
+            else:
+                docs, _ = self.language.sample(licence.docs_per_generation,
+                                               rng=self.context.stream("licence", cfg.name, licence.population, gen))
             parts.append(docs)
             n_licensed += licence.docs_per_generation
         by_lab = np.zeros(self.n_labs)
@@ -203,7 +242,21 @@ class Trainer(Agent):
             composition["spend"] = float(sum(licence.price for licence in cfg.licences or ()))
         if "distill" in self.features:
             composition["train_distill_docs"] = n_distill
+        if "humans" in self.features:
+            composition["train_imitation_fraction"] = imitated / total
         return model, composition
+
+    def _forensics(self, model) -> dict[str, float | None]:
+        """Per watermarking lab: the z of its key's green-token excess in fresh text of ``model``, written as the
+        lab's API writes (with its own watermark, if it has one), from the stream ("forensics", lab, generation)."""
+        from simweb.watermark import key_of, pooled_z
+
+        n_docs = -(-self.context.scenario.evaluation.forensics_tokens // self.language.doc_length)
+        docs = model.sample(n_docs, rng=self.context.stream("forensics", self.cfg.name, self.generation),
+                            watermark=self._watermark(self.index))
+        return {lab.name: (float(pooled_z(docs, key_of(self.context.seed, lab.name), lab.watermark.gamma,
+                                          self.language.vocab_size)[0]) if lab.watermark is not None else None)
+                for lab in self.context.scenario.labs}
 
     def _watermark(self, lab: int):
         """The watermark lab ``lab``'s models write with (its API's output carries it), or None."""

@@ -27,7 +27,7 @@ __all__ = ["Batch", "TRUTH_COLUMNS", "accounting", "content_hash", "filter_names
 
 # page columns that are ground truth: only a filter that needs "truth" gets them
 TRUTH_COLUMNS = ("origin", "lab", "generation", "topic", "population", "watermarked", "edited_fraction",
-                 "copied_from")
+                 "copied_from", "imitation")  # imitation: only when humans imitate (simweb.humans)
 
 _GUARDED = {"content": "tokens", "graph": "graph", "model": "model", "calibration": "calibration",
             "truth": "truth", "language": "truth", "population_names": "truth"}
@@ -114,8 +114,14 @@ def content_hash(content: np.ndarray) -> np.ndarray:
     return h
 
 
-def accounting(is_ai_in: np.ndarray, keep: np.ndarray) -> dict[str, float | int | None]:
-    """Pages in, kept and dropped split by true origin, with the step's precision and recall."""
+def accounting(is_ai_in: np.ndarray, keep: np.ndarray, imitating: np.ndarray | None = None) -> dict[str, float | int | None]:
+    """Pages in, kept and dropped split by true origin, with the step's precision and recall; with
+    ``imitating`` (human pages with imitation > 0), the step's false-positive rate on those."""
+    extra = {}
+    if imitating is not None:
+        n_imitating, dropped_imitating = int(imitating.sum()), int((imitating & ~keep).sum())
+        extra = {"imitating_in": n_imitating, "imitating_dropped": dropped_imitating,
+                 "imitating_fpr": dropped_imitating / n_imitating if n_imitating else None}
     ai_in = int(is_ai_in.sum())
     dropped = ~keep
     dropped_ai = int((dropped & is_ai_in).sum())
@@ -129,4 +135,5 @@ def accounting(is_ai_in: np.ndarray, keep: np.ndarray) -> dict[str, float | int 
         "dropped_ai": dropped_ai,
         "precision": dropped_ai / n_dropped if n_dropped else None,
         "recall": dropped_ai / ai_in if ai_in else None,
+        **extra,
     }

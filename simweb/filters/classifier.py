@@ -1,5 +1,9 @@
 """A parametric AI-text detector: flags an AI page with probability TPR, a human page with FPR.
 
+A human page that imitates a model (``publishers[].imitation``: a share κ of its tokens drawn from one) is
+flagged with probability FPR + κ·(TPR − FPR): it reads that much like AI text (detectors' false positives
+on human text rise as humans write like models; Kobak et al., Geng & Trotta 2025).
+
 It stands in for a detector by its published error rates, so it must read each page's true origin
 (``needs = ("truth",)``): the README marks it as parametric.
 """
@@ -64,5 +68,7 @@ class Classifier:
         names = batch.population_names
         mult = np.array([self.config.fpr_multiplier.get(name, 1.0) for name in names] or [1.0])
         fpr = np.minimum(1.0, self.fpr * mult[truth["population"].astype(np.int64)]) if names else self.fpr
+        if "imitation" in truth:  # a human page with a share κ of model tokens looks that much like AI text
+            fpr = fpr + truth["imitation"].astype(np.float64) * np.maximum(self.tpr - fpr, 0.0)
         flagged = rng.random(len(batch)) < np.where(is_ai, tpr, fpr)
         return ~flagged

@@ -19,7 +19,7 @@ import tomli_w
 from pydantic import BaseModel, ValidationError
 
 from simweb.errors import ScenarioError, SimwebError
-from simweb.scenario.models import PluginField, Scenario, _freeze
+from simweb.scenario.models import TOKEN_LANGUAGES, PluginField, Scenario, _freeze
 
 __all__ = ["load_scenario", "parse_scenario", "apply_overrides", "dump_scenario"]
 
@@ -395,8 +395,40 @@ def _check_references(sc: Scenario, source: str | None) -> None:
         if lab.watermark is not None and not tokens:
             fail(f"labs[{i}].watermark", f"a watermark biases tokens and needs a markov language, got {lang.family}")
     _check_consent(sc, lab_names, fail)
+    _check_humans(sc, fail)
+    _check_forensics(sc, fail)
     if not any(lab.market_share > 0 for lab in sc.labs):
         fail("labs", "at least one lab needs market_share > 0, or no publisher could use a model")
+
+
+def _check_forensics(sc: Scenario, fail) -> None:
+    if sc.evaluation.forensics_tokens is not None:
+        if sc.language.family not in TOKEN_LANGUAGES:
+            fail("evaluation.forensics_tokens", f"watermark forensics count green tokens and need a markov language, "
+                 f"got {sc.language.family}")
+        if not any(lab.watermark is not None for lab in sc.labs):
+            fail("evaluation.forensics_tokens", f"no lab watermarks, so there is no key to test for; set "
+                 f"labs[].watermark or leave it out, got {sc.evaluation.forensics_tokens}")
+
+
+def _check_humans(sc: Scenario, fail) -> None:
+    """Imitation rises (or holds), and a reserve refreshed every generation has a size to refresh."""
+    for i, pub in enumerate(sc.publishers):
+        if pub.imitation is not None and pub.imitation.end < pub.imitation.start:
+            fail(f"publishers[{i}].imitation.end", f"expected >= imitation.start ({pub.imitation.start}): humans "
+                 f"who have learnt to write like models do not unlearn it, got {pub.imitation.end}")
+        if pub.launder is not None:
+            names = [lab.name for lab in sc.labs]
+            if pub.launder.paraphraser != "truth" and pub.launder.paraphraser not in names:
+                fail(f"publishers[{i}].launder.with", f"expected \"truth\" or a lab's name, got "
+                     f"{pub.launder.paraphraser!r}{_did_you_mean(pub.launder.paraphraser, names + ['truth'])}")
+            if sc.language.family not in TOKEN_LANGUAGES:
+                fail(f"publishers[{i}].launder", f"laundering rewrites tokens and needs a markov language, "
+                     f"got {sc.language.family}")
+    for i, lab in enumerate(sc.labs):
+        if lab.reserve_vintage == "current" and lab.reserve_fraction == 0:
+            fail(f"labs[{i}].reserve_vintage", f"'current' refreshes a reserve the lab draws from; needs "
+                 f"labs[{i}].reserve_fraction > 0, got reserve_fraction {lab.reserve_fraction}")
 
 
 def _check_consent(sc: Scenario, lab_names: list[str], fail) -> None:

@@ -15,7 +15,7 @@ from pydantic import (BaseModel, ConfigDict, Discriminator, Field, SerializeAsAn
 from pydantic_core import PydanticCustomError
 
 __all__ = [
-    "Adoption", "CategoricalDrift", "CategoricalLanguage", "Distill", "Licence", "OptOut", "Evaluation",
+    "Adoption", "Imitation", "Launder", "CategoricalDrift", "CategoricalLanguage", "Distill", "Licence", "OptOut", "Evaluation",
     "GaussianDrift", "GaussianLanguage", "PriorConfig", "Lab", "MarkovDrift", "MarkovLanguage",
     "PluginField", "Publisher", "Run", "Scenario", "Web", "TOKEN_LANGUAGES",
 ]
@@ -164,6 +164,35 @@ class OptOut(_Table):
     labs: tuple[str, ...] | None = None  # the labs its sites refuse; None = every lab
 
 
+class Imitation(_Table):
+    """Logistic share κ_t of a human page's tokens written under a model's influence, over ticks.
+
+    κ_t = start + (end − start) / (1 + exp(−rate · (tick − midpoint))), as ``ai_adoption``. Each human page
+    takes a Binomial(length, κ_t) number of its tokens from a released model (picked by market share) and
+    the rest from the truth; it stays ``origin = human``. Humans come to write like models: ≥ 10 % of 2024
+    PubMed abstracts were LLM-processed (Kobak et al.); "GPT words" rise in speech (Yakura et al.,
+    arXiv 2409.01754). The figures here are scenario assumptions.
+    """
+
+    start: float = Field(0.0, ge=0.0, le=1.0)
+    end: float = Field(0.1, ge=0.0, le=1.0)
+    midpoint: float = Field(6.0, ge=-1e6, le=1e6)  # tick of the steepest rise
+    rate: float = Field(1.0, ge=0.0, le=100.0)  # per tick
+
+
+class Launder(_Table):
+    """AI drafts paraphrased before publishing: a share ρ of their tokens resampled by a human rewrite
+    (``with = "truth"``) or another lab's model (an AI humaniser, unwatermarked). The page keeps its AI
+    origin. DetectGPT's accuracy falls from 70.3 % to 4.6 % after DIPPER paraphrase (Krishna et al.,
+    arXiv 2303.13408); a watermark needs ~800 tokens after strong human paraphrase (Kirchenbauer et al.,
+    arXiv 2306.04634)."""
+
+    fraction: float = Field(ge=0.0, le=1.0)  # ρ: each token of a draft resampled with this probability
+    paraphraser: str = Field("truth", alias="with", min_length=1)  # "truth" or a lab's name
+
+    model_config = ConfigDict(populate_by_name=False, serialize_by_alias=True)
+
+
 class Publisher(_Table):
     name: str = Field(min_length=1, max_length=100, pattern=_NAME)
     site_share: float = Field(gt=0.0, le=1.0)  # share of sites this population owns (normalised over populations)
@@ -180,6 +209,11 @@ class Publisher(_Table):
     behaviours: tuple[Behaviour, ...] | None = None  # plugin behaviours that rewrite AI drafts, in order (after edits)
     strip_c2pa: float = Field(1.0, ge=0.0, le=1.0)  # chance a copy loses the original's C2PA label (platforms re-encode)
     opt_out: OptOut | None = None  # its sites come to refuse AI crawlers (None: never)
+    imitation: Imitation | None = None  # its human writers come to write like models (None: never)
+    # s: its human pages per tick are × (1 − s · AI adoption of the tick); Stack Overflow's weekly posts fell
+    # 16 % after ChatGPT (del Rio-Chanona et al., arXiv 2307.07367). None = 0, never displaced
+    displacement: float | None = Field(None, ge=0.0, le=1.0)
+    launder: Launder | None = None  # its AI drafts are paraphrased before publishing (None: never)
 
 
 # ---------------------------------------------------------------- plugin kinds: filters, models, regimes, behaviours
@@ -267,6 +301,9 @@ class Lab(_Table):
     distill: tuple[Distill, ...] | None = None  # documents from other labs' released models, every generation
     # training crawls read an archive: only pages published at or before this tick (an int), or "release - k"
     snapshot: int | str | None = None
+    # "fixed" (None): the reserve is bought once, from the humans of tick 0; "current": refreshed every
+    # generation from the human writers of the day, as imitating as they are (publishers[].imitation)
+    reserve_vintage: Literal["fixed", "current"] | None = None
 
     @field_validator("snapshot", mode="before")
     @classmethod
@@ -298,6 +335,10 @@ class Evaluation(_Table):
     benchmark_docs: int = Field(500, ge=0, le=10_000_000)  # web-scraped benchmark for observed_nll (0 = off)
     tail_mass: float = Field(0.1, gt=0.0, lt=1.0)  # the tail: rarest tokens holding this share of true unigram mass
     prob_floor: float = Field(1e-6, gt=0.0, lt=1.0)  # a zero-probability token costs -ln(floor) nats
+    # watermark forensics: tokens each released model writes, fresh, to be tested against every watermarking
+    # lab's key (generations.watermark_z; `simweb forensics DIR`). None = off. Sander et al. (arXiv 2402.14904):
+    # training on 5 % watermarked data is detectable in the student at p < 1e-5
+    forensics_tokens: int | None = Field(None, ge=1, le=100_000_000)
 
 
 _SNAPSHOT = re.compile(r"^\s*release\s*(?:-\s*(\d{1,9})\s*)?$")  # "release", "release - 3"

@@ -29,7 +29,7 @@ import polars as pl
 from simweb import storage
 from simweb.storage import atomic_write
 
-__all__ = ["PageIndex", "ContentStore", "Chunk", "PAGE_COLUMNS", "HUMAN", "AI", "join_parts"]
+__all__ = ["PageIndex", "ContentStore", "Chunk", "PAGE_COLUMNS", "OPTIONAL_COLUMNS", "HUMAN", "AI", "join_parts"]
 
 HUMAN, AI = 0, 1
 
@@ -45,6 +45,11 @@ PAGE_COLUMNS: dict[str, np.dtype] = {
     "c2pa": np.dtype(np.int8),  # provenance label: 0 none, 1 says human, 2 says AI
     "edited_fraction": np.dtype(np.float32),  # share of tokens rewritten by a human
     "copied_from": np.dtype(np.int64),  # page id of the original; -1 if original
+}
+
+# columns of mechanisms that are off by default: an index holds them only when it is asked to
+OPTIONAL_COLUMNS: dict[str, np.dtype] = {
+    "imitation": np.dtype(np.float32),  # human pages: share of tokens drawn from a model (simweb.humans)
 }
 
 GROWTH = 1.5  # when the capacity hint was too small: geometric growth keeps appends amortised O(1)
@@ -68,7 +73,8 @@ class PageIndex:
     def __init__(self, capacity: int = 1024, columns=None):
         self.n = 0
         names = tuple(PAGE_COLUMNS) if columns is None else tuple(columns)
-        self._cols = {name: np.empty(max(int(capacity), 1), dtype=PAGE_COLUMNS[name]) for name in names}
+        dtypes = {**PAGE_COLUMNS, **OPTIONAL_COLUMNS}
+        self._cols = {name: np.empty(max(int(capacity), 1), dtype=dtypes[name]) for name in names}
 
     def __len__(self) -> int:
         return self.n
