@@ -17,16 +17,30 @@ are closed forms.
 Drift (``[language.drift]``): topic popularity π and boosts b_k do log-normal random walks, each tick's
 step from its own stream; ``at(tick)`` is the exact language of that tick, rebuilt (start and transition
 tables, O(K·C·V)) only when the boosts move, and sharing them when only popularity does.
+
+New topics (``new_topics_per_tick``, ``reserved_vocab``): the last ``reserved_vocab`` token ids are no initial
+topic's (boost 0), and room is made for R // n new topics of n tokens each (``new_topic_tokens``). New topic m
+owns tokens V − R + m·n … V − R + (m+1)·n − 1, which only it writes; the i-th of them weighs like the
+language's i-th most common token (q_i), times its own log-normal boost — the name of a new thing is among its
+topic's most common words. A new topic's chain is fixed from the
+start; until it is born its popularity is 0, so its tokens have probability 0 in the truth; from its birth tick on
+it weighs 1/K (the initial topics' mean) times its own popularity walk since birth. Events multiply a topic's
+weight by 1 + (surge − 1)·2^(−(t − tick)/half_life) from their tick on (:func:`simweb.language.drift.
+event_multiplier`). Births, new topics' boosts and walks come from the drift streams only, and neither births
+nor events move the chains, so ticks share the sampling tables unless the boosts walk.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from simweb.language.drift import GaussianWalk
+from simweb import rng as rngs
+from simweb.language.drift import Births, GaussianWalk, event_multiplier
 from simweb.sampling import AliasTable
 
-__all__ = ["MarkovLanguage"]
+__all__ = ["MarkovLanguage", "NEW_TOPIC_TOKENS"]
+
+NEW_TOPIC_TOKENS = 4  # reserved tokens a new topic takes when language.drift.new_topic_tokens is not given
 
 
 def zipf(n: int, exponent: float) -> np.ndarray:
@@ -71,8 +85,11 @@ class MarkovLanguage:
         self._tables: tuple[AliasTable, AliasTable] | None = None
         self._unigram: np.ndarray | None = None
         self._root = self
-        self._drift: tuple | None = None  # (topic walk, boost walk, the parts the tables are built from)
+        self._drift: _Motion | None = None  # how the truth moves, and the parts its tables are built from
         self._ticks: dict[int, MarkovLanguage] = {}
+        self.initial_topics = self.topics  # topics from the start; the others are born later (new topics)
+        self.new_tokens: np.ndarray | None = None  # (new topics, n): each new topic's own reserved token ids
+        self.birth_ticks = np.empty(0, dtype=np.int64)  # the birth tick of each new topic born by now
 
     @classmethod
     def from_config(cls, cfg, *, rng: np.random.Generator, seed: int = 0) -> "MarkovLanguage":
@@ -81,14 +98,38 @@ class MarkovLanguage:
         token_class = rng.integers(0, C, size=V)
         boost = np.exp(cfg.topic_strength * rng.standard_normal((K, V)))
         affinity = np.exp(cfg.class_strength * rng.standard_normal((C, C)))
-        start, transition = _chains(q, boost, affinity, token_class)
-        lang = cls(vocab_size=V, doc_length=cfg.doc_length, topic_probs=zipf(K, cfg.topic_zipf_exponent),
-                   start=start, transition=transition, token_class=token_class)
+        topic_probs = zipf(K, cfg.topic_zipf_exponent)
         drift = getattr(cfg, "drift", None)
-        if drift is not None and (drift.topic_sigma > 0 or drift.boost_sigma > 0):
-            topic_walk = GaussianWalk(seed, K, drift.topic_sigma, name="topics") if drift.topic_sigma > 0 else None
-            boost_walk = GaussianWalk(seed, K * V, drift.boost_sigma, name="boosts") if drift.boost_sigma > 0 else None
-            lang._drift = (topic_walk, boost_walk, (q, boost, affinity))
+        reserved = (drift.reserved_vocab or 0) if drift is not None else 0
+        births = drift is not None and bool(drift.new_topics_per_tick)
+        new_tokens, full = None, boost
+        if births:  # each new topic gets a row of its own (its boosts from the drift stream)
+            n = drift.new_topic_tokens or NEW_TOPIC_TOKENS
+            new_tokens = V - reserved + np.arange(reserved // n * n).reshape(-1, n)
+            fresh = np.exp(cfg.topic_strength * rngs.stream(seed, "drift", "new_topics").standard_normal(
+                (len(new_tokens), V)))
+            rows = np.arange(len(new_tokens))[:, None]
+            fresh[rows, new_tokens] *= q[:n] / q[new_tokens]  # the i-th new token weighs like the i-th common one
+            full = np.concatenate([boost, fresh])
+            topic_probs = np.concatenate([topic_probs, np.zeros(len(new_tokens))])
+        boost = full.copy()
+        if reserved:  # the reserved ids are nobody's until their topic is born
+            boost[:, V - reserved:] = 0.0
+        start, transition = _chains(q, boost, affinity, token_class)
+        lang = cls(vocab_size=V, doc_length=cfg.doc_length, topic_probs=topic_probs,
+                   start=start, transition=transition, token_class=token_class)
+        lang.initial_topics, lang.new_tokens = K, new_tokens
+        events = (drift.events or ()) if drift is not None else ()
+        if drift is not None and (drift.topic_sigma > 0 or drift.boost_sigma > 0 or births or events):
+            K_all = len(boost)
+            lang._drift = _Motion(
+                topic_walk=GaussianWalk(seed, K_all, drift.topic_sigma, name="topics") if drift.topic_sigma > 0 else None,
+                boost_walk=(GaussianWalk(seed, K_all * V, drift.boost_sigma, name="boosts")
+                            if drift.boost_sigma > 0 else None),
+                parts=(q, boost, affinity), full=full, reserved=reserved,
+                width=(drift.new_topic_tokens or NEW_TOPIC_TOKENS) if births else 0,
+                births=Births(seed, drift.new_topics_per_tick, len(new_tokens)) if births else None,
+                events=tuple(events), half_life=drift.half_life or 1.0)
         return lang
 
     # ------------------------------------------------------------ sampling
@@ -109,22 +150,67 @@ class MarkovLanguage:
             return root
         truth = root._ticks.get(tick)
         if truth is None:
-            topic_walk, boost_walk, (q, boost, affinity) = root._drift
-            pi = root.topic_probs * (np.exp(topic_walk.offset(tick)) if topic_walk is not None else 1.0)
-            if boost_walk is not None:
-                moved = boost * np.exp(boost_walk.offset(tick).reshape(boost.shape))
-                start, transition = _chains(q, moved, affinity, root.token_class)
+            motion = root._drift
+            topic_walk, boost_walk, (q, boost, affinity) = motion.topic_walk, motion.boost_walk, motion.parts
+            born = motion.births.birth_ticks(tick) if motion.births is not None else None
+            if born is None and not motion.events:  # the walks alone, exactly as before births and events
+                pi = root.topic_probs * (np.exp(topic_walk.offset(tick)) if topic_walk is not None else 1.0)
             else:
-                start, transition = root.start, root.transition
+                pi = root.popularity(tick, born)
+            shared = root if born is None or not len(born) else None  # whose chains (and tables) it shares
+            if boost_walk is not None:
+                base = motion.boost(len(born)) if born is not None else boost
+                moved = base * np.exp(boost_walk.offset(tick).reshape(boost.shape))
+                start, transition = _chains(q, moved, affinity, root.token_class)
+                shared = None
+            elif shared is None:  # the born topics' tokens are written: chains for this many births, cached
+                shared = root._born_chains(len(born))
+            if shared is not None:
+                start, transition = shared.start, shared.transition
             truth = MarkovLanguage(vocab_size=root.vocab_size, doc_length=root.doc_length, topic_probs=pi / pi.sum(),
                                    start=start, transition=transition, token_class=root.token_class)
-            if boost_walk is None:
-                truth._tables = root._alias()  # the chains did not move: share their sampling tables
+            if shared is not None:
+                truth._tables = shared._alias()  # the chains did not move: share their sampling tables
             truth._root = root
+            truth.initial_topics, truth.new_tokens = root.initial_topics, root.new_tokens
+            if born is not None:
+                truth.birth_ticks = born
             if len(root._ticks) >= 4:
                 root._ticks.pop(min(root._ticks))
             root._ticks[tick] = truth
         return truth
+
+    def _born_chains(self, born: int) -> "MarkovLanguage":
+        """A language holding the chains once ``born`` new topics are born (their tokens written by every topic:
+        at their Zipf-tail weight, and at the top in their own topic); the last few are kept."""
+        motion = self._drift
+        cache = motion.chains
+        if born not in cache:
+            q, _, affinity = motion.parts
+            start, transition = _chains(q, motion.boost(born), affinity, self.token_class)
+            if len(cache) >= 4:
+                cache.pop(min(cache))
+            cache[born] = MarkovLanguage(vocab_size=self.vocab_size, doc_length=self.doc_length,
+                                         topic_probs=self.topic_probs, start=start, transition=transition,
+                                         token_class=self.token_class)
+        return cache[born]
+
+    def popularity(self, tick: int, born: np.ndarray | None) -> np.ndarray:
+        """Unnormalised topic weights at ``tick``: initial topics π_k·exp(walk_k(t)), new topics born at b
+        1/K·exp(walk(t) − walk(b)), unborn ones 0; times the events' multipliers."""
+        motion, K = self._drift, self.initial_topics
+        w = self.topic_probs.copy()
+        if born is not None and len(born):
+            w[K:K + len(born)] = 1.0 / K
+        if motion.topic_walk is not None:
+            log = motion.topic_walk.offset(tick).copy()
+            for b in np.unique(born) if born is not None else ():  # a new topic's walk starts at its birth
+                since = np.flatnonzero(born == b) + K
+                log[since] -= motion.topic_walk.offset(int(b))[since]
+            w *= np.exp(log)
+        if motion.events:
+            w *= event_multiplier(motion.events, motion.half_life, tick, len(w))
+        return w
 
     def noise(self, n: int, *, rng: np.random.Generator) -> np.ndarray:
         """The randomness of ``n`` documents: one uniform per token, shape (n, doc_length)."""
@@ -231,3 +317,21 @@ class MarkovLanguage:
             h_topic = -np.nansum(self.topic_probs * np.log(self.topic_probs))
         value = self.conditional_entropy() + h_topic - h_post.mean()
         return float(value), float(h_post.std(ddof=1) / np.sqrt(n))
+
+
+class _Motion:
+    """How a markov truth moves: its walks, births and events, and the parts its tables are built from."""
+
+    def __init__(self, *, topic_walk, boost_walk, parts, full, reserved, width, births, events, half_life):
+        self.topic_walk, self.boost_walk, self.parts = topic_walk, boost_walk, parts
+        # every boost, reserved tokens' included; how many ids are reserved; how many each new topic takes
+        self.full, self.reserved, self.width = full, reserved, width
+        self.births, self.events, self.half_life = births, events, half_life
+        self.chains: dict = {}  # births so far → a language holding the chains then
+
+    def boost(self, born: int) -> np.ndarray:
+        """The boosts once ``born`` new topics are born: the reserved tokens of the others are nobody's."""
+        b = self.full.copy()
+        V = b.shape[1]
+        b[:, V - self.reserved + born * self.width:] = 0.0  # topics are born in order: the hidden ids are a suffix
+        return b
