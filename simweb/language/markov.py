@@ -20,9 +20,11 @@ tables, O(K·C·V)) only when the boosts move, and sharing them when only popula
 
 New topics (``new_topics_per_tick``, ``reserved_vocab``): the last ``reserved_vocab`` token ids are no initial
 topic's (boost 0), and room is made for R // n new topics of n tokens each (``new_topic_tokens``). New topic m
-owns tokens V − R + m·n … V − R + (m+1)·n − 1, which only it writes; the i-th of them weighs like the
-language's i-th most common token (q_i), times its own log-normal boost — the name of a new thing is among its
-topic's most common words. A new topic's chain is fixed from the
+owns tokens V − R + m·n … V − R + (m+1)·n − 1; the i-th of them weighs like the language's i-th most common
+token (q_i) in it, times a log-normal boost — the name of a new thing is among its topic's most common words.
+Otherwise it is an offshoot of a parent topic (drawn uniformly among the initial ones): it says what its parent
+says about everything else, so only its own tokens tell the two apart. Once born, its tokens are written by
+every topic at their Zipf-tail weight (a new word spreads); before, by none. A new topic's chain is fixed from the
 start; until it is born its popularity is 0, so its tokens have probability 0 in the truth; from its birth tick on
 it weighs 1/K (the initial topics' mean) times its own popularity walk since birth. Events multiply a topic's
 weight by 1 + (surge − 1)·2^(−(t − tick)/half_life) from their tick on (:func:`simweb.language.drift.
@@ -103,13 +105,15 @@ class MarkovLanguage:
         reserved = (drift.reserved_vocab or 0) if drift is not None else 0
         births = drift is not None and bool(drift.new_topics_per_tick)
         new_tokens, full = None, boost
-        if births:  # each new topic gets a row of its own (its boosts from the drift stream)
+        if births:  # each new topic: an offshoot of a parent topic, with tokens of its own (from the drift stream)
             n = drift.new_topic_tokens or NEW_TOPIC_TOKENS
             new_tokens = V - reserved + np.arange(reserved // n * n).reshape(-1, n)
-            fresh = np.exp(cfg.topic_strength * rngs.stream(seed, "drift", "new_topics").standard_normal(
-                (len(new_tokens), V)))
+            stream = rngs.stream(seed, "drift", "new_topics")
+            fresh = boost[stream.integers(0, K, size=len(new_tokens))]  # its parent's boosts (a copy)
             rows = np.arange(len(new_tokens))[:, None]
-            fresh[rows, new_tokens] *= q[:n] / q[new_tokens]  # the i-th new token weighs like the i-th common one
+            # the i-th new token weighs like the language's i-th most common one, times a log-normal boost
+            fresh[rows, new_tokens] = np.exp(cfg.topic_strength * stream.standard_normal(new_tokens.shape)) * (
+                q[:n] / q[new_tokens])
             full = np.concatenate([boost, fresh])
             topic_probs = np.concatenate([topic_probs, np.zeros(len(new_tokens))])
         boost = full.copy()
