@@ -222,3 +222,19 @@ def test_a_bad_event_is_refused_naming_it(event, field):
 def test_events_need_a_half_life():
     with pytest.raises(ScenarioError, match=r"language\.drift\.half_life"):
         parse_scenario(WORLD.replace("half_life = 1.5\n", ""))
+
+
+@pytest.mark.parametrize("override", ["language.drift.reserved_vocab=200", "language.drift.half_life=-2",
+                                      "language.drift.events[0].tick=99"])
+def test_the_cli_refuses_a_bad_drift_key_in_one_line_and_writes_nothing(tmp_path, override):
+    import subprocess
+    import sys
+
+    scen, out = tmp_path / "world.toml", tmp_path / "out"
+    scen.write_text(WORLD)
+    proc = subprocess.run([sys.executable, "-m", "simweb", "run", str(scen), "--set", override, "--out", str(out)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and override.split("=")[0] in lines[0], lines
+    assert not out.exists() and not list(tmp_path.glob(".out*"))
