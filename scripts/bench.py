@@ -60,6 +60,12 @@ against the documented ones. Absolute times are never compared across machines.
 ``scaling``
     Weak scaling on a simulated Ray cluster of 1, 2 and 4 nodes: ``scripts/bench_scaling.py``.
 
+``drift``
+    What a moving truth costs: the quickstart with the local executor, stationary and drifting, each run in
+    a fresh process, interleaved (so machine load hits both alike); the median simulation time of each and
+    their ratio (goal <= 1.3x). Two drifting variants: popularity walks, births and events (the chains do not
+    move, so ticks share their tables) and the same with the boosts walking too (tables rebuilt every tick).
+
 Sections are functions registered in ``SECTIONS``; a new one takes a
 :class:`Config` and returns a :class:`Section`. Nothing here sets thread counts
 or seeds globally: every draw uses a generator from ``simweb.rng.stream``.
@@ -113,12 +119,14 @@ class Section:
 # ------------------------------------------------------------------ quickstart
 
 def child_quickstart(arg: str) -> None:
-    """Child mode: one end-to-end run (``PATH@EXECUTOR``), its figures printed back as one JSON line."""
-    path, executor = arg.rsplit("@", 1)
+    """Child mode: one end-to-end run (``PATH@EXECUTOR``, or ``PATH@EXECUTOR@SET|SET...`` with ``--set``
+    overrides), its figures printed back as one JSON line."""
+    path, executor, *rest = arg.split("@", 2)
+    overrides = rest[0].split("|") if rest and rest[0] else []
     start = time.perf_counter()
     import simweb
 
-    results = simweb.run(simweb.load_scenario(path), executor=executor)
+    results = simweb.run(simweb.load_scenario(path, overrides), executor=executor)
     total = time.perf_counter() - start
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     rss_mb = rss / 2**20 if sys.platform == "darwin" else rss / 2**10  # bytes on macOS, KiB on Linux
@@ -167,6 +175,44 @@ def bench_quickstart(cfg: Config) -> Section:
                f"ray / local: simulation {ratio_sim:.2f}x, whole process {ratio_all:.2f}x (goal <= 1.25x); the Ray "
                "process includes starting a local cluster and the actors' worker processes",
                "peak RSS is the driver's; Ray's actor processes come on top"],
+    )
+
+
+# ------------------------------------------------------------------ a moving truth
+
+DRIFTS = {  # --set overrides of the quickstart: how its truth moves
+    "stationary": "",
+    "walks, births, events": "language.drift={topic_sigma=0.1, new_topics_per_tick=0.3, reserved_vocab=96, "
+                             "events=[{tick=6, topic=2, surge=4.0}], half_life=2.0}",
+    "... and boosts walk": "language.drift={topic_sigma=0.1, boost_sigma=0.03, new_topics_per_tick=0.3, "
+                           "reserved_vocab=96, events=[{tick=6, topic=2, surge=4.0}], half_life=2.0}",
+}
+
+
+def bench_drift(cfg: Config) -> Section:
+    """The quickstart (local executor) stationary and drifting, fresh processes, interleaved; goal <= 1.3x."""
+    reps = 3 if cfg.quick else 5
+    runs: dict[str, list[dict]] = {name: [] for name in DRIFTS}
+    for _ in range(reps):
+        for name, override in DRIFTS.items():
+            arg = f"{QUICKSTART}@local" + (f"@{override}" if override else "")
+            proc = subprocess.run([sys.executable, __file__, "--child", "quickstart", arg], capture_output=True,
+                                  text=True, cwd=REPO)
+            if proc.returncode != 0:
+                raise SystemExit(f"drift child failed (exit {proc.returncode}):\n{proc.stderr}")
+            runs[name].append(json.loads(proc.stdout.strip().splitlines()[-1]))
+    med = {name: statistics.median(r["sim_s"] for r in rs) for name, rs in runs.items()}
+    base = med["stationary"]
+    rows = [[name, f"{med[name]:.3f}", f"{med[name] / base:.2f}x",
+             " ".join(format(r["sim_s"], ".3f") for r in runs[name])] for name in DRIFTS]
+    return Section(
+        title=f"drift: {QUICKSTART.relative_to(REPO)} stationary and drifting, median of {reps} fresh processes",
+        header=["truth", "simulation s", "/ stationary", "runs"],
+        rows=rows,
+        figures={"scenario": str(QUICKSTART.relative_to(REPO)), "reps": reps, "overrides": DRIFTS,
+                 "median_sim_s": med, "ratio": {name: med[name] / base for name in DRIFTS}, "runs": runs},
+        notes=["goal: a drifting quickstart costs <= 1.3x the stationary one (issue 17)",
+               "simulation time is the manifest's wall_time_s (no interpreter start, no import)"],
     )
 
 
@@ -692,7 +738,7 @@ def bench_graph(cfg: Config) -> Section:
 SECTIONS = {"quickstart": bench_quickstart, "sampler": bench_sampler, "pure_loop": bench_pure_loop,
             "shards": bench_shards, "sweep": bench_sweep, "transformer": bench_transformer, "web_1m": bench_web_1m,
             "web_10m": bench_web_10m, "scaling": bench_scaling_section,
-            "graph": bench_graph}
+            "graph": bench_graph, "drift": bench_drift}
 
 
 def machine() -> dict:

@@ -71,7 +71,7 @@ class MarkovLanguage:
     is_tokens = True
 
     def __init__(self, *, vocab_size: int, doc_length: int, topic_probs: np.ndarray, start: np.ndarray,
-                 transition: np.ndarray, token_class: np.ndarray):
+                 transition: np.ndarray, token_class: np.ndarray, logs: tuple | None = None):
         self.vocab_size = int(vocab_size)
         self.doc_length = int(doc_length)
         self.width = self.doc_length
@@ -81,9 +81,13 @@ class MarkovLanguage:
         self.transition = np.asarray(transition, dtype=np.float64)  # (K, C, V): law of the next token
         self.token_class = np.asarray(token_class, dtype=np.int64)  # (V,)
         self.topics, self.classes = self.transition.shape[:2]
-        with np.errstate(divide="ignore"):
-            self._log_start = np.log(self.start)
-            self._log_transition = np.log(self.transition)
+        if logs is not None:  # the logs of these very tables, from a language that shares them
+            self._log_start, self._log_transition = logs
+        else:
+            with np.errstate(divide="ignore"):
+                self._log_start = np.log(self.start)
+                self._log_transition = np.log(self.transition)
+        self._alive: tuple | None = None  # the logs of the topics of popularity > 0 (see _alive_logs)
         self._tables: tuple[AliasTable, AliasTable] | None = None
         self._unigram: np.ndarray | None = None
         self._root = self
@@ -172,7 +176,8 @@ class MarkovLanguage:
             if shared is not None:
                 start, transition = shared.start, shared.transition
             truth = MarkovLanguage(vocab_size=root.vocab_size, doc_length=root.doc_length, topic_probs=pi / pi.sum(),
-                                   start=start, transition=transition, token_class=root.token_class)
+                                   start=start, transition=transition, token_class=root.token_class,
+                                   logs=None if shared is None else (shared._log_start, shared._log_transition))
             if shared is not None:
                 truth._tables = shared._alias()  # the chains did not move: share their sampling tables
             truth._root = root
@@ -240,46 +245,70 @@ class MarkovLanguage:
         return self._tables
 
     # ------------------------------------------------------------ exact probabilities
-    def topic_log_likelihood(self, docs: np.ndarray, chunk: int = 4096) -> np.ndarray:
-        """log P(doc | topic k) for every document and topic, shape (n, K)."""
+    def topic_log_likelihood(self, docs: np.ndarray, chunk: int = 4096, *, alive: bool = False) -> np.ndarray:
+        """log P(doc | topic k) for every document and topic, shape (n, K); with ``alive``, only for the topics
+        of popularity > 0 (topics not yet born cost nothing), shape (n, alive topics)."""
         docs = np.asarray(docs, dtype=np.int64)
-        out = np.empty((len(docs), self.topics))
+        log_start, log_transition = self._alive_logs() if alive else (self._log_start, self._log_transition)
+        out = np.empty((len(docs), len(log_start)))
         for lo in range(0, len(docs), chunk):
             d = docs[lo:lo + chunk]
-            ll = self._log_start[:, d[:, 0]]  # (K, n)
+            ll = log_start[:, d[:, 0]]  # (K, n)
             prev = self.token_class[d[:, :-1]]
-            ll = ll + self._log_transition[:, prev, d[:, 1:]].sum(axis=2)
+            ll = ll + log_transition[:, prev, d[:, 1:]].sum(axis=2)
             out[lo:lo + chunk] = ll.T
         return out
 
+    def _alive_logs(self) -> tuple[np.ndarray, np.ndarray]:
+        if self._alive is None:
+            alive = self.topic_probs > 0
+            self._alive = (self._log_start[alive], self._log_transition[alive])
+        return self._alive
+
+    def _joint(self, docs: np.ndarray) -> np.ndarray:
+        """log π_k + log P(doc | k), shape (n, K): −inf for a topic not yet born, without computing its chain."""
+        with np.errstate(divide="ignore"):
+            log_pi = np.log(self.topic_probs)
+        if self.topics == self.initial_topics or np.all(self.topic_probs > 0):
+            return self.topic_log_likelihood(docs) + log_pi
+        alive = self.topic_probs > 0
+        joint = np.full((len(docs), self.topics), -np.inf)
+        joint[:, alive] = self.topic_log_likelihood(docs, alive=True) + log_pi[alive]
+        return joint
+
     def log_prob(self, docs: np.ndarray) -> np.ndarray:
         """Exact log P(doc) = log Σ_k π_k P(doc | k), in nats, shape (n,)."""
-        with np.errstate(divide="ignore"):
-            return _logsumexp(self.topic_log_likelihood(docs) + np.log(self.topic_probs), axis=1)
+        return _logsumexp(self._joint(docs), axis=1)
 
     def topic_posterior(self, docs: np.ndarray) -> np.ndarray:
         """P(topic | doc), shape (n, K)."""
-        with np.errstate(divide="ignore"):
-            joint = self.topic_log_likelihood(docs) + np.log(self.topic_probs)
+        joint = self._joint(docs)
         joint -= joint.max(axis=1, keepdims=True)
         post = np.exp(joint)
         return post / post.sum(axis=1, keepdims=True)
 
-    def token_marginals(self) -> np.ndarray:
-        """P(x_t = j | topic k) for every position, shape (K, L, V), by propagating the chains."""
-        K, L, V = self.topics, self.doc_length, self.vocab_size
+    def token_marginals(self, topics: np.ndarray | None = None) -> np.ndarray:
+        """P(x_t = j | topic k) for every position, shape (K, L, V), by propagating the chains (of ``topics``
+        only, when given: shape (len(topics), L, V))."""
+        start, transition = (self.start, self.transition) if topics is None else (
+            self.start[topics], self.transition[topics])
+        K, L, V = len(start), self.doc_length, self.vocab_size
         out = np.empty((K, L, V))
-        m = self.start
+        m = start
         for t in range(L):
             out[:, t] = m
             class_mass = np.zeros((K, self.classes))
             for k in range(K):
                 class_mass[k] = np.bincount(self.token_class, weights=m[k], minlength=self.classes)
-            m = np.einsum("kc,kcv->kv", class_mass, self.transition)
+            m = np.einsum("kc,kcv->kv", class_mass, transition)
         return out
 
     def unigram(self) -> np.ndarray:
         """The true share of each token among all tokens humans write, shape (V,); computed once."""
+        if self._unigram is None and self.topics != self.initial_topics:  # topics not yet born write nothing
+            alive = np.flatnonzero(self.topic_probs > 0)
+            self._unigram = np.einsum("k,klv->v", self.topic_probs[alive], self.token_marginals(alive)) / self.doc_length
+            self._unigram.flags.writeable = False
         if self._unigram is None:
             self._unigram = np.einsum("k,klv->v", self.topic_probs, self.token_marginals()) / self.doc_length
             self._unigram.flags.writeable = False
