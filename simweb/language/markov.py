@@ -88,6 +88,7 @@ class MarkovLanguage:
                 self._log_start = np.log(self.start)
                 self._log_transition = np.log(self.transition)
         self._alive: tuple | None = None  # the logs of the topics of popularity > 0 (see _alive_logs)
+        self._slots: np.ndarray | None = None  # with tables of the living topics only: each topic's place in them
         self._tables: tuple[AliasTable, AliasTable] | None = None
         self._unigram: np.ndarray | None = None
         self._root = self
@@ -180,6 +181,7 @@ class MarkovLanguage:
                                    logs=None if shared is None else (shared._log_start, shared._log_transition))
             if shared is not None:
                 truth._tables = shared._alias()  # the chains did not move: share their sampling tables
+                truth._slots = shared._slots
             truth._root = root
             truth.initial_topics, truth.new_tokens = root.initial_topics, root.new_tokens
             if born is not None:
@@ -199,9 +201,12 @@ class MarkovLanguage:
             start, transition = _chains(q, motion.boost(born), affinity, self.token_class)
             if len(cache) >= 4:
                 cache.pop(min(cache))
+            living = np.zeros(self.topics)  # its tables hold the initial topics and the born ones
+            living[:self.initial_topics + born] = 1.0
             cache[born] = MarkovLanguage(vocab_size=self.vocab_size, doc_length=self.doc_length,
-                                         topic_probs=self.topic_probs, start=start, transition=transition,
+                                         topic_probs=living / living.sum(), start=start, transition=transition,
                                          token_class=self.token_class)
+            cache[born].initial_topics = self.initial_topics
         return cache[born]
 
     def popularity(self, tick: int, born: np.ndarray | None) -> np.ndarray:
@@ -230,6 +235,8 @@ class MarkovLanguage:
         topics = np.asarray(topics, dtype=np.int64)
         u = np.ascontiguousarray(np.asarray(noise).T)  # (L, n): one contiguous row per step
         start_table, next_table = self._alias()
+        if self._slots is not None:  # tables of the living topics only: topic → its row block
+            topics = self._slots[topics]
         out = np.empty((len(topics), self.doc_length), dtype=self.dtype)
         x = start_table.draw(topics, u[0])
         out[:, 0] = x
@@ -241,7 +248,15 @@ class MarkovLanguage:
 
     def _alias(self) -> tuple[AliasTable, AliasTable]:
         if self._tables is None:
-            self._tables = (AliasTable(self.start), AliasTable(self.transition.reshape(-1, self.vocab_size)))
+            if self.topics != self.initial_topics and not np.all(self.topic_probs > 0):
+                # topics not yet born are never written: no tables for them (a topic's rows are found by _slots)
+                alive = np.flatnonzero(self.topic_probs > 0)
+                self._slots = np.full(self.topics, -1, dtype=np.int64)
+                self._slots[alive] = np.arange(len(alive))
+                self._tables = (AliasTable(self.start[alive]),
+                                AliasTable(self.transition[alive].reshape(-1, self.vocab_size)))
+            else:
+                self._tables = (AliasTable(self.start), AliasTable(self.transition.reshape(-1, self.vocab_size)))
         return self._tables
 
     # ------------------------------------------------------------ exact probabilities
