@@ -18,18 +18,19 @@ Drift (``[language.drift]``): topic popularity π and boosts b_k do log-normal r
 step from its own stream; ``at(tick)`` is the exact language of that tick, rebuilt (start and transition
 tables, O(K·C·V)) only when the boosts move, and sharing them when only popularity does.
 
-New topics (``new_topics_per_tick``, ``reserved_vocab``): the last ``reserved_vocab`` token ids are no initial
-topic's (boost 0), and room is made for R // n new topics of n tokens each (``new_topic_tokens``). New topic m
-owns tokens V − R + m·n … V − R + (m+1)·n − 1; the i-th of them weighs like the language's i-th most common
-token (q_i) in it, times a log-normal boost — the name of a new thing is among its topic's most common words.
-Otherwise it is an offshoot of a parent topic (drawn uniformly among the initial ones): it says what its parent
-says about everything else, so only its own tokens tell the two apart. Once born, its tokens are written by
-every topic at their Zipf-tail weight (a new word spreads); before, by none. A new topic's chain is fixed from the
-start; until it is born its popularity is 0, so its tokens have probability 0 in the truth; from its birth tick on
-it weighs 1/K (the initial topics' mean) times its own popularity walk since birth. Events multiply a topic's
-weight by 1 + (surge − 1)·2^(−(t − tick)/half_life) from their tick on (:func:`simweb.language.drift.
-event_multiplier`). Births, new topics' boosts and walks come from the drift streams only, and neither births
-nor events move the chains, so ticks share the sampling tables unless the boosts walk.
+New topics (``new_topics_per_tick``, ``reserved_vocab``): the last R = ``reserved_vocab`` token ids are
+nobody's (boost 0) until a new topic takes them, and room is made for R // n new topics of n tokens each
+(``new_topic_tokens``). New topic m owns tokens V − R + m·n … V − R + (m+1)·n − 1; the i-th of them weighs like
+the language's i-th most common token (q_i) in it, times a log-normal boost — the name of a new thing is among
+its topic's most common words. Otherwise it is an offshoot of a parent topic (drawn uniformly among the initial
+ones): it says what its parent says about everything else, so only its own tokens tell the two apart. Until it
+is born its popularity is 0 and no topic writes its tokens, so they have probability 0 in the truth; from its
+birth tick on it weighs 1/K (the initial topics' mean) times its own popularity walk since birth, and every topic
+writes its tokens at their Zipf-tail weight (a new word spreads). Events multiply a topic's weight by
+1 + (surge − 1)·2^(−(t − tick)/half_life) from their tick on (:func:`simweb.language.drift.event_multiplier`).
+Births, parents and new topics' boosts come from the drift streams only. Events never move the chains and a
+birth moves them once, so the ticks between births share their tables (unless the boosts walk); tables, logs,
+posteriors and the unigram law are computed for the living topics only.
 """
 
 from __future__ import annotations
