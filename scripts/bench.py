@@ -133,7 +133,8 @@ def child_quickstart(arg: str) -> None:
     total = time.perf_counter() - start
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     rss_mb = rss / 2**20 if sys.platform == "darwin" else rss / 2**10  # bytes on macOS, KiB on Linux
-    print(json.dumps({"import_run_s": total, "sim_s": results.manifest["wall_time_s"], "cpu_s": cpu, "peak_rss_mb": rss_mb,
+    print(json.dumps({"import_run_s": total, "sim_s": results.manifest["wall_time_s"], "cpu_s": cpu,
+                      "peak_rss_mb": rss_mb,
                       "pages": results.manifest["pages"], "stage_time_s": results.manifest["stage_time_s"]}))
 
 

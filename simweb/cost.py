@@ -427,7 +427,8 @@ class _World:
         t = 0.5  # setting up
         if self.tokens:
             lang = sc.language
-            t += 3e-7 * (lang.topics + lang.new_topic_room()) * lang.classes * lang.vocab_size  # tables, logs, alias tables
+            K = lang.topics + lang.new_topic_room()
+            t += 3e-7 * K * lang.classes * lang.vocab_size  # tables, logs, alias tables
         t += 30e-9 * self.pages * L + 3e-7 * self.pages  # writing pages, planning them
         t += 4e-6 * self.sites * (1 + 2 * sc.web.links_per_site)
         ev = sc.evaluation

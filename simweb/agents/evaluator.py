@@ -164,8 +164,10 @@ class Evaluator:
         if self.births:
             recent = np.flatnonzero(truth.birth_ticks > tick - self.recent_ticks)  # new topics born lately
             topics, tokens = lang.initial_topics + recent, lang.new_tokens[recent].ravel()
-            out = {"new_topic_recall": float(mass[topics].sum() / lang.topic_probs[topics].sum()) if len(recent) else None,
-                   "new_token_mass_ratio": float(freq[tokens].sum() / lang.unigram()[tokens].sum()) if len(recent) else None}
+            out = {"new_topic_recall": None, "new_token_mass_ratio": None}
+            if len(recent):
+                out = {"new_topic_recall": float(mass[topics].sum() / lang.topic_probs[topics].sum()),
+                       "new_token_mass_ratio": float(freq[tokens].sum() / lang.unigram()[tokens].sum())}
         return out | {
             "sample_true_nll": float(-lang.log_prob(samples).mean() / lang.doc_length),
             "unigram_entropy": float(-(nz * np.log(nz)).sum()),

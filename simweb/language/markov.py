@@ -20,8 +20,8 @@ tables, O(K·C·V)) only when the boosts move, and sharing them when only popula
 
 New topics (``new_topics_per_tick``, ``reserved_vocab``): the last R = ``reserved_vocab`` token ids are
 nobody's (boost 0) until a new topic takes them, and room is made for R // n new topics of n tokens each
-(``new_topic_tokens``). New topic m owns tokens V − R + m·n … V − R + (m+1)·n − 1; the i-th of them weighs like
-the language's i-th most common token (q_i) in it, times a log-normal boost — the name of a new thing is among
+(``new_topic_tokens``). New topic m owns tokens V − R + m·n … V − R + (m+1)·n − 1; the i-th of them weighs
+like the language's i-th most common token (q_i) in it, times a log-normal boost — the name of a new thing is among
 its topic's most common words. Otherwise it is an offshoot of a parent topic (drawn uniformly among the initial
 ones): it says what its parent says about everything else, so only its own tokens tell the two apart. Until it
 is born its popularity is 0 and no topic writes its tokens, so they have probability 0 in the truth; from its
@@ -133,7 +133,8 @@ class MarkovLanguage:
         if drift is not None and (drift.topic_sigma > 0 or drift.boost_sigma > 0 or births or events):
             K_all = len(boost)
             lang._drift = _Motion(
-                topic_walk=GaussianWalk(seed, K_all, drift.topic_sigma, name="topics") if drift.topic_sigma > 0 else None,
+                topic_walk=(GaussianWalk(seed, K_all, drift.topic_sigma, name="topics")
+                            if drift.topic_sigma > 0 else None),
                 boost_walk=(GaussianWalk(seed, K_all * V, drift.boost_sigma, name="boosts")
                             if drift.boost_sigma > 0 else None),
                 parts=(q, boost, affinity), full=full, reserved=reserved,
@@ -323,7 +324,8 @@ class MarkovLanguage:
         """The true share of each token among all tokens humans write, shape (V,); computed once."""
         if self._unigram is None and self.topics != self.initial_topics:  # topics not yet born write nothing
             alive = np.flatnonzero(self.topic_probs > 0)
-            self._unigram = np.einsum("k,klv->v", self.topic_probs[alive], self.token_marginals(alive)) / self.doc_length
+            marginals = self.token_marginals(alive)
+            self._unigram = np.einsum("k,klv->v", self.topic_probs[alive], marginals) / self.doc_length
             self._unigram.flags.writeable = False
         if self._unigram is None:
             self._unigram = np.einsum("k,klv->v", self.topic_probs, self.token_marginals()) / self.doc_length

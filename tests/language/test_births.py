@@ -150,7 +150,8 @@ def test_unborn_tokens_have_probability_zero_and_born_ones_the_exact_truth(world
         doc[0, 5] = lang.new_tokens[0, 0]
         assert before.log_prob(doc)[0] == -np.inf and np.isfinite(final.log_prob(doc)[0])
         # the entropy of each tick is finite and its conditional part exact (no nan from unborn topics)
-        assert np.isfinite(final.conditional_entropy()) and np.isfinite(before.entropy(rng=np.random.default_rng(0), n=200)[0])
+        assert np.isfinite(final.conditional_entropy())
+        assert np.isfinite(before.entropy(rng=np.random.default_rng(0), n=200)[0])
 
 
 def test_an_event_sets_the_share_of_pages_on_its_topic(world):
