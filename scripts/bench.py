@@ -60,6 +60,12 @@ against the documented ones. Absolute times are never compared across machines.
 ``scaling``
     Weak scaling on a simulated Ray cluster of 1, 2 and 4 nodes: ``scripts/bench_scaling.py``.
 
+``drift``
+    What a moving truth costs: the quickstart with the local executor, stationary and drifting, each run in
+    a fresh process, interleaved (so machine load hits both alike); the median simulation time of each and
+    their ratio (goal <= 1.3x). Two drifting variants: popularity walks, births and events (the chains do not
+    move, so ticks share their tables) and the same with the boosts walking too (tables rebuilt every tick).
+
 Sections are functions registered in ``SECTIONS``; a new one takes a
 :class:`Config` and returns a :class:`Section`. Nothing here sets thread counts
 or seeds globally: every draw uses a generator from ``simweb.rng.stream``.
@@ -113,16 +119,22 @@ class Section:
 # ------------------------------------------------------------------ quickstart
 
 def child_quickstart(arg: str) -> None:
-    """Child mode: one end-to-end run (``PATH@EXECUTOR``), its figures printed back as one JSON line."""
-    path, executor = arg.rsplit("@", 1)
+    """Child mode: one end-to-end run (``PATH@EXECUTOR``, or ``PATH@EXECUTOR@SET|SET...`` with ``--set``
+    overrides), its figures printed back as one JSON line."""
+    path, executor, *rest = arg.split("@", 2)
+    overrides = rest[0].split("|") if rest and rest[0] else []
     start = time.perf_counter()
     import simweb
 
-    results = simweb.run(simweb.load_scenario(path), executor=executor)
+    scenario = simweb.load_scenario(path, overrides)
+    cpu = time.process_time()
+    results = simweb.run(scenario, executor=executor)
+    cpu = time.process_time() - cpu  # this process's CPU seconds: the whole run under local, the driver's under Ray
     total = time.perf_counter() - start
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     rss_mb = rss / 2**20 if sys.platform == "darwin" else rss / 2**10  # bytes on macOS, KiB on Linux
-    print(json.dumps({"import_run_s": total, "sim_s": results.manifest["wall_time_s"], "peak_rss_mb": rss_mb,
+    print(json.dumps({"import_run_s": total, "sim_s": results.manifest["wall_time_s"], "cpu_s": cpu,
+                      "peak_rss_mb": rss_mb,
                       "pages": results.manifest["pages"], "stage_time_s": results.manifest["stage_time_s"]}))
 
 
@@ -188,6 +200,47 @@ def bench_quickstart(cfg: Config) -> Section:
                f"Ray alone (start and stop, no agents, no run) is {ratio_floor:.2f}x the local executor's whole "
                "process: the floor under the Ray quickstart's whole-process ratio",
                "peak RSS is the driver's; Ray's actor processes come on top"],
+    )
+
+
+# ------------------------------------------------------------------ a moving truth
+
+DRIFTS = {  # --set overrides of the quickstart: how its truth moves
+    "stationary": "",
+    "walks, births, events": "language.drift={topic_sigma=0.1, new_topics_per_tick=0.3, reserved_vocab=96, "
+                             "events=[{tick=6, topic=2, surge=4.0}], half_life=2.0}",
+    "... and boosts walk": "language.drift={topic_sigma=0.1, boost_sigma=0.03, new_topics_per_tick=0.3, "
+                           "reserved_vocab=96, events=[{tick=6, topic=2, surge=4.0}], half_life=2.0}",
+}
+
+
+def bench_drift(cfg: Config) -> Section:
+    """The quickstart (local executor) stationary and drifting, fresh processes, interleaved; goal <= 1.3x."""
+    reps = 3 if cfg.quick else 5
+    runs: dict[str, list[dict]] = {name: [] for name in DRIFTS}
+    for _ in range(reps):
+        for name, override in DRIFTS.items():
+            arg = f"{QUICKSTART}@local" + (f"@{override}" if override else "")
+            proc = subprocess.run([sys.executable, __file__, "--child", "quickstart", arg], capture_output=True,
+                                  text=True, cwd=REPO)
+            if proc.returncode != 0:
+                raise SystemExit(f"drift child failed (exit {proc.returncode}):\n{proc.stderr}")
+            runs[name].append(json.loads(proc.stdout.strip().splitlines()[-1]))
+    med = {name: statistics.median(r["sim_s"] for r in rs) for name, rs in runs.items()}
+    cpu = {name: statistics.median(r["cpu_s"] for r in rs) for name, rs in runs.items()}
+    rows = [[name, f"{med[name]:.3f}", f"{med[name] / med['stationary']:.2f}x", f"{cpu[name]:.3f}",
+             f"{cpu[name] / cpu['stationary']:.2f}x", " ".join(format(r["cpu_s"], ".3f") for r in runs[name])]
+            for name in DRIFTS]
+    return Section(
+        title=f"drift: {QUICKSTART.relative_to(REPO)} stationary and drifting, median of {reps} fresh processes",
+        header=["truth", "simulation s", "/ stationary", "CPU s", "/ stationary", "CPU s of each run"],
+        rows=rows,
+        figures={"scenario": str(QUICKSTART.relative_to(REPO)), "reps": reps, "overrides": DRIFTS,
+                 "median_sim_s": med, "median_cpu_s": cpu, "ratio": {n: med[n] / med["stationary"] for n in DRIFTS},
+                 "cpu_ratio": {n: cpu[n] / cpu["stationary"] for n in DRIFTS}, "runs": runs},
+        notes=["goal: a drifting quickstart costs <= 1.3x the stationary one (issue 17)",
+               "simulation time is the manifest's wall_time_s (no interpreter start, no import); CPU time is the "
+               "run's own process time, which a machine shared with other work disturbs less"],
     )
 
 
@@ -713,7 +766,7 @@ def bench_graph(cfg: Config) -> Section:
 SECTIONS = {"quickstart": bench_quickstart, "sampler": bench_sampler, "pure_loop": bench_pure_loop,
             "shards": bench_shards, "sweep": bench_sweep, "transformer": bench_transformer, "web_1m": bench_web_1m,
             "web_10m": bench_web_10m, "scaling": bench_scaling_section,
-            "graph": bench_graph}
+            "graph": bench_graph, "drift": bench_drift}
 
 
 def machine() -> dict:

@@ -235,7 +235,7 @@ class _World:
         self.L = lang.doc_length if self.tokens else (lang.dim if lang.family == "gaussian" else 1)
         self.itemsize = 2 if self.tokens else (8 if lang.family == "gaussian" else 4)
         self.row = self.L * self.itemsize  # bytes of one page's content
-        self.K = lang.topics if self.tokens else 1
+        self.K = lang.topics + lang.new_topic_room() if self.tokens else 1
         self.pages = sum(p.initial_pages + p.pages_per_tick * sc.run.ticks for p in sc.publishers)
         self.tick_pages = sum(p.pages_per_tick for p in sc.publishers) + sum(p.initial_pages for p in sc.publishers)
         big = max(range(len(sc.publishers)), key=lambda i: max(sc.publishers[i].initial_pages,
@@ -275,7 +275,7 @@ class _World:
             return []
         if lang.family == "categorical":
             return [Part("language", 32 * lang.outcomes, "language.outcomes", "outcomes float64")]
-        K, C, V = lang.topics, lang.classes, lang.vocab_size
+        K, C, V = lang.topics + lang.new_topic_room(), lang.classes, lang.vocab_size
         cells = K * C * V + K * V
         name = _largest(self.sc, [("language.topics", K, 8), ("language.classes", C, 16),
                                   ("language.vocab_size", V, 256)])
@@ -427,7 +427,8 @@ class _World:
         t = 0.5  # setting up
         if self.tokens:
             lang = sc.language
-            t += 3e-7 * lang.topics * lang.classes * lang.vocab_size  # tables, logs, alias tables
+            K = lang.topics + lang.new_topic_room()
+            t += 3e-7 * K * lang.classes * lang.vocab_size  # tables, logs, alias tables
         t += 30e-9 * self.pages * L + 3e-7 * self.pages  # writing pages, planning them
         t += 4e-6 * self.sites * (1 + 2 * sc.web.links_per_site)
         ev = sc.evaluation

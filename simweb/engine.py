@@ -155,14 +155,16 @@ class Engine:
         tick, ex, sc, fleet = self.tick, self.ex, self.scenario, self.fleet
         with self.busy("publish"):
             sites0, edges0, blocks0 = self.graph.n_sites, len(self.graph.edges), len(self.graph.blocks)
+            truth = self.context.language.at(tick)  # a drifting truth: this tick's topic popularity
+            popularity = getattr(truth, "topic_probs", None) if truth is not self.context.language else None
             new_sites = sc.web.initial_sites if tick == 0 else sc.web.sites_per_tick
             if new_sites:  # a stream costs ~15 µs to make: none for a tick that draws nothing from it
-                self.graph.grow(new_sites, tick, rng=rngs.stream(self.seed, "web", tick))
+                # where topics are born, new sites take the present's topics (else they keep the law at start)
+                born = popularity if len(getattr(truth, "birth_ticks", ())) else None
+                self.graph.grow(new_sites, tick, rng=rngs.stream(self.seed, "web", tick), topic_probs=born)
             if self.consent:
                 consent.update_blocks(self.graph, sc.publishers, tick, seed=self.seed)
             released = self.released
-            truth = self.context.language.at(tick)  # a drifting truth: this tick's topic popularity
-            popularity = getattr(truth, "topic_probs", None) if truth is not self.context.language else None
             plans = [pub.plan(tick, self.graph.sites_of(pub.index), self.graph.topic, released, self.index,
                               topic_probs=popularity) for pub in self.publishers]
             plans = [p for p in plans if p is not None]

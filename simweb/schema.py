@@ -66,6 +66,11 @@ FEATURES = {
     # some lab buys documents (labs[].licences)
     "licences": {"generations": {"licensed_docs": pl.Int64, "spend": pl.Float64}},  # spend: price per generation
     # some lab distils another (labs[].distill)
+    # new topics are born (language.drift.new_topics_per_tick): how much of what is new a model writes about,
+    # for topics born in the last evaluation.recent_ticks ticks; null when none were
+    "new_topics": {"generations": {
+        "new_topic_recall": pl.Float64,  # the model's sampled mass on those topics ÷ their true popularity
+        "new_token_mass_ratio": pl.Float64}},  # the same for their own (reserved) tokens
     "distill": {"generations": {
         "train_distill_docs": pl.Int64,  # documents sampled from other labs' models
         # per lab: Jensen–Shannon divergence (nats) between this model's next-token law and that lab's latest
@@ -108,6 +113,9 @@ def features_of(scenario) -> frozenset[str]:
         on.add("humans")
     if getattr(scenario.evaluation, "forensics_tokens", None) is not None:
         on.add("forensics")
+    drift = getattr(scenario.language, "drift", None)
+    if scenario.language.family == "markov" and drift is not None and drift.new_topics_per_tick:
+        on.add("new_topics")
     return frozenset(on)
 
 

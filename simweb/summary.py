@@ -50,6 +50,8 @@ def print_summary(results, out, console: Console) -> None:
     console.print(table if g["lab"].n_unique() <= 3 else _side_by_side(_detection(results), token))
     if "spend" in g.columns:  # licences: what each lab paid, beside what it got
         console.print(_spend(g))
+    if "new_topic_recall" in g.columns:  # new topics are born: how each lab keeps up with the present
+        console.print(_present(g))
     t = results.ticks.filter(pl.col("tick") == pl.col("tick").max())
     if len(t):
         web_share = t["web_ai_share"][0]
@@ -104,4 +106,21 @@ def _spend(g: pl.DataFrame) -> Table:
         first, last = rows.row(0, named=True), rows.row(-1, named=True)
         table.add_row(lab, str(last["licensed_docs"]), f"{rows['spend'].sum():,.4g}",
                       f"{_fmt(first['excess_nll'], '.3f')} → {_fmt(last['excess_nll'], '.3f')}")
+    return table
+
+
+def _present(g: pl.DataFrame) -> Table:
+    """A moving truth: each lab's last generation against the present — staleness, what is new, data age."""
+    table = Table(title="a world that moves: each lab's first → last generation against the present",
+                  title_justify="left")
+    for name in ("lab", "ticks", "excess NLL", "staleness (last)", "new-topic recall (last)",
+                 "new-token mass (last)", "data age (last)"):
+        table.add_column(name, justify="left" if name == "lab" else "right")
+    for lab in g["lab"].unique(maintain_order=True):
+        rows = g.filter(pl.col("lab") == lab).sort("generation")
+        first, last = rows.row(0, named=True), rows.row(-1, named=True)
+        table.add_row(lab, f"{first['tick']} → {last['tick']}",
+                      f"{_fmt(first['excess_nll'], '.3f')} → {_fmt(last['excess_nll'], '.3f')}",
+                      _fmt(last["staleness"], "+.3f"), _fmt(last["new_topic_recall"], ".3f"),
+                      _fmt(last["new_token_mass_ratio"], ".3f"), _fmt(last["data_age"], ".1f"))
     return table

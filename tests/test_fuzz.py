@@ -33,6 +33,12 @@ BASE["labs"][1]["reserve_vintage"] = "current"
 BASE["publishers"][1]["launder"] = {"fraction": 0.3, "with": "careful"}
 BASE["labs"][0]["watermark"] = {"gamma": 0.25, "delta": 2.0}
 BASE["evaluation"]["forensics_tokens"] = 10_000
+# a moving truth (issue 17): walks, births with reserved tokens, events; an archive crawl and a sliding window
+BASE["language"]["drift"] = {"topic_sigma": 0.1, "boost_sigma": 0.05, "new_topics_per_tick": 0.3, "reserved_vocab": 96,
+                             "new_topic_tokens": 4, "events": [{"tick": 3, "topic": 1, "surge": 4.0}], "half_life": 2.0}
+BASE["evaluation"]["recent_ticks"] = 6
+BASE["labs"][0]["snapshot"] = "release"
+BASE["labs"][1]["regime"] = {"kind": "window", "window_ticks": 4}
 QUICKSTART = tomli_w.dumps(BASE)
 FUZZ = settings(max_examples=400, deadline=2000, derandomize=True, database=None,
                 suppress_health_check=[HealthCheck.too_slow])
@@ -89,6 +95,12 @@ def _check(text: str, overrides=()) -> None:
         assert message and "\n" not in message and "Traceback" not in message
         if err.path:  # the message starts with the field it is about
             assert message.startswith(err.path) or f": {err.path}" in message
+
+
+def test_the_fuzzed_scenario_is_valid_with_every_table_on():
+    """Mutations start from a valid scenario, so each reaches the check of the key it changes."""
+    sc = parse_scenario(QUICKSTART)
+    assert sc.language.drift.events and sc.labs[1].regime.kind == "window" and sc.evaluation.recent_ticks == 6
 
 
 @FUZZ

@@ -157,3 +157,12 @@ def test_ray_output_equals_local_with_imitating_and_displaced_humans(ray_executo
     res = Engine(scenario(SCENARIO, *OVERRIDES, *HUMANS), executor=ray_executor, shards=3).run()
     assert res.generations["train_imitation_fraction"].max() > 0 and res.ticks["human_imitation"].max() > 0
     _assert_same(res, local)
+
+
+def test_ray_output_equals_local_with_a_moving_truth(ray_executor):
+    """Walks, births and events are drawn from the seed alone: every process builds the same truth."""
+    moving = (*OVERRIDES, "language.drift={topic_sigma=0.2, boost_sigma=0.1, new_topics_per_tick=1.0, "
+              "reserved_vocab=40, new_topic_tokens=2, events=[{tick=2, topic=1, surge=4.0}], half_life=1.0}")
+    local = Engine(scenario(SCENARIO, *moving), executor=LocalExecutor(), shards=1).run()
+    assert local.generations["new_token_mass_ratio"].is_not_null().any()
+    _assert_same(Engine(scenario(SCENARIO, *moving), executor=ray_executor, shards=2).run(), local)

@@ -24,6 +24,12 @@ before the lab's next release comes at that tick's end (whether or not the run l
 truth). Gaussian: ``mean_sq_error_end`` likewise. ``data_age`` (from the trainer): the mean age in ticks,
 at release, of the training documents.
 
+When new topics are born (``language.drift.new_topics_per_tick``): ``new_topic_recall`` = the model's sampled
+topic-posterior mass on the topics born in the last ``evaluation.recent_ticks`` ticks (the release tick's
+included) ÷ their true popularity, and ``new_token_mass_ratio`` = the share of those topics' own tokens among the
+model's sampled tokens ÷ their true unigram share; both null when no topic was born in that window. 1 = the model
+writes about what is new as much as people do; 0 = it has never heard of it.
+
 A model that gives a token (or an outcome) probability zero is charged −ln(prob_floor) for it,
 so a collapsed model's NLL is large and finite.
 
@@ -45,6 +51,7 @@ from simweb import rng as rngs
 __all__ = ["Evaluator"]
 
 MAX_LISTED_OUTCOMES = 64  # categorical models with at most this many outcomes record their probabilities
+RECENT_TICKS = 6  # new_topic_recall's window when evaluation.recent_ticks is not given
 
 # every metric column; those that do not apply to a family are None
 METRICS = ("human_nll", "true_entropy", "excess_nll", "observed_nll", "benchmark_docs", "sample_true_nll",
@@ -61,6 +68,8 @@ class Evaluator:
         self.true_nll = -language.log_prob(self.human).mean() / self._tokens_per_doc()
         self.log_floor = math.log(cfg.prob_floor)
         self._present: dict[int, tuple] = {}  # tick → (truth, human documents, true NLL), for a drifting truth
+        self.births = language.is_tokens and language.new_tokens is not None  # new topics are born
+        self.recent_ticks = getattr(cfg, "recent_ticks", None) or RECENT_TICKS
         if language.is_tokens:
             self.tail = language.tail_tokens(cfg.tail_mass)
             self.tail_share = float(language.unigram()[self.tail].sum())
@@ -115,7 +124,7 @@ class Evaluator:
         row["staleness"] = row["excess_nll_end"] - row["excess_nll"]
         if self.language.is_tokens:
             rng = rngs.stream(self.seed, "evaluation", "samples", lab, generation)
-            row.update(self._token_metrics(model.sample(self.cfg.sample_docs, rng=rng), truth))
+            row.update(self._token_metrics(model.sample(self.cfg.sample_docs, rng=rng), truth, tick))
         elif self.language.family == "gaussian":
             row.update(self._gaussian_metrics(model, truth))
             row["mean_sq_error_end"] = self._gaussian_metrics(model, end_truth)["mean_sq_error"]
@@ -137,7 +146,7 @@ class Evaluator:
             return float(js(model.probs, other.probs))
         return None
 
-    def _token_metrics(self, samples: np.ndarray, truth) -> dict:
+    def _token_metrics(self, samples: np.ndarray, truth, tick: int = 0) -> dict:
         lang = truth
         if truth is self.language:
             tail, tail_share = self.tail, self.tail_share
@@ -150,12 +159,21 @@ class Evaluator:
         nz = freq[freq > 0]
         bigrams = tokens[:, :-1] * V + tokens[:, 1:]
         mass = lang.topic_posterior(samples).mean(axis=0)
-        return {
+        alive = lang.topic_probs > 0  # topics not yet born are no topic to cover
+        out = {}
+        if self.births:
+            recent = np.flatnonzero(truth.birth_ticks > tick - self.recent_ticks)  # new topics born lately
+            topics, tokens = lang.initial_topics + recent, lang.new_tokens[recent].ravel()
+            out = {"new_topic_recall": None, "new_token_mass_ratio": None}
+            if len(recent):
+                out = {"new_topic_recall": float(mass[topics].sum() / lang.topic_probs[topics].sum()),
+                       "new_token_mass_ratio": float(freq[tokens].sum() / lang.unigram()[tokens].sum())}
+        return out | {
             "sample_true_nll": float(-lang.log_prob(samples).mean() / lang.doc_length),
             "unigram_entropy": float(-(nz * np.log(nz)).sum()),
             "tail_mass_ratio": float(freq[tail].sum() / tail_share) if tail_share > 0 else None,
             "distinct_2": float(len(np.unique(bigrams)) / bigrams.size),
-            "topic_coverage": float(np.mean(mass >= 0.5 * lang.topic_probs)),
+            "topic_coverage": float(np.mean((mass >= 0.5 * lang.topic_probs)[alive])),
         }
 
     def _gaussian_metrics(self, model, truth) -> dict:

@@ -397,6 +397,7 @@ def _check_references(sc: Scenario, source: str | None) -> None:
     _check_consent(sc, lab_names, fail)
     _check_humans(sc, fail)
     _check_forensics(sc, fail)
+    _check_drift(sc, fail)
     if not any(lab.market_share > 0 for lab in sc.labs):
         fail("labs", "at least one lab needs market_share > 0, or no publisher could use a model")
 
@@ -457,6 +458,40 @@ def _check_consent(sc: Scenario, lab_names: list[str], fail) -> None:
             if sc.labs[lab_names.index(d.source)].model.family != lab.model.family and sc.language.family != "markov":
                 fail(f"labs[{i}].distill[{j}].from", f"samples of a {sc.labs[lab_names.index(d.source)].model.family} "
                      f"model cannot train a {lab.model.family} model")
+
+
+def _check_drift(sc: Scenario, fail) -> None:
+    """New topics need reserved tokens, and room for the births a run will see; events fall in the run."""
+    lang, ticks = sc.language, sc.run.ticks
+    drift = getattr(lang, "drift", None)
+    if lang.family != "markov" or drift is None:
+        return
+    V, R, rate = lang.vocab_size, drift.reserved_vocab, drift.new_topics_per_tick
+    if R is not None and R >= V:
+        fail("language.drift.reserved_vocab", f"expected fewer than language.vocab_size ({V}) tokens, got {R}")
+    if rate:
+        if R is None:
+            fail("language.drift.reserved_vocab", f"new topics need tokens of their own: required with "
+                 f"new_topics_per_tick > 0 (got {rate:g})")
+        n = drift.new_topic_tokens or 4
+        room = R // n
+        born = rate * (ticks - 1)  # births at ticks 1 .. ticks − 1: Poisson(born)
+        need = math.ceil(born + 4 * math.sqrt(born))
+        if room < need:
+            fail("language.drift.new_topics_per_tick",
+                 f"{rate:g} a tick over run.ticks = {ticks} is about {born:.3g} new topics (room for {need} needed, "
+                 f"the mean + 4 sd), but reserved_vocab = {R} holds {room} of new_topic_tokens = {n} each")
+        if lang.topics + room > 1024:
+            fail("language.drift.reserved_vocab", f"room for {room} new topics ({R} // new_topic_tokens = {n}) "
+                 f"and language.topics = {lang.topics} make more than 1024 topics, got {R}")
+    for j, event in enumerate(drift.events or ()):
+        if event.tick >= ticks:
+            fail(f"language.drift.events[{j}].tick", f"expected a tick < run.ticks ({ticks}), got {event.tick}")
+        if event.topic >= lang.topics:
+            fail(f"language.drift.events[{j}].topic",
+                 f"expected one of the initial topics, < language.topics ({lang.topics}), got {event.topic}")
+    if drift.events and drift.half_life is None:
+        fail("language.drift.half_life", "events need a half-life (ticks for a surge to halve): required, but missing")
 
 
 def _check_unique(names: list[str], table: str, fail) -> None:

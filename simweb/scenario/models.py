@@ -15,7 +15,8 @@ from pydantic import (BaseModel, ConfigDict, Discriminator, Field, SerializeAsAn
 from pydantic_core import PydanticCustomError
 
 __all__ = [
-    "Adoption", "Imitation", "Launder", "CategoricalDrift", "CategoricalLanguage", "Distill", "Licence", "OptOut", "Evaluation",
+    "Adoption", "Imitation", "Launder", "CategoricalDrift", "Event", "CategoricalLanguage", "Distill", "Licence", "OptOut",
+    "Evaluation",
     "GaussianDrift", "GaussianLanguage", "PriorConfig", "Lab", "MarkovDrift", "MarkovLanguage",
     "PluginField", "Publisher", "Run", "Scenario", "Web", "TOKEN_LANGUAGES",
 ]
@@ -64,11 +65,27 @@ class Run(_Table):
 
 
 # ---------------------------------------------------------------- language (the human writers)
+class Event(_Table):
+    """News: a topic's popularity jumps at a tick, then decays back (``language.drift.half_life``)."""
+
+    tick: int = Field(ge=1, le=32_766)  # < run.ticks; the truth of tick 0 is the configured one
+    topic: int = Field(ge=0, le=1023)  # one of the language's initial topics (< language.topics)
+    surge: float = Field(gt=0.0, le=1e6)  # the popularity multiplier at the event's tick (< 1: the topic goes quiet)
+
+
 class MarkovDrift(_Table):
-    """The truth moves (``[language.drift]``; off when absent or every sigma is 0)."""
+    """The truth moves (``[language.drift]``; off when absent or every sigma, rate and event is absent or 0).
+
+    The keys added after the walks default to None (off), so a scenario without them resolves, and runs, as before.
+    """
 
     topic_sigma: float = Field(0.0, ge=0.0, le=5.0)  # topic popularity's log-normal walk: sd of a log step a tick
     boost_sigma: float = Field(0.0, ge=0.0, le=5.0)  # the same for each topic's token boosts: what is said about it
+    new_topics_per_tick: float | None = Field(None, ge=0.0, le=1000.0)  # Poisson rate of new topics (None: none)
+    reserved_vocab: int | None = Field(None, ge=1, le=65_534)  # the last token ids, kept for new topics' own tokens
+    new_topic_tokens: int | None = Field(None, ge=1, le=65_534)  # reserved tokens each new topic takes (None: 4)
+    events: tuple[Event, ...] | None = None  # scheduled surges of a topic's popularity
+    half_life: float | None = Field(None, gt=0.0, le=1e6)  # ticks for an event's surge to halve (needed by events)
 
 
 class MarkovLanguage(_Table):
@@ -84,6 +101,14 @@ class MarkovLanguage(_Table):
     topic_strength: float = Field(1.0, ge=0.0, le=5.0)  # log-normal sigma of each topic's token boosts
     class_strength: float = Field(1.5, ge=0.0, le=5.0)  # log-normal sigma of class-to-class affinities
     drift: MarkovDrift | None = None  # topic popularity and boosts walk; None = a stationary truth
+
+    def new_topic_room(self) -> int:
+        """How many new topics the reserved vocabulary holds (0 when none are born): its tables have as many rows
+        more than ``topics``."""
+        d = self.drift
+        if d is None or not d.new_topics_per_tick or not d.reserved_vocab:
+            return 0
+        return d.reserved_vocab // (d.new_topic_tokens or 4)  # 4: simweb.language.markov.NEW_TOPIC_TOKENS
 
 
 class GaussianDrift(_Table):
@@ -339,6 +364,8 @@ class Evaluation(_Table):
     # lab's key (generations.watermark_z; `simweb forensics DIR`). None = off. Sander et al. (arXiv 2402.14904):
     # training on 5 % watermarked data is detectable in the student at p < 1e-5
     forensics_tokens: int | None = Field(None, ge=1, le=100_000_000)
+    # new_topic_recall / new_token_mass_ratio look at topics born in the last this many ticks (None: 6)
+    recent_ticks: int | None = Field(None, ge=1, le=32_767)
 
 
 _SNAPSHOT = re.compile(r"^\s*release\s*(?:-\s*(\d{1,9})\s*)?$")  # "release", "release - 3"

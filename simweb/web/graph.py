@@ -60,13 +60,16 @@ class SiteGraph:
     def n_sites(self) -> int:
         return len(self.population)
 
-    def grow(self, n_new: int, tick: int, *, rng: np.random.Generator) -> np.ndarray:
-        """Add ``n_new`` sites at ``tick``; returns their ids."""
+    def grow(self, n_new: int, tick: int, *, rng: np.random.Generator,
+             topic_probs: np.ndarray | None = None) -> np.ndarray:
+        """Add ``n_new`` sites at ``tick``; returns their ids. ``topic_probs``: the law of their topics when it
+        is not the one at start (new topics are born: new sites write about them too); same length."""
         if n_new <= 0:
             return np.empty(0, dtype=np.int64)
         first = self.n_sites
         pops = rng.choice(len(self.population_share), size=n_new, p=self.population_share).astype(np.int16)
-        topics = rng.choice(len(self.topic_probs), size=n_new, p=self.topic_probs).astype(np.int16)
+        law = self.topic_probs if topic_probs is None else topic_probs
+        topics = rng.choice(len(law), size=n_new, p=law).astype(np.int16)
         urn, topic_urns = self._urn()
         self.population = np.concatenate([self.population, pops])
         self.topic = np.concatenate([self.topic, topics])

@@ -131,7 +131,7 @@ def test_markov_popularity_walks_log_normally_and_shares_the_chains():
     assert still.at(5) is still and moving.at(0) is moving
     np.testing.assert_array_equal(moving.start, still.start)  # drift changes nothing at tick 0
     t5 = moving.at(5)
-    off = moving._drift[0].offset(5)
+    off = moving._drift.topic_walk.offset(5)
     np.testing.assert_allclose(np.log(t5.topic_probs / t5.topic_probs[0]),
                                np.log(still.topic_probs / still.topic_probs[0]) + off - off[0])
     assert t5.transition is moving.transition and t5._alias() is moving._alias()

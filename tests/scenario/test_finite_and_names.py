@@ -25,6 +25,8 @@ HOMES: dict[type[BaseModel], tuple[str, list[str]]] = {
     models.MarkovLanguage: ("language", []),
     models.GaussianLanguage: ("language", ["language={family='gaussian'}", "labs[0].model={family='gaussian'}"]),
     models.MarkovDrift: ("language.drift", ["language={drift={}}"]),
+    models.Event: ("language.drift.events[0]",
+                   ["run.ticks=3", "language={drift={events=[{tick=1, topic=0, surge=2.0}], half_life=1.0}}"]),
     models.GaussianDrift: ("language.drift", ["language={family='gaussian', drift={}}",
                                               "labs[0].model={family='gaussian'}"]),
     models.CategoricalDrift: ("language.drift", ["language={family='categorical', drift={}}",
