@@ -42,6 +42,7 @@ COMPANIONS = {
     "labs[0].first_release": {"run.ticks": 32_767},  # must be < run.ticks
     "labs[0].model.order": {"language.vocab_size": 2},
     "labs[0].reserve_fraction": {"labs[0].reserve_docs": 1},
+    "evaluation.forensics_tokens": {"labs[0].watermark": {}},  # a key to test for
 }
 
 

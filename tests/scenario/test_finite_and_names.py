@@ -37,6 +37,8 @@ HOMES: dict[type[BaseModel], tuple[str, list[str]]] = {
     models.Adoption: ("publishers[0].ai_adoption", []),
     models.Publisher: ("publishers[0]", []),
     models.OptOut: ("publishers[0].opt_out", ["publishers[0].opt_out={}"]),
+    models.Imitation: ("publishers[0].imitation", ["publishers[0].imitation={}"]),
+    models.Launder: ("publishers[0].launder", ["publishers[0].launder={fraction=0.5}"]),
     models.Licence: ("labs[0].licences[0]", ["labs[0].licences=[{population='pub', docs_per_generation=1, price=0.0}]"]),
     models.WatermarkConfig: ("labs[0].watermark", ["labs[0].watermark={}"]),
     models.PriorConfig: ("labs[0].prior", ["labs[0].prior={strength=1.0}"]),
