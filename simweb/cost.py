@@ -314,7 +314,10 @@ class _World:
         k = self.sc.web.links_per_site
         graph = (NX_NODE + 40 + 8 * (1 + 2 * k)) * self.sites + (NX_EDGE + 16) * self.links
         new_links = 2 * k * max(self.sc.web.initial_sites, self.sc.web.sites_per_tick)
-        return [Part("page index", INDEX_BYTES * self.pages, self.pages_field, f"{INDEX_BYTES} bytes a page"),
+        from simweb.humans import humans_on
+
+        per_page = INDEX_BYTES + (4 if humans_on(self.sc) else 0)  # + the imitation share (float32) when it is kept
+        return [Part("page index", per_page * self.pages, self.pages_field, f"{per_page} bytes a page"),
                 Part("site graph", graph, self.sites_field, "networkx nodes and links, urns"),
                 Part("growing the site graph", 110 * new_links, self.sites_field, "links of a tick", transient=True),
                 Part("planning a tick's pages", 150 * self.tick_pages, self.pages_field, "150 bytes a page",

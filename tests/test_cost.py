@@ -188,3 +188,17 @@ def test_the_estimate_is_within_2x_of_the_measured_peak_rss(shape):
     assert 0.5 <= ratio <= 2.0, got
     # the time is rough (constants of a 2-core machine; machines differ 2-3x): an order of magnitude
     assert 0.1 <= got["estimate_s"] / max(got["seconds"], 0.5) <= 10, got
+
+
+@pytest.mark.parametrize("extra", [[], ["publishers.newsrooms.imitation={start=0.1, end=0.5}"]])
+def test_the_driver_s_page_index_is_counted_at_the_bytes_a_page_it_holds(extra):
+    # the index's columns are the estimate's bytes a page: the imitation share (float32) is one more when kept
+    from simweb.engine import Engine
+    from simweb.executors import LocalExecutor
+
+    sc = simweb.load_scenario(QUICKSTART, ["run.ticks=1", *extra])
+    engine = Engine(sc, executor=LocalExecutor())
+    per_page = sum(col.dtype.itemsize for col in engine.index.columns().values())
+    driver = next(p for p in cost.estimate(sc, executor="ray", shards=1).processes if p.role == "driver")
+    index = next(part for part in driver.parts if part.what == "page index")
+    assert index.bytes == per_page * cost._World(sc, 1).pages
