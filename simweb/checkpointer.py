@@ -77,7 +77,7 @@ class Checkpointer:
             arrays[f"trainer/{i}"] = state
         for i, state in enumerate(fleet.on_all(Scraper.state, fleet.scrapers)):
             arrays[f"scraper/{i}"] = state
-        for lab, (gen, state) in engine.registry.items():
+        for lab, (gen, state, _tables) in engine.registry.items():  # the tables are rebuilt from the state
             arrays[f"model/{lab}"] = ex.gather(state) if not isinstance(state, dict) else state
         meta = {"tick": engine.tick, "run_id": engine.ids["run_id"], "pages": records,
                 "index_parts": self.index_parts, "registry": {str(k): v[0] for k, v in engine.registry.items()}}
@@ -105,7 +105,7 @@ class Checkpointer:
         self.index_parts, self.index_saved = list(state["meta"]["index_parts"]), len(engine.index)
         engine.recorder.recount(engine.index.column("population"), engine.index.column("origin"),
                                 engine.index.column("site_id"))
-        engine.registry = {int(lab): (int(gen), ex.share(arrays[f"model/{lab}"]))
+        engine.registry = {int(lab): (int(gen), ex.share(arrays[f"model/{lab}"]), None)
                            for lab, gen in state["meta"]["registry"].items()}
         records = state["meta"]["pages"]
         same_layout = all(r["shards"] == fleet.n_shards for r in records)

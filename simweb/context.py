@@ -75,10 +75,11 @@ class AgentContext:
             self._cache["evaluator"] = Evaluator(self.scenario.evaluation, self.language, self.seed)
         return self._cache["evaluator"]
 
-    def model(self, lab: int, generation: int, state: dict):
+    def model(self, lab: int, generation: int, state: dict, tables=None):
         """Lab ``lab``'s released model of ``generation``, rebuilt from ``state`` once per process.
 
-        Publishers and scrapers in one process share it, and with it its sampling tables.
+        Publishers and scrapers in one process share it, and with it its sampling tables: ``tables`` (built by
+        its trainer at release, for a family with the ``sampling_tables`` hook) are adopted, not rebuilt.
         """
         models = self._cache.setdefault("models", {})
         cached = models.get(lab)
@@ -86,7 +87,10 @@ class AgentContext:
             from simweb.models import build_model
 
             model = build_model(self.scenario.labs[lab].model, self.language).load_state_dict(state)
-            models[lab] = cached = (generation, model)
+            models[lab] = cached = [generation, model, False]
+        if tables is not None and not cached[2]:
+            cached[1].adopt_tables(tables)
+            cached[2] = True
         return cached[1]
 
     def watermark_keys(self) -> dict[str, tuple[int, float]]:

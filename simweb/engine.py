@@ -101,7 +101,9 @@ class Engine:
                                population_share=np.array([p.site_share for p in self.scenario.publishers]),
                                topic_probs=self.publishers[0].topic_probs)
         self.index = PageIndex(self.capacity, columns=(*PAGE_COLUMNS, *OPTIONAL_COLUMNS) if self.humans else None)
-        self.registry: dict[int, tuple[int, object]] = {}  # lab → (generation, model state or its reference)
+        # lab → (generation, model state, its sampling tables or None): values or references to them; the tables
+        # are derived from the state (built once by the trainer), so checkpoints keep only the state
+        self.registry: dict[int, tuple[int, object, object]] = {}
         self.recorder.reset()
         self.tick = 0
 
@@ -116,7 +118,7 @@ class Engine:
     @property
     def released(self) -> dict[int, int]:
         """Lab index → the generation publishers use now."""
-        return {lab: gen for lab, (gen, _) in self.registry.items()}
+        return {lab: entry[0] for lab, entry in self.registry.items()}
 
     # ------------------------------------------------------------ the loop
     def run(self, *, on_tick: Callable[[int], None] | None = None) -> Results:
@@ -217,11 +219,11 @@ class Engine:
             extra = {"released": released} if released else {}
             if self.humans:  # every released model, its own included: what the human writers imitate
                 extra["humans"] = {j: self.registry[j] for j in sorted(self.registry)}
-            reports[i] = ex.call(fleet.trainers[i], Trainer.generate, kept, bench_kept, returns=2, **extra)
+            reports[i] = ex.call(fleet.trainers[i], Trainer.generate, kept, bench_kept, returns=3, **extra)
         infos = ex.gather({i: out[1] for i, out in reports.items()})
         for i in releasing:  # scenario order
             self.recorder.generation(i, gen_of[i], tick, infos[i])
-            self.registry[i] = (gen_of[i], reports[i][0])  # publishers use it from the next tick on
+            self.registry[i] = (gen_of[i], reports[i][0], reports[i][2])  # publishers use it from the next tick on
 
     def _drift(self, first_id: int) -> np.ndarray:
         """Per page published this tick: its excess NLL against the truth (NaN for AI pages and copies),

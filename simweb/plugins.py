@@ -188,7 +188,10 @@ def model(name: str):
     """Register a model family: ``Config``, ``languages`` (language families it fits), ``from_config(cfg,
     language)``, ``fit(docs, *, rng, prior)``, ``noise``/``draw``/``sample``, ``log_prob``, ``state_dict`` /
     ``load_state_dict``; optionally ``resources(cfg, cluster) -> {"gpus": n}``, ``check(cfg, scenario, where)``
-    and ``memory_bytes(cfg, scenario) -> int`` (peak bytes of one model, for the cost estimate)."""
+    and ``memory_bytes(cfg, scenario) -> int`` (peak bytes of one model, for the cost estimate), and
+    ``sampling_tables(settings)`` / ``adopt_tables(tables)``: tables derived from the state for each (temperature,
+    top_p, watermark) in ``settings``, built once by the trainer at release and adopted by every process that
+    rebuilds the released model."""
     return _decorator("model", name)
 
 

@@ -85,6 +85,20 @@ def test_generation_zero_is_trained_on_the_all_human_web_and_models_write_from_n
     assert (sim.index.column("lab")[new] == 0).all() and (sim.index.column("generation")[new] == 0).all()
 
 
+def test_the_trainer_ships_the_sampling_tables_publishers_adopt(monkeypatch):
+    sim = Engine(scenario(COLLAPSE, "run.ticks=3", "labs.replace.release_every=2", "labs.keep.release_every=2"))
+    sim.step()  # tick 0: generation 0, with the tables of the one population that writes from it (top_p 0.95)
+    gen, state, tables = sim.registry[0]
+    assert list(tables) == [(1.0, 0.95, None)]
+    assert sim.registry[1][2] is None  # no market share: no population draws from it
+    with monkeypatch.context() as patch:
+        patch.setattr("simweb.models.ngram.AliasTable", None)  # publishing tick 1 must not build a table
+        sim.step()
+    assert (sim.index.column("origin")[-300:] == 1).all()
+    sim.step()  # tick 2, the last: its release has no tick left to publish from, so no tables
+    assert sim.registry[0][0] == 1 and sim.registry[0][2] is None
+
+
 def test_release_schedule_and_ids():
     res = simweb.run(scenario(COLLAPSE, "run.ticks=7",
                               "labs.replace.release_every=3", "labs.keep.first_release=2",

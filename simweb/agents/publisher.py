@@ -31,7 +31,7 @@ from simweb.agents.base import Agent
 from simweb.timing import Busy, timed
 from simweb.web.store import AI, HUMAN, ContentStore, join_parts
 
-__all__ = ["Publisher", "PublisherShard", "adoption_share", "SITE_BLOCK", "shard_of"]
+__all__ = ["Publisher", "PublisherShard", "adoption_share", "sampling_settings", "SITE_BLOCK", "shard_of"]
 
 SITE_BLOCK = 64  # consecutive site ids whose pages one shard owns and writes together
 BATCH = 32_768  # pages written at once: bounds the noise held while writing
@@ -39,6 +39,24 @@ BATCH = 32_768  # pages written at once: bounds the noise held while writing
 
 def shard_of(site_ids: np.ndarray, n_shards: int) -> np.ndarray:
     return (np.asarray(site_ids, dtype=np.int64) // SITE_BLOCK) % n_shards
+
+
+def sampling_settings(scenario, lab: int, watermark=None) -> list[tuple[float, float, object]]:
+    """The (temperature, top_p, watermark) with which the scenario's publishers may draw from lab ``lab``'s
+    released models (``watermark``: the lab's, or None): every population that can pick the lab for an AI page
+    or an imitating human page (:meth:`PublisherShard._write`, ``_imitate``), and (1, 1, None) where a
+    population launders its drafts with the lab's model. Its trainer builds these sampling tables at release.
+    """
+    name, out = scenario.labs[lab].name, []
+    for p in scenario.publishers:
+        if p.pages_per_tick == 0:  # no page after tick 0, and tick 0's are human and written before any release
+            continue
+        picks = scenario.labs[lab].market_share > 0 and (p.uses is None or name in p.uses)
+        if picks and (p.ai_adoption.start > 0 or p.ai_adoption.end > 0 or p.imitation is not None):
+            out.append((p.temperature, p.top_p, watermark))
+        if p.launder is not None and p.launder.fraction > 0 and p.launder.paraphraser == name:
+            out.append((1.0, 1.0, None))
+    return list(dict.fromkeys(out))
 
 
 def adoption_share(cfg, tick: int) -> float:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from simweb import humans as hm
+from simweb.agents.publisher import sampling_settings
 from simweb.errors import SimwebError
 from simweb.humans import imitates
 from simweb.models import Prior, build_model
@@ -74,7 +75,7 @@ class Trainer(Agent):
         released model (a lab that has released nothing is absent): the teachers it distils, and the models
         its ``lab_divergence`` compares with. ``humans`` (when humans imitate): every lab's latest released
         model, its own included, which the human writers of its reserve, anchors and licences imitate.
-        Returns (model state, :class:`GenerationReport`).
+        Returns (model state, :class:`GenerationReport`, sampling tables or None: :meth:`release_tables`).
         """
         released = released or {}
         with self.busy("train"):
@@ -95,7 +96,19 @@ class Trainer(Agent):
                 extra["watermark_z"] = self._forensics(model)
         report = GenerationReport(composition=composition, metrics=metrics, steps=kept.steps,
                                   bench_steps=benchmark.steps if benchmark is not None else None, extra=extra)
-        return model.state_dict(), report
+        with self.busy("train"):
+            tables = self.release_tables(model, tick)
+        return model.state_dict(), report, tables
+
+    def release_tables(self, model, tick: int):
+        """The sampling tables publishers will draw ``model`` with (the optional model hook ``sampling_tables``),
+        built here once at release (the evaluation's are reused) and shared with every shard through the
+        registry; None for a family without the hook, or for a release no later tick publishes from."""
+        hook = getattr(model, "sampling_tables", None)
+        if hook is None or tick + 1 >= self.context.scenario.run.ticks:
+            return None
+        settings = sampling_settings(self.context.scenario, self.index, self._watermark(self.index))
+        return hook(settings) if settings else None
 
     def _add_to_pool(self, kept: Kept) -> None:
         gen = self.generation

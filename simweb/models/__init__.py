@@ -6,7 +6,10 @@
   decides document i, so the web does not depend on who writes it; ``sample(n, *, rng, ...)`` = both;
 - ``log_prob(content) -> (n,)`` nats per document (token families also give ``token_log_prob -> (n, L)``);
 - ``state_dict() -> dict[str, ndarray]`` and ``load_state_dict(state)``: plain arrays only;
-- optionally ``resources(cfg, cluster) -> {"gpus": n}`` (what its trainer reserves).
+- optionally ``resources(cfg, cluster) -> {"gpus": n}`` (what its trainer reserves);
+- optionally ``sampling_tables(settings)`` and ``adopt_tables(tables)``: what it draws with, derived from the state,
+  for each (temperature, top_p, watermark) in ``settings``; the trainer builds them once at release and every
+  process that rebuilds the released model adopts them (the ngram family's alias tables).
 
 The transformer family imports torch only when a lab trains one.
 """

@@ -143,6 +143,18 @@ class NgramModel:
             self._tables[key] = AliasTable(probs)
         return self._tables[key]
 
+    def sampling_tables(self, settings) -> dict:
+        """The alias tables of every (temperature, top_p, watermark) in ``settings`` (the optional model hook a
+        trainer calls at release): built once there and shipped with the released state, so a process that
+        rebuilds this model from the same state takes them with :meth:`adopt_tables` instead of building them."""
+        return {(float(t), float(p), w): self._table(t, p, w) for t, p, w in settings}
+
+    def adopt_tables(self, tables: dict) -> None:
+        """Use ``tables`` (from :meth:`sampling_tables` of a model with the same state): a table is a
+        deterministic function of the probabilities, so adopting it draws exactly what building it would."""
+        for key, table in tables.items():
+            self._tables.setdefault(key, table)
+
     # ------------------------------------------------------------ score
     def token_log_prob(self, docs: np.ndarray) -> np.ndarray:
         """log P(x_t | context) for every token, shape (n, L); −inf where the model gives zero."""

@@ -6,7 +6,7 @@ import numpy as np
 import polars as pl
 
 import simweb
-from simweb.agents.publisher import Publisher, adoption_share
+from simweb.agents.publisher import Publisher, adoption_share, sampling_settings
 from simweb.engine import Engine
 from simweb.scenario.models import Adoption
 from tests.helpers import COLLAPSE, scenario
@@ -59,3 +59,13 @@ def test_human_pages_follow_site_topics_with_topic_focus():
     site_topic = sim.graph.topic[sim.index.column("site_id")]
     assert np.array_equal(sim.index.column("topic"), site_topic)
     assert isinstance(sim.publishers[0], Publisher)
+
+
+def test_sampling_settings_are_those_of_the_populations_that_can_pick_the_lab():
+    sc = scenario(COLLAPSE, "publishers.all.temperature=0.8")
+    assert sampling_settings(sc, 0, "mark") == [(0.8, 0.95, "mark")]
+    assert sampling_settings(sc, 1) == []  # market share 0: never picked
+    assert sampling_settings(scenario(COLLAPSE, "publishers.all.uses=['keep']"), 0) == []
+    assert sampling_settings(scenario(COLLAPSE, "publishers.all.pages_per_tick=0"), 0) == []
+    assert sampling_settings(scenario(COLLAPSE, "publishers.all.ai_adoption.end=0.0",
+                                      "publishers.all.ai_adoption.start=0.0"), 0) == []

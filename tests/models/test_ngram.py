@@ -268,6 +268,28 @@ def test_tables_are_cached_per_temperature_and_top_p():
             fresh.sample(300, rng=np.random.default_rng(1), temperature=temperature, top_p=top_p))
 
 
+def test_adopted_tables_draw_what_built_ones_would_and_are_not_rebuilt(monkeypatch):
+    from simweb.watermark import Watermark
+
+    V, L = 6, 8
+    law = random_law(np.random.default_rng(4), 1, V)
+    released = with_law(law, 1, V, L)
+    mark = Watermark(key=11, gamma=0.5, delta=2.0)
+    settings = [(1.0, 1.0, None), (0.7, 0.9, None), (1.0, 1.0, mark)]
+    tables = released.sampling_tables(settings)
+    assert set(tables) == set(settings)
+    expected = [with_law(law, 1, V, L).sample(300, rng=np.random.default_rng(1), temperature=t, top_p=p, watermark=w)
+                for t, p, w in settings]
+    host = NgramModel(vocab_size=V, doc_length=L, order=1).load_state_dict(released.state_dict())
+    host.adopt_tables(tables)
+    monkeypatch.setattr("simweb.models.ngram.AliasTable", None)  # a build now would fail
+    for (t, p, w), want in zip(settings, expected):
+        # an equal watermark (another process builds its own) finds the adopted table
+        w = Watermark(w.key, w.gamma, w.delta) if w is not None else None
+        np.testing.assert_array_equal(host.sample(300, rng=np.random.default_rng(1), temperature=t, top_p=p,
+                                                  watermark=w), want)
+
+
 def test_state_of_the_wrong_shape_and_unfitted_model_are_refused():
     model = NgramModel(vocab_size=4, doc_length=5, order=2)
     with pytest.raises(ValueError, match="shape"):
