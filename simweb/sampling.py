@@ -90,29 +90,33 @@ def _build(p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     next small one, paired with its neighbour ``l - 1`` (which must then be
     large: the remaining mass equals the remaining count). V - 1 steps finish
     every row at once.
+
+    Every step moves exactly one pointer of every row, so all rows are active for
+    all V - 1 steps and none needs masking; the pointers are flat indices into the
+    raveled rows, so a step is a handful of 1-D ``take``/``put`` calls (a table is
+    rebuilt every tick when a truth's boosts drift). The arithmetic per row is the
+    same as the textbook loop's, so the tables are too, bit for bit.
     """
     R, V = p.shape
     order = np.argsort(p, axis=1, kind="stable")
-    q = np.take_along_axis(p, order, axis=1) * V
-    threshold = np.ones((R, V))
-    alias_sorted = np.tile(np.arange(V, dtype=np.int64), (R, 1))
-    rows = np.arange(R)
-    s = np.zeros(R, dtype=np.int64)
-    l = np.full(R, V - 1, dtype=np.int64)
+    q = (np.take_along_axis(p, order, axis=1) * V).ravel()
+    threshold = np.ones(R * V)
+    alias_sorted = np.arange(R * V, dtype=np.int64)  # flat index of the alias, row start subtracted at the end
+    row_start = np.arange(R, dtype=np.int64) * V
+    s = row_start.copy()
+    l = row_start + (V - 1)
     for _ in range(V - 1):
-        active = s < l
-        if not active.any():
-            break
-        r, sa, la = rows[active], s[active], l[active]
-        use_l = q[r, la] < 1.0
-        small = np.where(use_l, la, sa)
-        large = np.where(use_l, la - 1, la)
-        q_small = q[r, small]
-        threshold[r, small] = q_small
-        alias_sorted[r, small] = large
-        q[r, large] -= 1.0 - q_small
-        s[active] = np.where(use_l, sa, sa + 1)
-        l[active] = np.where(use_l, la - 1, la)
+        use_l = q.take(l) < 1.0
+        small = np.where(use_l, l, s)
+        large = l - use_l
+        q_small = q.take(small)
+        threshold.put(small, q_small)
+        alias_sorted.put(small, large)
+        q.put(large, q.take(large) - (1.0 - q_small))
+        s += ~use_l
+        l -= use_l
+    threshold = threshold.reshape(R, V)
+    alias_sorted = alias_sorted.reshape(R, V) - row_start[:, None]
     np.clip(threshold, 0.0, 1.0, out=threshold)
     out_threshold = np.empty_like(threshold)
     out_alias = np.empty((R, V), dtype=np.int64)
