@@ -92,8 +92,9 @@ def _build(p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     every row at once.
 
     Every step moves exactly one pointer of every row, so all rows are active for
-    all V - 1 steps and none needs masking; the pointers are flat indices into the
-    raveled rows, so a step is a handful of 1-D ``take``/``put`` calls (a table is
+    all V - 1 steps, none needs masking, and after k steps s = l - (V - 1) + k; the
+    pointers are flat indices into the raveled rows, so a step is a handful of 1-D
+    ``take``/``put`` calls (a table is
     rebuilt every tick when a truth's boosts drift). The arithmetic per row is the
     same as the textbook loop's, so the tables are too, bit for bit.
     """
@@ -103,18 +104,16 @@ def _build(p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     threshold = np.ones(R * V)
     alias_sorted = np.arange(R * V, dtype=np.int64)  # flat index of the alias, row start subtracted at the end
     row_start = np.arange(R, dtype=np.int64) * V
-    s = row_start.copy()
     l = row_start + (V - 1)
-    for _ in range(V - 1):
+    for k in range(V - 1):
         use_l = q.take(l) < 1.0
-        small = np.where(use_l, l, s)
+        small = np.where(use_l, l, l + (k - (V - 1)))  # s = l − (V − 1) + k: k steps moved s up or l down
         large = l - use_l
         q_small = q.take(small)
         threshold.put(small, q_small)
         alias_sorted.put(small, large)
         q.put(large, q.take(large) - (1.0 - q_small))
-        s += ~use_l
-        l -= use_l
+        l = large  # the large pointer moves down exactly where the large entry became small
     threshold = threshold.reshape(R, V)
     alias_sorted = alias_sorted.reshape(R, V) - row_start[:, None]
     np.clip(threshold, 0.0, 1.0, out=threshold)
