@@ -64,6 +64,24 @@ class AliasTable:
         self._threshold = threshold.ravel()
         self._alias = alias.ravel()
 
+    @classmethod
+    def stacked(cls, *blocks: np.ndarray) -> tuple["AliasTable", ...]:
+        """One table per block of rows (all of one width), built in one pass: the construction costs
+        mostly per step of its loop, not per row, so a small block rides along with a large one almost
+        for free (a drifting truth builds its start and transition tables together every tick)."""
+        blocks = [np.asarray(b, dtype=np.float64) for b in blocks]
+        blocks = [b[None, :] if b.ndim == 1 else b for b in blocks]
+        whole = cls(np.concatenate(blocks))
+        tables, lo = [], 0
+        for b in blocks:
+            part = cls.__new__(cls)
+            part.rows, part.width = len(b), whole.width
+            part._threshold = whole._threshold[lo * whole.width:(lo + len(b)) * whole.width]
+            part._alias = whole._alias[lo * whole.width:(lo + len(b)) * whole.width]
+            tables.append(part)
+            lo += len(b)
+        return tuple(tables)
+
     def sample(self, rows: np.ndarray | int, *, rng: np.random.Generator, size: int | None = None) -> np.ndarray:
         """One draw from each row named in ``rows`` (or ``size`` draws from a single row)."""
         if size is not None:

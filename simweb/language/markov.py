@@ -255,10 +255,10 @@ class MarkovLanguage:
                 alive = np.flatnonzero(self.topic_probs > 0)
                 self._slots = np.full(self.topics, -1, dtype=np.int64)
                 self._slots[alive] = np.arange(len(alive))
-                self._tables = (AliasTable(self.start[alive]),
-                                AliasTable(self.transition[alive].reshape(-1, self.vocab_size)))
+                self._tables = AliasTable.stacked(self.start[alive],
+                                                  self.transition[alive].reshape(-1, self.vocab_size))
             else:
-                self._tables = (AliasTable(self.start), AliasTable(self.transition.reshape(-1, self.vocab_size)))
+                self._tables = AliasTable.stacked(self.start, self.transition.reshape(-1, self.vocab_size))
         return self._tables
 
     # ------------------------------------------------------------ exact probabilities
