@@ -64,6 +64,24 @@ class AliasTable:
         self._threshold = threshold.ravel()
         self._alias = alias.ravel()
 
+    @classmethod
+    def stacked(cls, *blocks: np.ndarray) -> tuple["AliasTable", ...]:
+        """One table per block of rows (all of one width), built in one pass: the construction costs
+        mostly per step of its loop, not per row, so a small block rides along with a large one almost
+        for free (a drifting truth builds its start and transition tables together every tick)."""
+        blocks = [np.asarray(b, dtype=np.float64) for b in blocks]
+        blocks = [b[None, :] if b.ndim == 1 else b for b in blocks]
+        whole = cls(np.concatenate(blocks))
+        tables, lo = [], 0
+        for b in blocks:
+            part = cls.__new__(cls)
+            part.rows, part.width = len(b), whole.width
+            part._threshold = whole._threshold[lo * whole.width:(lo + len(b)) * whole.width]
+            part._alias = whole._alias[lo * whole.width:(lo + len(b)) * whole.width]
+            tables.append(part)
+            lo += len(b)
+        return tuple(tables)
+
     def sample(self, rows: np.ndarray | int, *, rng: np.random.Generator, size: int | None = None) -> np.ndarray:
         """One draw from each row named in ``rows`` (or ``size`` draws from a single row)."""
         if size is not None:
@@ -90,29 +108,32 @@ def _build(p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     next small one, paired with its neighbour ``l - 1`` (which must then be
     large: the remaining mass equals the remaining count). V - 1 steps finish
     every row at once.
+
+    Every step moves exactly one pointer of every row, so all rows are active for
+    all V - 1 steps, none needs masking, and after k steps s = l - (V - 1) + k; the
+    pointers are flat indices into the raveled rows, so a step is a handful of 1-D
+    ``take``/``put`` calls (a table is
+    rebuilt every tick when a truth's boosts drift). The arithmetic per row is the
+    same as the textbook loop's, so the tables are too, bit for bit.
     """
     R, V = p.shape
     order = np.argsort(p, axis=1, kind="stable")
-    q = np.take_along_axis(p, order, axis=1) * V
-    threshold = np.ones((R, V))
-    alias_sorted = np.tile(np.arange(V, dtype=np.int64), (R, 1))
-    rows = np.arange(R)
-    s = np.zeros(R, dtype=np.int64)
-    l = np.full(R, V - 1, dtype=np.int64)
-    for _ in range(V - 1):
-        active = s < l
-        if not active.any():
-            break
-        r, sa, la = rows[active], s[active], l[active]
-        use_l = q[r, la] < 1.0
-        small = np.where(use_l, la, sa)
-        large = np.where(use_l, la - 1, la)
-        q_small = q[r, small]
-        threshold[r, small] = q_small
-        alias_sorted[r, small] = large
-        q[r, large] -= 1.0 - q_small
-        s[active] = np.where(use_l, sa, sa + 1)
-        l[active] = np.where(use_l, la - 1, la)
+    q = (np.take_along_axis(p, order, axis=1) * V).ravel()
+    threshold = np.ones(R * V)
+    alias_sorted = np.arange(R * V, dtype=np.int64)  # flat index of the alias, row start subtracted at the end
+    row_start = np.arange(R, dtype=np.int64) * V
+    l = row_start + (V - 1)
+    for k in range(V - 1):
+        use_l = q.take(l) < 1.0
+        small = np.where(use_l, l, l + (k - (V - 1)))  # s = l − (V − 1) + k: k steps moved s up or l down
+        large = l - use_l
+        q_small = q.take(small)
+        threshold.put(small, q_small)
+        alias_sorted.put(small, large)
+        q.put(large, q.take(large) - (1.0 - q_small))
+        l = large  # the large pointer moves down exactly where the large entry became small
+    threshold = threshold.reshape(R, V)
+    alias_sorted = alias_sorted.reshape(R, V) - row_start[:, None]
     np.clip(threshold, 0.0, 1.0, out=threshold)
     out_threshold = np.empty_like(threshold)
     out_alias = np.empty((R, V), dtype=np.int64)

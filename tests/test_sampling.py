@@ -84,6 +84,56 @@ def test_alias_tables_normalise_unnormalised_rows():
     np.testing.assert_allclose(implied(one)[0], p[2], rtol=0, atol=1e-12)
 
 
+def vose_one_row(p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The textbook loop, one row, one scalar at a time: what the vectorised build must equal bit for bit."""
+    V = len(p)
+    order = np.argsort(p, kind="stable")
+    q = p[order] * V
+    threshold, alias = np.ones(V), np.arange(V)
+    s, l = 0, V - 1
+    while s < l:
+        small, large = (l, l - 1) if q[l] < 1.0 else (s, l)
+        threshold[small], alias[small] = q[small], large
+        q[large] -= 1.0 - q[small]
+        s, l = (s, l - 1) if small == l else (s + 1, l)
+    out_threshold, out_alias = np.empty(V), np.empty(V, dtype=np.int64)
+    out_threshold[order], out_alias[order] = np.clip(threshold, 0.0, 1.0), order[alias]
+    return out_threshold, out_alias
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("width", [1, 2, 5, 64, 257])
+def test_alias_build_is_the_textbook_loop_bit_for_bit(seed, width):
+    """Every page's tokens go through these tables: a faster build must not move a single draw."""
+    rng = np.random.default_rng(seed)
+    p = random_rows(rng, 12, width)
+    p[0] = 1.0 / width  # ties everywhere: the stable sort decides
+    p[1, : width // 2] = 0.0  # half the row impossible
+    p[1, -1] += 0.05  # (but not all of it)
+    p[1] /= p[1].sum()
+    table = AliasTable(p)
+    threshold = table._threshold.reshape(table.rows, width)
+    alias = table._alias.reshape(table.rows, width)
+    for r in range(len(p)):
+        want_threshold, want_alias = vose_one_row(p[r] / p[r].sum())
+        assert threshold[r].tobytes() == want_threshold.tobytes(), f"row {r}: thresholds differ"
+        assert np.array_equal(alias[r], want_alias), f"row {r}: aliases differ"
+
+
+def test_stacked_tables_are_the_tables_built_apart():
+    rng = np.random.default_rng(3)
+    start, transition = random_rows(rng, 3, 17), random_rows(rng, 11, 17) * 4.0
+    together = AliasTable.stacked(start, transition, start[1])
+    for table, probs in zip(together, (start, transition, start[1])):
+        apart = AliasTable(probs)
+        assert (table.rows, table.width) == (apart.rows, apart.width)
+        assert table._threshold.tobytes() == apart._threshold.tobytes()
+        assert np.array_equal(table._alias, apart._alias)
+        rows = np.arange(table.rows).repeat(50)
+        u = rng.random(len(rows))
+        assert np.array_equal(table.draw(rows, u), apart.draw(rows, u))
+
+
 @settings(max_examples=200, deadline=None, derandomize=True, database=None)
 @given(st.lists(st.one_of(st.just(0.0), st.floats(1e-6, 1.0)), min_size=1, max_size=40).filter(lambda w: sum(w) > 0))
 def test_alias_law_property(weights):

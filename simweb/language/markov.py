@@ -255,10 +255,10 @@ class MarkovLanguage:
                 alive = np.flatnonzero(self.topic_probs > 0)
                 self._slots = np.full(self.topics, -1, dtype=np.int64)
                 self._slots[alive] = np.arange(len(alive))
-                self._tables = (AliasTable(self.start[alive]),
-                                AliasTable(self.transition[alive].reshape(-1, self.vocab_size)))
+                self._tables = AliasTable.stacked(self.start[alive],
+                                                  self.transition[alive].reshape(-1, self.vocab_size))
             else:
-                self._tables = (AliasTable(self.start), AliasTable(self.transition.reshape(-1, self.vocab_size)))
+                self._tables = AliasTable.stacked(self.start, self.transition.reshape(-1, self.vocab_size))
         return self._tables
 
     # ------------------------------------------------------------ exact probabilities
@@ -309,14 +309,15 @@ class MarkovLanguage:
         only, when given: shape (len(topics), L, V))."""
         start, transition = (self.start, self.transition) if topics is None else (
             self.start[topics], self.transition[topics])
-        K, L, V = len(start), self.doc_length, self.vocab_size
+        K, L, V, C = len(start), self.doc_length, self.vocab_size, self.classes
         out = np.empty((K, L, V))
+        # each topic's tokens fall in bins of its own: one bincount adds every topic's class masses, in the
+        # same order (token by token) as a bincount per topic would
+        bins = (self.token_class[None, :] + C * np.arange(K)[:, None]).ravel()
         m = start
         for t in range(L):
             out[:, t] = m
-            class_mass = np.zeros((K, self.classes))
-            for k in range(K):
-                class_mass[k] = np.bincount(self.token_class, weights=m[k], minlength=self.classes)
+            class_mass = np.bincount(bins, weights=np.ravel(m), minlength=K * C).reshape(K, C)
             m = np.einsum("kc,kcv->kv", class_mass, transition)
         return out
 
