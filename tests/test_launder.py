@@ -138,3 +138,13 @@ def test_bad_launder_keys_exit_2_with_one_line_naming_the_field(tmp_path, overri
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and field in lines[0], proc.stderr
     assert not out.exists()
+
+
+def test_a_launder_behaviour_resolves_to_a_scenario_that_reads_back():
+    # the run directory's scenario.toml is the resolved scenario: resume, forensics and report parse it again,
+    # so the plugin's "with" must be written as "with" (its field name, "paraphraser", is no key of the table)
+    from simweb.scenario import dump_scenario, parse_scenario
+
+    sc = scenario(LOOP, "publishers.all.behaviours=[{kind=\"launder\", fraction=0.2, with=\"keep\"}]")
+    again = parse_scenario(dump_scenario(sc))
+    assert again.publishers[0].behaviours[0].paraphraser == "keep"
