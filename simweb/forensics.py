@@ -33,12 +33,13 @@ FORENSICS = {
     "own_key": pl.Boolean,  # the suspect's own key: its API watermarks what it writes
 }
 
+_NONE = "the run has no watermark forensics: run it with evaluation.forensics_tokens set (and a lab with a watermark)"
+
 
 def forensics_frame(generations: pl.DataFrame, tokens: int) -> pl.DataFrame:
     """generations.parquet's ``watermark_z`` struct in long form (keys that are null — no watermark — left out)."""
     if "watermark_z" not in generations.columns:
-        raise SimwebError("the run has no watermark forensics: run it with evaluation.forensics_tokens set "
-                          "(and a lab with a watermark)")
+        raise SimwebError(_NONE)
     rows = []
     for row in generations.iter_rows(named=True):
         for key, z in (row["watermark_z"] or {}).items():
@@ -61,9 +62,11 @@ def write_forensics(directory: str | Path) -> Path:
     if not gens.is_file() or not scenario.is_file():
         raise SimwebError(f"{str(directory)!r} is not a run directory (no generations.parquet and scenario.toml)")
     sc = load_scenario(scenario)
-    length = sc.language.doc_length
     per = sc.evaluation.forensics_tokens
-    tokens = -(-per // length) * length if per else 0
+    if per is None:  # before anything of a token language is read: a gaussian run has no doc_length
+        raise SimwebError(_NONE)
+    length = sc.language.doc_length
+    tokens = -(-per // length) * length
     frame = forensics_frame(pl.read_parquet(gens), tokens)
     out = directory / "forensics.parquet"
     atomic_write(out, frame)

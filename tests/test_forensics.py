@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import polars as pl
@@ -111,3 +112,17 @@ def test_bad_forensics_keys_exit_2_with_one_line(tmp_path, override, field):
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and field in lines[0], proc.stderr
     assert not (tmp_path / "run").exists()
+
+
+def test_forensics_of_a_gaussian_run_exits_2_with_one_line(tmp_path):
+    # a run of a language without tokens has no forensics: one line, not a traceback on its doc_length
+    run = tmp_path / "run"
+    run.mkdir()
+    paper = Path(__file__).resolve().parents[1] / "scenarios" / "papers" / "shumailov_gaussian_mle.toml"
+    (run / "scenario.toml").write_text(paper.read_text())
+    pl.DataFrame({"lab": ["lab"], "generation": [0]}).write_parquet(run / "generations.parquet")
+    out = subprocess.run([sys.executable, "-m", "simweb", "forensics", str(run)],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2 and len(out.stderr.strip().splitlines()) == 1, out.stderr
+    assert "forensics" in out.stderr
+    assert not (run / "forensics.parquet").exists()
