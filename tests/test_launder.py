@@ -7,7 +7,7 @@ original with probability c (1/V for a uniform paraphraser), so a token is chang
 
     E[z] = √T · f · (g − γ) / √(γ(1 − γ)),  f = (1 − ρ_e)(1 + (T − 1)(1 − ρ_e)) / T  (≈ (1 − ρ)² for large T),
 
-the issue's f = 1 − ρ being the share of *pairs* intact. The length needed to reach the threshold z* is
+the issue's f = 1 − ρ being the share of *tokens* intact, not of pairs. The length needed to reach the threshold z* is
 the smallest T with E[z] ≥ z*. Everything runs through the real sampler (NgramModel with the watermark),
 the real behaviour (Launder on Drafts) and the real detector (z_scores); tolerances are 5 standard errors.
 """
