@@ -67,7 +67,11 @@ def write_forensics(directory: str | Path) -> Path:
         raise SimwebError(_NONE)
     length = sc.language.doc_length
     tokens = -(-per // length) * length
-    frame = forensics_frame(pl.read_parquet(gens), tokens)
+    try:
+        generations = pl.read_parquet(gens)
+    except (OSError, pl.exceptions.PolarsError) as err:
+        raise SimwebError(f"{str(gens)!r} cannot be read: {(str(err).strip().splitlines() or [''])[0][:200]}") from None
+    frame = forensics_frame(generations, tokens)
     out = directory / "forensics.parquet"
     atomic_write(out, frame)
     return out

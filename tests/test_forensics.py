@@ -152,3 +152,16 @@ def test_forensics_of_a_run_that_used_plugins_takes_them_again(tmp_path):
     assert out.returncode == 0, out.stderr
     frame = pl.read_parquet(run / "forensics.parquet")
     assert frame["z"].to_list() == [1.5] and frame["suspect"].to_list() == ["careful"]
+
+
+def test_forensics_of_a_damaged_generations_file_is_one_line(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    quickstart = Path(__file__).resolve().parents[1] / "scenarios" / "quickstart.toml"
+    text = quickstart.read_text().replace("[evaluation]", "[evaluation]\nforensics_tokens = 1000")
+    (run / "scenario.toml").write_text(text.replace('name = "naive"', 'name = "naive"\nwatermark = { gamma = 0.25 }'))
+    (run / "generations.parquet").write_bytes(b"not parquet")
+    out = subprocess.run([sys.executable, "-m", "simweb", "forensics", str(run)],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2 and len(out.stderr.strip().splitlines()) == 1, out.stderr
+    assert "generations.parquet" in out.stderr and not (run / "forensics.parquet").exists()
