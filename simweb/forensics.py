@@ -27,7 +27,7 @@ FORENSICS = {
     "suspect": pl.String,  # the lab whose model wrote the sample
     "key": pl.String,  # the watermarking lab whose key is tested
     "generation": pl.Int32, "tick": pl.Int32,
-    "tokens": pl.Int64,  # tokens sampled (forensics_tokens, rounded up to whole documents); z scores their distinct pairs
+    "tokens": pl.Int64,  # tokens sampled (forensics_tokens up to whole documents); z scores their distinct pairs
     "z": pl.Float64,
     "p_value": pl.Float64,  # one-sided: P(Z ≥ z) under no watermark
     "own_key": pl.Boolean,  # the suspect's own key: its API watermarks what it writes
