@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 import simweb.plugins as plugins
 
@@ -79,6 +79,9 @@ class Launder:
 
         fraction: float = Field(0.0, ge=0.0, le=1.0)  # ρ: share of a draft's tokens resampled
         paraphraser: str = Field("truth", alias="with", min_length=1)  # "truth" or a lab's name
+
+        # written back as "with" (the key a scenario reads), so a run's resolved scenario.toml parses again
+        model_config = ConfigDict(serialize_by_alias=True)
 
         def check(self, scenario, where: str, fail) -> None:
             from simweb.scenario.load import _did_you_mean

@@ -82,6 +82,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_analysis_parsers(sub)
     fz = sub.add_parser("forensics", help="watermark forensics of a run: does lab B's model carry lab A's watermark?")
     fz.add_argument("dir", help="a run directory (run with evaluation.forensics_tokens set)")
+    _plugin_flag(fz)  # a run that used plugins names their kinds in its scenario.toml
     return parser
 
 
@@ -542,7 +543,9 @@ def _cmd_forensics(args) -> int:
     import polars as pl
 
     from simweb.forensics import write_forensics
+    from simweb.plugins import load_plugins
 
+    load_plugins(args.plugins)
     out = write_forensics(args.dir)
     frame = pl.read_parquet(out).filter(~pl.col("own_key"))
     if frame.height:

@@ -28,7 +28,8 @@ class Fleet:
 
     def start(self) -> None:
         ex, labs = self.ex, self.context.scenario.labs
-        ex.plan({"shard": self.n_shards, "scraper": len(labs), "trainer": len(labs)})
+        ex.plan({"shard": self.n_shards, "scraper": len(labs), "trainer": len(labs),
+                 "gpu_trainer": sum(1 for g in self.gpus if g)})
         self.shards = [ex.start(PublisherShard, self.context, s, self.n_shards, self.store_dir, self.shard_budget,
                                 self.durable, role="shard") for s in range(self.n_shards)]
         self.scrapers = [ex.start(Scraper, self.context, i, self.capacity, role="scraper") for i in range(len(labs))]

@@ -1,13 +1,14 @@
 """Watermark forensics: does lab B's model carry lab A's watermark? (issue 19; Sander et al., arXiv 2402.14904)
 
-With ``evaluation.forensics_tokens = T`` every released model writes T fresh tokens (as its lab's API
-writes them), and each watermarking lab's key is tested on them: the one-proportion z-score of the green
-tokens pooled over the sample, z = (G − γT) / √(Tγ(1 − γ)). A student whose training set holds a share q of
-text watermarked with key A writes green tokens of A with probability γ + q(g − γ) to first order (g: the
-green probability of A's sampler), so E[z] ≈ √T · q · (g − γ) / √(γ(1 − γ)); with q = 0 its z is centred,
-with variance 1 + T/N over training sets of N tokens (the student's own estimation noise moves its green
-mass by ~√(γ(1 − γ)/N)), so ≈ standard normal when T ≪ N. ``simweb forensics DIR`` writes these z-scores
-in long form, one row per (suspect lab, key, generation), to ``DIR/forensics.parquet``.
+With ``evaluation.forensics_tokens = T`` every released model writes T fresh tokens (as its lab's API writes
+them), and each watermarking lab's key is tested on them (:func:`simweb.watermark.pooled_z`): the
+one-proportion z-score of the green pairs among the U *distinct* (previous, token) pairs of the sample, z = (G
+− γU) / √(Uγ(1 − γ)) — counting every token would test against the wrong null on Zipf-like text. A student
+whose training set holds a share q of text watermarked with key A writes green tokens of A with probability γ
++ q(g − γ) to first order (g: the green probability of A's sampler), so E[z] ≈ √U · q · (g − γ) / √(γ(1 − γ))
+(a little less: a repeated pair is scored once); with q = 0 the green count is Binomial(U, γ) whatever the
+text, so z is ≈ standard normal. ``simweb forensics DIR`` writes these z-scores in long form, one row per
+(suspect lab, key, generation), to ``DIR/forensics.parquet``.
 """
 
 from __future__ import annotations
@@ -26,18 +27,19 @@ FORENSICS = {
     "suspect": pl.String,  # the lab whose model wrote the sample
     "key": pl.String,  # the watermarking lab whose key is tested
     "generation": pl.Int32, "tick": pl.Int32,
-    "tokens": pl.Int64,  # tokens sampled and scored (forensics_tokens, rounded up to whole documents)
+    "tokens": pl.Int64,  # tokens sampled (forensics_tokens up to whole documents); z scores their distinct pairs
     "z": pl.Float64,
     "p_value": pl.Float64,  # one-sided: P(Z ≥ z) under no watermark
     "own_key": pl.Boolean,  # the suspect's own key: its API watermarks what it writes
 }
 
+_NONE = "the run has no watermark forensics: run it with evaluation.forensics_tokens set (and a lab with a watermark)"
+
 
 def forensics_frame(generations: pl.DataFrame, tokens: int) -> pl.DataFrame:
     """generations.parquet's ``watermark_z`` struct in long form (keys that are null — no watermark — left out)."""
     if "watermark_z" not in generations.columns:
-        raise SimwebError("the run has no watermark forensics: run it with evaluation.forensics_tokens set "
-                          "(and a lab with a watermark)")
+        raise SimwebError(_NONE)
     rows = []
     for row in generations.iter_rows(named=True):
         for key, z in (row["watermark_z"] or {}).items():
@@ -60,10 +62,16 @@ def write_forensics(directory: str | Path) -> Path:
     if not gens.is_file() or not scenario.is_file():
         raise SimwebError(f"{str(directory)!r} is not a run directory (no generations.parquet and scenario.toml)")
     sc = load_scenario(scenario)
-    length = sc.language.doc_length
     per = sc.evaluation.forensics_tokens
-    tokens = -(-per // length) * length if per else 0
-    frame = forensics_frame(pl.read_parquet(gens), tokens)
+    if per is None:  # before anything of a token language is read: a gaussian run has no doc_length
+        raise SimwebError(_NONE)
+    length = sc.language.doc_length
+    tokens = -(-per // length) * length
+    try:
+        generations = pl.read_parquet(gens)
+    except (OSError, pl.exceptions.PolarsError) as err:
+        raise SimwebError(f"{str(gens)!r} cannot be read: {(str(err).strip().splitlines() or [''])[0][:200]}") from None
+    frame = forensics_frame(generations, tokens)
     out = directory / "forensics.parquet"
     atomic_write(out, frame)
     return out

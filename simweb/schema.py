@@ -93,7 +93,8 @@ FEATURES = {
     # watermark forensics (evaluation.forensics_tokens): does this model carry a lab's watermark?
     "forensics": {"generations": {
         # per lab whose models watermark: z-score of that key's green-token excess in forensics_tokens tokens the
-        # model writes fresh (pooled one-proportion test; its own key included); null for the others
+        # model writes fresh (one-proportion test over their distinct (previous, token) pairs; its own key
+        # included); null for the others
         "watermark_z": None}},
 }
 

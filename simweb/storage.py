@@ -153,6 +153,9 @@ def location(text, flag: str = "--out") -> Path | ObjectPath:
         fs, key = FileSystem.from_uri(text)
     except (ArrowException, OSError, ValueError) as err:
         message = _first_line(err)
+        userinfo = parts.netloc.rpartition("@")[0]
+        if userinfo:  # pyarrow quotes a URI it cannot parse whole, credentials included
+            message = message.replace(f"{userinfo}@", "").replace(userinfo, "***")
         if "Unrecognized filesystem type" in message:
             raise SimwebError(f"{flag}: {shown!r}: pyarrow knows no filesystem {scheme + '://'!r} (use a local "
                               "path, or s3://, gs://, hdfs://, file://)") from None

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import polars as pl
@@ -111,3 +112,56 @@ def test_bad_forensics_keys_exit_2_with_one_line(tmp_path, override, field):
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and field in lines[0], proc.stderr
     assert not (tmp_path / "run").exists()
+
+
+def test_forensics_of_a_gaussian_run_exits_2_with_one_line(tmp_path):
+    # a run of a language without tokens has no forensics: one line, not a traceback on its doc_length
+    run = tmp_path / "run"
+    run.mkdir()
+    paper = Path(__file__).resolve().parents[1] / "scenarios" / "papers" / "shumailov_gaussian_mle.toml"
+    (run / "scenario.toml").write_text(paper.read_text())
+    pl.DataFrame({"lab": ["lab"], "generation": [0]}).write_parquet(run / "generations.parquet")
+    out = subprocess.run([sys.executable, "-m", "simweb", "forensics", str(run)],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2 and len(out.stderr.strip().splitlines()) == 1, out.stderr
+    assert "forensics" in out.stderr
+    assert not (run / "forensics.parquet").exists()
+
+
+def test_forensics_of_a_run_that_used_plugins_takes_them_again(tmp_path):
+    # its scenario.toml names the plugin's kinds: without --plugin it cannot be read at all
+    from simweb.scenario import dump_scenario, parse_scenario
+
+    plugin = tmp_path / "fz_plugin.py"
+    plugin.write_text("import numpy as np, simweb\n\n@simweb.filter('keep_all_fz')\nclass KeepAll:\n"
+                      "    def __init__(self, config): pass\n"
+                      "    def keep(self, batch, *, rng): return np.ones(len(batch), bool)\n")
+    quickstart = Path(__file__).resolve().parents[1] / "scenarios" / "quickstart.toml"
+    run = tmp_path / "run"
+    run.mkdir()
+    code = (f"import simweb.plugins as p; p.load_plugins([{str(plugin)!r}]); "
+            f"from simweb.scenario import load_scenario, dump_scenario; "
+            f"print(dump_scenario(load_scenario({str(quickstart)!r}, ['labs.naive.watermark={{gamma=0.25}}', "
+            f"'evaluation.forensics_tokens=1000', 'labs.careful.filters=[{{kind=\"keep_all_fz\"}}]'])))")
+    text = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True).stdout
+    (run / "scenario.toml").write_text(text)
+    pl.DataFrame({"run_id": ["r"], "scenario": ["quickstart"], "seed": [7], "lab": ["careful"], "generation": [0],
+                  "tick": [0], "watermark_z": [{"naive": 1.5, "careful": None}]}).write_parquet(run / "generations.parquet")
+    out = subprocess.run([sys.executable, "-m", "simweb", "forensics", str(run), "--plugin", str(plugin)],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    frame = pl.read_parquet(run / "forensics.parquet")
+    assert frame["z"].to_list() == [1.5] and frame["suspect"].to_list() == ["careful"]
+
+
+def test_forensics_of_a_damaged_generations_file_is_one_line(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    quickstart = Path(__file__).resolve().parents[1] / "scenarios" / "quickstart.toml"
+    text = quickstart.read_text().replace("[evaluation]", "[evaluation]\nforensics_tokens = 1000")
+    (run / "scenario.toml").write_text(text.replace('name = "naive"', 'name = "naive"\nwatermark = { gamma = 0.25 }'))
+    (run / "generations.parquet").write_bytes(b"not parquet")
+    out = subprocess.run([sys.executable, "-m", "simweb", "forensics", str(run)],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2 and len(out.stderr.strip().splitlines()) == 1, out.stderr
+    assert "generations.parquet" in out.stderr and not (run / "forensics.parquet").exists()

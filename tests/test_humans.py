@@ -190,3 +190,15 @@ def test_humans_kill_then_resume_gives_the_uninterrupted_output(tmp_path):
     # and the report draws the human writers' drift from the truth
     assert simweb("report", whole).returncode == 0 and (whole / "report" / "human_drift.png").stat().st_size > 0
 
+
+
+def test_a_current_reserve_is_as_old_as_its_purchase_in_data_age():
+    # a reserve bought every generation from the writers of the day is drawn from the truth of the release
+    # tick (age 0), not of tick 0: the same crawl and web, the fixed reserve's age (tick) counted out of data_age
+    fixed = _run("labs.keep.reserve_vintage=\"fixed\"").generations.filter(pl.col("lab") == "keep")
+    current = _run("labs.keep.reserve_vintage=\"current\"").generations.filter(pl.col("lab") == "keep")
+    for a, b in zip(fixed.iter_rows(named=True), current.iter_rows(named=True)):
+        assert (a["train_web_docs"], a["train_reserve_docs"]) == (b["train_web_docs"], b["train_reserve_docs"])
+        dated = a["train_web_docs"] + a["train_reserve_docs"] + a["train_anchor_docs"]
+        expected = a["data_age"] - a["train_reserve_docs"] * a["tick"] / dated
+        assert math.isclose(b["data_age"], expected, rel_tol=1e-9, abs_tol=1e-12), (a, b)

@@ -7,7 +7,7 @@ original with probability c (1/V for a uniform paraphraser), so a token is chang
 
     E[z] = √T · f · (g − γ) / √(γ(1 − γ)),  f = (1 − ρ_e)(1 + (T − 1)(1 − ρ_e)) / T  (≈ (1 − ρ)² for large T),
 
-the issue's f = 1 − ρ being the share of *pairs* intact. The length needed to reach the threshold z* is
+the issue's f = 1 − ρ being the share of *tokens* intact, not of pairs. The length needed to reach the threshold z* is
 the smallest T with E[z] ≥ z*. Everything runs through the real sampler (NgramModel with the watermark),
 the real behaviour (Launder on Drafts) and the real detector (z_scores); tolerances are 5 standard errors.
 """
@@ -138,3 +138,13 @@ def test_bad_launder_keys_exit_2_with_one_line_naming_the_field(tmp_path, overri
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and field in lines[0], proc.stderr
     assert not out.exists()
+
+
+def test_a_launder_behaviour_resolves_to_a_scenario_that_reads_back():
+    # the run directory's scenario.toml is the resolved scenario: resume, forensics and report parse it again,
+    # so the plugin's "with" must be written as "with" (its field name, "paraphraser", is no key of the table)
+    from simweb.scenario import dump_scenario, parse_scenario
+
+    sc = scenario(LOOP, "publishers.all.behaviours=[{kind=\"launder\", fraction=0.2, with=\"keep\"}]")
+    again = parse_scenario(dump_scenario(sc))
+    assert again.publishers[0].behaviours[0].paraphraser == "keep"

@@ -48,3 +48,16 @@ def test_the_plugin_example_registers_and_runs(tmp_path, monkeypatch):
     with pytest.raises(ScenarioError, match=r"labs\[0\]\.filters\[0\]\.modulus: expected an integer, got 'x'"):
         simweb.build_scenario(publishers=[{"name": "p", "site_share": 1.0}],
                               labs=[{"name": "a", "filters": [{"kind": "odd_sites_readme", "modulus": "x"}]}])
+
+
+def test_the_commands_block_lists_every_command():
+    import argparse
+
+    from simweb.cli import _parser
+
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    body = text[text.index("## Commands"):]
+    block = re.search(r"```\n(.*?)```", body, re.S).group(1)
+    listed = set(re.findall(r"^simweb (\w+)", block, re.M))
+    sub = next(a for a in _parser()._actions if isinstance(a, argparse._SubParsersAction))
+    assert set(sub.choices) <= listed, sorted(set(sub.choices) - listed)

@@ -275,3 +275,11 @@ def test_a_shard_killed_on_ray_is_restored_from_the_checkpoint_on_s3(s3, ray_clu
     for table in ("generations", "ticks", "crawls"):
         assert getattr(res, table).equals(getattr(local, table)), table
     assert (where / "CURRENT").is_file()
+
+
+def test_credentials_in_a_uri_pyarrow_cannot_parse_are_never_shown():
+    # pyarrow's own message quotes the URI it could not parse, credentials and all
+    uri = "s3://AKIAEXAMPLE:VERYSECRETKEY@runs/x?endpoint_override=%zz"
+    with pytest.raises(SimwebError) as err:
+        storage.location(uri)
+    assert "VERYSECRETKEY" not in str(err.value) and "AKIAEXAMPLE" not in str(err.value), str(err.value)

@@ -236,6 +236,7 @@ class Trainer(Agent):
         by_lab[self.index] += n_augment
         n_ai = by_lab.sum()  # web pages by models, its own samples, distilled documents
         by_lab /= total
+        reserve_age = 0 if cfg.reserve_vintage == "current" else now
         composition = {
             "train_docs": total,
             "train_web_docs": int(len(web_content)),
@@ -246,8 +247,9 @@ class Trainer(Agent):
             "train_ai_fraction_by_lab": [float(v) for v in by_lab],
             "train_mean_ai_generation": float(web_meta["generation"][is_ai].mean()) if is_ai.any() else None,
             # web pages are as old as their publication, the reserve as the run (drawn from the truth of tick
-            # 0), anchors are fresh; a model's own samples carry no date and are left out
-            "data_age": (float((web_age.sum() + n_reserve * now) / dated)
+            # 0; one bought afresh, reserve_vintage = "current", from that of now: fresh), anchors are fresh; a
+            # model's own samples carry no date and are left out
+            "data_age": (float((web_age.sum() + n_reserve * reserve_age) / dated)
                          if (dated := len(web_age) + n_reserve + int(cfg.anchors)) else None),
         }
         if "licences" in self.features:

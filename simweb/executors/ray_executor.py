@@ -138,10 +138,14 @@ class RayExecutor:
         self._hosts: list = [None] * self._n_hosts
         self._started_of: dict[str, int] = {}
         self._own_hosts = 0  # hosts of one agent (a trainer with a GPU)
+        # the trainers that will ask for a GPU, each a host of its own: counted from the start, so that the
+        # hosts made before them reserve room for them too (else a small node is over-reserved, one pends)
+        self._gpu_hosts = counts.get("gpu_trainer", 0)
 
     def _cpus(self) -> float:
         smallest = min((n["Resources"].get("CPU", 0.0) for n in ray.nodes() if n.get("Alive")), default=1.0)
-        hosts = max(getattr(self, "_n_hosts", 1) + getattr(self, "_own_hosts", 0), 1)
+        own = max(getattr(self, "_own_hosts", 0), getattr(self, "_gpu_hosts", 0))
+        hosts = max(getattr(self, "_n_hosts", 1) + own, 1)
         return max(0.01, round(min(1.0, 0.9 * smallest / hosts), 4))
 
     def _new_host(self, **options):

@@ -1,0 +1,52 @@
+"""The Ray executor's host layout, without a cluster: what each host actor reserves."""
+
+from __future__ import annotations
+
+import pytest
+
+ray = pytest.importorskip("ray")
+
+
+class _Remote:
+    """Stands in for ray.remote(_Host): records each host's options, starts nothing."""
+
+    def __init__(self):
+        self.reserved: list[dict] = []
+
+    def options(self, **options):
+        remote = self
+
+        class _Starter:
+            def remote(self):
+                remote.reserved.append(options)
+
+                class _Host:
+                    class add:  # noqa: N801 - stands in for an actor method
+                        @staticmethod
+                        def remote(*args):
+                            return object()
+
+                return _Host()
+
+        return _Starter()
+
+
+@pytest.mark.parametrize("shards, labs, gpu_labs", [(2, 1, 1), (2, 2, 2), (1, 1, 1), (3, 2, 1)])
+def test_the_hosts_fit_the_smallest_node_with_trainers_on_gpus(monkeypatch, shards, labs, gpu_labs):
+    # a 2-CPU node with a GPU (a notebook's VM): every host, the trainers' GPU hosts included, must fit in it
+    # at once, or the last is left pending until READY_TIMEOUT_S
+    from simweb.executors import ray_executor
+
+    monkeypatch.setattr(ray_executor.ray, "nodes", lambda: [{"Alive": True, "Resources": {"CPU": 2.0, "GPU": 4.0}}])
+    ex = ray_executor.RayExecutor.__new__(ray_executor.RayExecutor)
+    ex.counts, ex._remote = {}, _Remote()
+    monkeypatch.setattr(ex, "cluster", lambda: {"nodes": 1, "cpus": 2.0, "gpus": 4.0})
+    ex.plan({"shard": shards, "scraper": labs, "trainer": labs, "gpu_trainer": gpu_labs})  # as Fleet.start
+    for _ in range(shards):
+        ex.start(object, role="shard")
+    for _ in range(labs):
+        ex.start(object, role="scraper")
+    for i in range(labs):
+        ex.start(object, role="trainer", gpus=1.0 if i < gpu_labs else 0.0)
+    total = sum(o["num_cpus"] for o in ex._remote.reserved)
+    assert total <= 0.9 * 2.0 + 1e-9, ex._remote.reserved
