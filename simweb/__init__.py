@@ -169,10 +169,16 @@ def _plugin_uses(scenario):
 
 
 def _at_start(checkpoint_dir) -> bool:
-    """Whether the run's last checkpoint is the one taken before its first tick."""
-    from simweb.checkpoint import tick_of
+    """Whether the run is known to hold nothing to resume: no checkpoint at all, or only the one taken before its
+    first tick. A checkpoint that cannot be read (a storage error, a damaged file) keeps the run."""
+    from simweb import checkpoint
 
-    return tick_of(checkpoint_dir) in (0, None)
+    try:
+        if not checkpoint.exists(checkpoint_dir):
+            return True
+    except OSError:
+        return False
+    return checkpoint.tick_of(checkpoint_dir) == 0
 
 
 def _write_plugin_records(partial, sources) -> None:

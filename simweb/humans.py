@@ -1,8 +1,8 @@
 """Human writers who imitate models, and who are displaced by them (issue 19).
 
 A population with ``imitation`` writes each human page from the mixture (1 − κ_t)·truth + κ_t·model:
-the page takes k ~ Binomial(L, κ_t) of its L tokens (L = 1 sample for the gaussian and categorical
-families) from a released model picked by the population's market shares, the rest from the truth of
+the page takes k ~ Binomial(L, κ_t) of its L tokens (for a gaussian, L = its ``dim`` coordinates, and the
+closed form of the reproduce target holds for dim = 1; L = 1 for a categorical sample) from a released model picked by the population's market shares, the rest from the truth of
 its tick, at positions drawn uniformly. The page stays ``origin = human`` (a person published it) and
 carries the ground-truth column ``imitation`` = k / L. ``displacement`` s thins a population's new
 human pages to a share 1 − s·a_t of what it would write, a_t its AI adoption of the tick.

@@ -287,3 +287,22 @@ def test_the_likelihood_filter_as_a_user_plugin_gives_the_built_ins_output():
     assert (plugin.crawls["filter"] == "my_likelihood").any() and plugin.crawls["dropped"].sum() > 0
     assert built_in.generations.drop("run_id").equals(plugin.generations.drop("run_id"))
     assert built_in.crawls.drop("run_id", "filter").equals(plugin.crawls.drop("run_id", "filter"))
+
+
+def test_a_broken_plugin_removes_only_a_run_known_to_be_at_its_start(tmp_path, monkeypatch):
+    # the run's directory goes only when there is nothing to resume: no checkpoint, or tick 0's; a checkpoint that
+    # cannot be read (a storage error mid-run) keeps it, whatever tick it may hold
+    from simweb import _at_start, checkpoint
+
+    where = tmp_path / "checkpoint"
+    assert _at_start(where)  # nothing written yet
+    monkeypatch.setattr(checkpoint, "exists", lambda d: True)
+    for tick, at_start in ((0, True), (3, False), (None, False)):  # None: meta.json unreadable
+        monkeypatch.setattr(checkpoint, "tick_of", lambda d, t=tick: t)
+        assert _at_start(where) is at_start, tick
+
+    def unreachable(d):
+        raise OSError("the store did not answer")
+
+    monkeypatch.setattr(checkpoint, "exists", unreachable)
+    assert _at_start(where) is False
