@@ -393,3 +393,49 @@ def test_a_noisy_verifier_keeps_a_page_with_the_gaussian_probability():
         bar_se = math.sqrt(q * (1 - q) / n) / norm.pdf(norm.ppf(q)) * sigma
         se = math.sqrt(p * (1 - p) / n) + norm.pdf((d - bar) / sigma) * bar_se / sigma
         assert abs(kept - p) < 5 * se, (d, kept, p)
+
+
+def _all_green(key: int, gamma: float, V: int, length: int, other: int | None = None) -> np.ndarray:
+    """A document whose every token is green under ``key`` (and red under ``other``, if given)."""
+    from simweb.watermark import green_list
+
+    green = green_list(key, gamma, V)
+    avoid = green_list(other, gamma, V) if other is not None else np.zeros_like(green)
+    doc, prev = [], V
+    for _ in range(length):
+        prev = int(np.flatnonzero(green[prev] & ~avoid[prev])[0])
+        doc.append(prev)
+    return np.array(doc)
+
+
+def test_the_watermark_detector_uses_every_key_it_holds_and_flags_z_at_the_threshold():
+    """γ = 0.5 and 16 tokens, all green: z = (16 − 8) / √(16 · ¼) = 4 exactly, which reaches z_threshold = 4."""
+    from simweb.filters.watermark import WatermarkDetector
+
+    V, ka, kb = 32, 11, 22
+    docs = np.stack([_all_green(ka, 0.5, V, 16, other=kb), _all_green(kb, 0.5, V, 16, other=ka),
+                     _all_green(99, 0.5, V, 16)])
+    from simweb.watermark import z_scores
+
+    assert z_scores(docs[:1], ka, 0.5, V).tolist() == [4.0]
+    b = dataclasses.replace(batch(3, content=docs, needs=("tokens",)), vocab_size=V,
+                            watermark_keys={"a": (ka, 0.5), "b": (kb, 0.5)})
+    detector = lambda **cfg: WatermarkDetector(config_model("filter", "watermark")(**cfg))  # noqa: E731
+    assert detector(keys=("a", "b")).keep(b, rng=None).tolist() == [False, False, True]
+    assert detector(keys=("b",)).keep(b, rng=None).tolist() == [True, False, True]
+    assert detector().keep(b, rng=None).tolist() == [True, True, True]  # its own lab ("lab") does not watermark
+    assert detector(keys=("a",), z_threshold=4.01).keep(b, rng=None).tolist() == [True, True, True]
+
+
+def test_allowlist_by_age_keeps_the_k_oldest_sites_ties_by_index():
+    from types import SimpleNamespace
+
+    from simweb.filters.allowlist import Allowlist
+
+    graph = SimpleNamespace(created=np.array([3, 0, 0, 5, 1]), pagerank_rank=lambda: np.array([4, 3, 2, 1, 0]))
+    b = dataclasses.replace(batch(5, graph=graph, needs=("graph",)), site_id=np.arange(5))
+    allow = lambda **cfg: Allowlist(config_model("filter", "allowlist")(**cfg))  # noqa: E731
+    # oldest first: sites 1 and 2 (tick 0, 1 before 2), then 4, 0, 3
+    assert allow(top_k=3, reputation="age").keep(b, rng=None).tolist() == [False, True, True, False, True]
+    assert allow(top_k=1, reputation="age").keep(b, rng=None).tolist() == [False, True, False, False, False]
+    assert allow(top_k=2).keep(b, rng=None).tolist() == [False, False, False, True, True]  # by PageRank rank
