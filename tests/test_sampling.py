@@ -267,9 +267,9 @@ def test_low_temperature_on_tiny_probabilities_neither_underflows_nor_warns():
 def test_top_p_breaks_ties_by_token_index():
     """Among tokens of equal probability the lower index is kept first (a stable sort), so a truncated law is
     the same on every platform and numpy version. A row of 16 tokens that an unstable sort reorders."""
-    w = np.array([3, 2, 2, 1, 1, 1, 1, 1, 1, 3, 2, 3, 2, 2, 3, 3], dtype=np.float64)
-    # the five 3s hold 15/31; top_p = 18/31 then needs two of the five 2s: those at indices 1 and 2
-    out = shape_probs(w / w.sum(), top_p=18 / 31)[0]
+    w = np.array([2, 2, 2, 3, 1, 3, 3, 1, 2, 3, 2, 1, 3, 3, 3, 1], dtype=np.float64)
+    # the seven 3s hold 21/35; top_p = 24/35 then needs two of the five 2s: those at indices 0 and 1
+    out = shape_probs(w / w.sum(), top_p=24 / 35)[0]
     want = np.where(w == 3, 3.0, 0.0)
-    want[[1, 2]] = 2.0
+    want[[0, 1]] = 2.0
     np.testing.assert_allclose(out, want / want.sum(), rtol=1e-12)
