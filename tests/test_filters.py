@@ -298,6 +298,10 @@ def test_hash_set_is_a_set_and_keeps_its_runs_halving():
         probe = np.arange(302, dtype=np.uint64)  # every value, the largest of each run among them
         assert hs.contains(probe).tolist() == [int(v) in ref for v in probe]
     assert HashSet(hs.values()).values().tolist() == sorted(ref)
+    # a run exactly half the one before it merges too
+    exact = HashSet(np.arange(4, dtype=np.uint64))
+    exact.add(np.array([10, 11], dtype=np.uint64))
+    assert [len(r) for r in exact.runs] == [6]
 
 
 # ---------------------------------------------------------------- likelihood and verifier, by closed form
