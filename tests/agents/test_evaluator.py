@@ -156,10 +156,14 @@ def test_each_ticks_truth_scores_as_perfect_against_its_own_present():
     """At a drifted tick the metrics are against that tick's truth, on its own fresh human documents: the truth
     of tick 5 has excess NLL 0 there (and not at tick 0), and ``true_entropy`` is its NLL per token."""
     lang = _drifting()
-    ev = Evaluator(Evaluation(human_docs=300, sample_docs=50), lang, seed=0)
+    ev = Evaluator(Evaluation(human_docs=300, sample_docs=2000, tail_mass=0.1), lang, seed=0)
     t5 = lang.at(5)
     row = ev.evaluate(_Truth(t5), lab="t", generation=0, tick=5)
     assert abs(row["excess_nll"]) < 1e-12
+    # its own samples hold the tail of the present's unigram law at that law's mass (as the first test, at tick 0)
+    share = float(t5.unigram()[t5.tail_tokens(0.1)].sum())
+    tail_se = math.sqrt(share * (1 - share) / (2000 * 12)) / share
+    assert abs(row["tail_mass_ratio"] - 1.0) < 8 * tail_se, row["tail_mass_ratio"]
     _, human5, _ = ev.present(5)
     assert math.isclose(row["true_entropy"], -t5.log_prob(human5).mean() / 12, rel_tol=1e-12)
     assert ev.evaluate(_Truth(t5), lab="t", generation=0)["excess_nll"] > 0  # tick 0 (the default) is another truth
@@ -234,3 +238,35 @@ def test_divergence_needs_a_next_token_law_on_both_sides():
     ev = Evaluator(Evaluation(human_docs=10, sample_docs=10), _lang(), seed=0)
     assert ev.divergence(object(), _FixedLaw(np.full(64, 1 / 64))) is None
     assert ev.divergence(_FixedLaw(np.full(64, 1 / 64)), object()) is None
+
+
+def _cycle_model(V: int = 4, L: int = 16):
+    """Uniform first token, then each token followed by the next one mod V: V distinct bigrams, uniform unigrams."""
+    probs = np.zeros((V + 1, V))
+    probs[np.arange(V), (np.arange(V) + 1) % V] = 1.0
+    probs[V] = 1.0 / V
+    return NgramModel(vocab_size=V, doc_length=L, order=1, alpha=0.0).load_state_dict({"probs": probs})
+
+
+def test_unigram_entropy_and_distinct_2_of_a_cycling_model():
+    lang = MarkovLanguage.from_config(MarkovConfig(vocab_size=4, topics=2, doc_length=16), rng=np.random.default_rng(2))
+    n = 2000
+    ev = Evaluator(Evaluation(human_docs=20, sample_docs=n), lang, seed=0)
+    row = ev.evaluate(_cycle_model(), lab="m", generation=0)
+    # each document visits the 4 tokens in turn from a uniform start: unigram shares 1/4 ± O(1/√(n)) / 4
+    assert abs(row["unigram_entropy"] - math.log(4)) < 1e-3
+    assert math.isclose(row["distinct_2"], 4 / (n * 15))  # the pairs (x_t, x_t+1) are the 4 steps of the cycle
+
+
+def test_categorical_gini_simpson_and_listed_probabilities():
+    lang = CategoricalLanguage(np.array([0.5, 0.3, 0.2]))
+    ev = Evaluator(Evaluation(human_docs=10, sample_docs=10), lang, seed=0)
+    row = ev.evaluate(CategoricalModel(outcomes=3).load_state_dict({"probs": np.array([0.7, 0.3, 0.0])}),
+                      lab="c", generation=0)
+    assert math.isclose(row["gini_simpson"], 1 - 0.49 - 0.09) and row["probs"] == [0.7, 0.3, 0.0]
+    for k, listed in ((64, True), (65, False)):  # listed up to MAX_LISTED_OUTCOMES outcomes
+        big = CategoricalLanguage(np.full(k, 1 / k))
+        ev = Evaluator(Evaluation(human_docs=10, sample_docs=10), big, seed=0)
+        row = ev.evaluate(CategoricalModel(outcomes=k).load_state_dict({"probs": np.full(k, 1 / k)}), lab="c",
+                          generation=0)
+        assert (row["probs"] is not None) == listed and math.isclose(row["gini_simpson"], 1 - 1 / k)
