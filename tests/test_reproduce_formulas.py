@@ -230,3 +230,18 @@ def test_a_proportion_uses_the_binomial_error_at_the_formula_and_agreement_needs
     assert same["std_error"] == 0.0 and same["z"] == 0.0 and same["passed"]
     (other,) = _rows([0.5] * 5, 0.25)
     assert other["z"] == math.inf and not other["passed"]
+
+
+def test_reproduce_runs_the_targets_asked_for_with_their_overrides_and_replicates():
+    """Two tiny replicates through the real loop: the table is one row per check of each target asked for, the
+    overrides reach the scenario (2 ticks: generations 0 and 1 only) and the replicates differ (their seeds)."""
+    from simweb.reproduce import RESULT_SCHEMA, reproduce
+
+    seen = []
+    table = reproduce(replicates=3, only=["shumailov_gaussian_mle", "shumailov_categorical"],
+                      overrides=["run.ticks=2"], on_target=seen.append)
+    assert seen == ["shumailov_gaussian_mle", "shumailov_categorical"]
+    assert dict(table.schema) == RESULT_SCHEMA
+    assert table["target"].to_list() == ["shumailov_gaussian_mle"] * 4 + ["shumailov_categorical"] * 2
+    assert (table["replicates"] == 3).all() and (table["std_error"] > 0).all()
+    assert [int(re.search(r"g=(\d+)", q).group(1)) for q in table["quantity"]] == [0, 0, 1, 1, 0, 1]
