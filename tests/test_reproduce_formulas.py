@@ -245,3 +245,45 @@ def test_reproduce_runs_the_targets_asked_for_with_their_overrides_and_replicate
     assert table["target"].to_list() == ["shumailov_gaussian_mle"] * 4 + ["shumailov_categorical"] * 2
     assert (table["replicates"] == 3).all() and (table["std_error"] > 0).all()
     assert [int(re.search(r"g=(\d+)", q).group(1)) for q in table["quantity"]] == [0, 0, 1, 1, 0, 1]
+
+
+# what each kind of check reads from one replicate's generations, by the start of its quantity
+READS = {
+    "E[σ²]/σ²": lambda df, g, s2: df["var_ratio"][g],
+    "E[ln σ²]": lambda df, g, s2: math.log(df["var_ratio"][g] * s2),
+    "E[μ²]": lambda df, g, s2: df["mean_sq_error"][g],
+    "E[1−Σp²]": lambda df, g, s2: df["gini_simpson"][g],
+    "P(absorbed)": lambda df, g, s2: float(df["probs"][g][0] in (0.0, 1.0)),
+}
+GENERATIONS = {  # the generations each target checks, by kind, when the run is long enough
+    "shumailov_gaussian_mle": {"E[σ²]/σ²": [0, 9, 49, 99], "E[ln σ²]": [0, 9, 49, 99]},
+    "shumailov_gaussian_unbiased": {"E[μ²]": [9, 49, 99], "E[σ²]/σ²": [0, 9, 49], "E[ln σ²]": [9, 49, 99]},
+    "gerstgrasser_accumulate": {"E[μ²]": [9, 99]},
+    "shumailov_categorical": {"E[1−Σp²]": [0, 9, 49]},
+    "jangjoo_no_anchor": {"P(absorbed)": [4, 19, 59, 119]},
+}
+
+
+@pytest.mark.parametrize("name", list(GENERATIONS))
+def test_each_check_reads_its_own_column_at_its_own_generation(name):
+    """A σ of 2 (so that σ² ≠ σ), 200 ticks (so that no generation is clipped to the last), and a frame whose
+    every cell differs: each check must read exactly its column at its generation."""
+    overrides = ["run.ticks=200"] + (["language.std=2.0"] if "gaussian" in name or "gerstgrasser" in name else [])
+    sc, checks = _checks(name, *overrides)
+    s2 = sc.language.std ** 2 if sc.language.family == "gaussian" else 1.0
+    g = np.arange(200)
+    df = pl.DataFrame({"var_ratio": 1.0 + g / 1000, "mean_sq_error": 2.0 + g / 100, "gini_simpson": 0.5 - g / 1000,
+                       "probs": [[0.0, 1.0] if k % 3 == 0 else [0.5, 0.5] for k in g]})
+    seen: dict[str, list[int]] = {}
+    for c in checks:
+        kind = next(k for k in READS if c.quantity.startswith(k))
+        seen.setdefault(kind, []).append(_g(c))
+        assert c.per_replicate(df) == pytest.approx(READS[kind](df, _g(c), s2)), c.quantity
+    assert seen == GENERATIONS[name]
+    if "gaussian" in name or "gerstgrasser" in name:  # the formulas scale with σ²
+        base = _checks(name, "run.ticks=200")[1]
+        for c, b in zip(checks, base):
+            if c.quantity.startswith("E[μ²]"):
+                assert c.formula == pytest.approx(4 * b.formula)
+            elif c.quantity.startswith("E[ln σ²]"):
+                assert c.formula == pytest.approx(b.formula + math.log(4))
