@@ -130,8 +130,9 @@ def _fixed_point(step, start: float = 0.0) -> float:
     return v
 
 
-def test_jangjoo_anchors_stationary_variance_is_the_fixed_point_of_its_map():
-    sc, (check,) = _checks("jangjoo_anchors")
+@pytest.mark.parametrize("anchors", [None, 3])  # the paper's m = 1, and one where 2m + 1 ≠ 2/m + 1
+def test_jangjoo_anchors_stationary_variance_is_the_fixed_point_of_its_map(anchors):
+    sc, (check,) = _checks("jangjoo_anchors", *([f"labs[0].anchors={anchors}"] if anchors else []))
     M, m, p = sc.labs[0].crawl_budget, sc.labs[0].anchors, float(sc.language.probs[0])
     # p̂' = (Binomial(M, p̂) + Binomial(m, p)) / (M + m); E[p̂] = p, E[p̂(1 − p̂)] = p(1 − p) − v
     v = _fixed_point(lambda v: (M * (p * (1 - p) - v) + M * M * v + m * p * (1 - p)) / (M + m) ** 2)
@@ -139,8 +140,9 @@ def test_jangjoo_anchors_stationary_variance_is_the_fixed_point_of_its_map():
     _late_mean_is_from_the_burn_in_on(check, sc, centre=p)
 
 
-def test_jangjoo_prior_stationary_variance_is_the_fixed_point_of_its_map():
-    sc, (check,) = _checks("jangjoo_prior")
+@pytest.mark.parametrize("strength", [None, 5.0])  # the paper's a = 1, and a = 2.5 (where a, 1/a and a² differ)
+def test_jangjoo_prior_stationary_variance_is_the_fixed_point_of_its_map(strength):
+    sc, (check,) = _checks("jangjoo_prior", *([f"labs[0].prior.strength={strength}"] if strength else []))
     M, c = sc.labs[0].crawl_budget, sc.labs[0].prior.strength
     # c pseudo-counts at ½: p̂' = (Binomial(M, p̂) + c/2) / (M + c); E[p̂] = ½
     v = _fixed_point(lambda v: (M * (0.25 - v) + M * M * v) / (M + c) ** 2)
@@ -157,8 +159,9 @@ def _late_mean_is_from_the_burn_in_on(check: Check, sc, centre: float) -> None:
     assert check.per_replicate(df) == pytest.approx(0.01, rel=1e-9)
 
 
-def test_alemohammad_stationary_mean_error_is_the_fixed_point_of_its_map():
-    sc, (check,) = _checks("alemohammad_fresh")
+@pytest.mark.parametrize("std", [None, 2.0])
+def test_alemohammad_stationary_mean_error_is_the_fixed_point_of_its_map(std):
+    sc, (check,) = _checks("alemohammad_fresh", *([f"language.std={std}"] if std else []))
     n_r, n_s, s2 = sc.labs[0].anchors, sc.labs[0].crawl_budget, sc.language.std ** 2
     # μ̂' = (n_s samples of N(μ̂, σ²) + n_r of N(0, σ²)) / (n_s + n_r)
     v = _fixed_point(lambda v: (n_s ** 2 * v + (n_s + n_r) * s2) / (n_s + n_r) ** 2)
@@ -273,7 +276,7 @@ def test_each_check_reads_its_own_column_at_its_own_generation(name):
     s2 = sc.language.std ** 2 if sc.language.family == "gaussian" else 1.0
     g = np.arange(200)
     df = pl.DataFrame({"var_ratio": 1.0 + g / 1000, "mean_sq_error": 2.0 + g / 100, "gini_simpson": 0.5 - g / 1000,
-                       "probs": [[0.0, 1.0] if k % 3 == 0 else [0.5, 0.5] for k in g]})
+                       "probs": [{4: [0.0, 1.0], 19: [1.0, 0.0], 119: [0.0, 1.0]}.get(k, [0.3, 0.7]) for k in g]})
     seen: dict[str, list[int]] = {}
     for c in checks:
         kind = next(k for k in READS if c.quantity.startswith(k))
