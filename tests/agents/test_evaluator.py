@@ -270,3 +270,14 @@ def test_categorical_gini_simpson_and_listed_probabilities():
         row = ev.evaluate(CategoricalModel(outcomes=k).load_state_dict({"probs": np.full(k, 1 / k)}), lab="c",
                           generation=0)
         assert (row["probs"] is not None) == listed and math.isclose(row["gini_simpson"], 1 - 1 / k)
+
+
+def test_a_model_without_the_present_tails_tokens_scores_zero_tail_mass_at_a_drifted_tick():
+    lang = _drifting()
+    ev = Evaluator(Evaluation(human_docs=50, sample_docs=200, tail_mass=0.1), lang, seed=0)
+    t5 = lang.at(5)
+    head = ~t5.tail_tokens(0.1)
+    probs = np.zeros((41, 40))
+    probs[:, head] = 1.0 / head.sum()
+    model = NgramModel(vocab_size=40, doc_length=12, order=1, alpha=0.0).load_state_dict({"probs": probs})
+    assert ev.evaluate(model, lab="m", generation=0, tick=5)["tail_mass_ratio"] == 0.0
