@@ -14,10 +14,27 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 module=${1:?usage: scripts/mutation.sh MODULE [TEST_FILE ...]}
 shift
 
+# each module's own fast tests (seconds, not minutes: they run once per mutant)
+filter_tests="tests/test_filters.py tests/agents/test_scraper.py"
 declare -A own_tests=(
   [simweb/watermark.py]="tests/test_watermark.py"
   [simweb/sampling.py]="tests/test_sampling.py"
+  [simweb/regimes.py]="tests/test_regimes.py"
+  [simweb/filters/base.py]="$filter_tests"
+  [simweb/filters/allowlist.py]="$filter_tests"
+  [simweb/filters/classifier.py]="$filter_tests"
+  [simweb/filters/cutoff.py]="$filter_tests"
+  [simweb/filters/dedup.py]="$filter_tests"
+  [simweb/filters/likelihood.py]="$filter_tests"
+  [simweb/filters/provenance.py]="tests/test_filters.py"
+  [simweb/filters/verifier.py]="$filter_tests"
+  [simweb/filters/watermark.py]="$filter_tests"
+  [simweb/agents/evaluator.py]="tests/agents/test_evaluator.py tests/language/test_drift.py"
+  [simweb/models/prior.py]="tests/models/test_prior.py"
   [simweb/models/simple.py]="tests/models/test_simple.py tests/models/test_prior.py"
+  [simweb/models/ngram.py]="tests/models/test_ngram.py tests/models/test_prior.py"
+  # the formulas, derived a second way; the reproduction itself (tests/test_reproduce.py) takes minutes
+  [simweb/reproduce.py]="tests/test_reproduce_formulas.py tests/test_reproduce.py::test_the_exact_absorption_chain_is_a_distribution_that_absorbs"
 )
 if [ $# -gt 0 ]; then
   tests=("$@")

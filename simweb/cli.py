@@ -339,7 +339,8 @@ def _cmd_sweep(args) -> int:
         task = progress.add_task("sweep", total=total)
 
     def on_done(done: int, total: int, outcome: dict) -> None:
-        tag = "skipped (done before)" if outcome.get("skipped") else outcome["state"]
+        tag = ("skipped (done before)" if outcome.get("skipped") else
+               "done (went on from its checkpoint)" if outcome.get("resumed") else outcome["state"])
         if progress is not None:
             progress.update(task, completed=done)
             if outcome["error"]:

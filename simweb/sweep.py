@@ -203,11 +203,17 @@ def _run_point(task: tuple) -> dict:
 
         # a sweep spreads its runs over processes or Ray tasks; inside one, the run itself is in-process.
         # A run whose worker died goes on from its last checkpoint: it loses at most one generation.
-        if run_dir is not None and (partial_dir(run_dir) / "checkpoint" / "meta.json").is_file():
-            results = simweb.resume(run_dir, executor="local", plugins=plugins)
+        # SIMWEB_CRASH_AT_TICK (a test hook, simweb.cli) kills the worker once that tick is complete: a resumed
+        # run starts past it, so a retried task is not killed again
+        from simweb.cli import _crash_hook
+
+        resumed = run_dir is not None and (partial_dir(run_dir) / "checkpoint" / "meta.json").is_file()
+        if resumed:
+            results = simweb.resume(run_dir, executor="local", plugins=plugins, on_tick=_crash_hook())
         else:
             results = simweb.run(scenario, out=run_dir, overwrite=run_dir is not None and
-                                 partial_dir(run_dir).exists(), executor="local", plugins=plugins)
+                                 partial_dir(run_dir).exists(), executor="local", plugins=plugins,
+                                 on_tick=_crash_hook())
     except SimwebError as err:
         return {"state": "failed", "error": str(err), "wall_time_s": time.perf_counter() - start, "skipped": False,
                 "generations": None}
@@ -216,7 +222,7 @@ def _run_point(task: tuple) -> dict:
         return {"state": "failed", "error": f"internal error: {last}", "wall_time_s": time.perf_counter() - start,
                 "skipped": False, "generations": None}
     return {"state": "done", "error": None, "wall_time_s": time.perf_counter() - start, "skipped": False,
-            "generations": results.generations if keep_frames else None}
+            "resumed": resumed, "generations": results.generations if keep_frames else None}
 
 
 def _run_point_light(task: tuple) -> dict:

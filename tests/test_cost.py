@@ -186,8 +186,7 @@ def test_the_estimate_is_within_2x_of_the_measured_peak_rss(shape):
     print(f"{shape}: peak RSS {got['rss'] / 2**20:.0f} MiB, estimate {got['estimate'] / 2**20:.0f} MiB "
           f"({ratio:.2f}x); {got['seconds']:.1f} s, estimate {got['estimate_s']:.1f} s")
     assert 0.5 <= ratio <= 2.0, got
-    # the time is rough (constants of a 2-core machine; machines differ 2-3x): an order of magnitude
-    assert 0.1 <= got["estimate_s"] / max(got["seconds"], 0.5) <= 10, got
+    # the time estimate is printed above, not asserted: a measured time depends on the machine and its load
 
 
 @pytest.mark.parametrize("extra", [[], ["publishers.newsrooms.imitation={start=0.1, end=0.5}"]])

@@ -141,6 +141,14 @@ new_only = true
 model = { family = "gaussian" }
 
 [[labs]]
+name = "accumulate"
+release_every = 1
+crawl_budget = 20
+new_only = true
+regime = "accumulate"
+model = { family = "gaussian" }
+
+[[labs]]
 name = "archive"
 release_every = 1
 crawl_budget = 20
@@ -169,6 +177,15 @@ def test_a_window_trains_on_the_last_w_ticks_of_crawls():
     np.testing.assert_allclose(w3["data_age"], [np.mean(np.arange(min(k + 1, 3))) for k in t])
     # a window of one tick is replace
     assert w1["mean_sq_error"].equals(replace["mean_sq_error"]) and (w1["data_age"] == 0).all()
+
+
+def test_accumulate_trains_on_every_page_ever_kept():
+    """An unbounded window: generation k trains on the 20 pages of each of the k + 1 crawls so far, mean age k/2."""
+    gens = simweb.run(parse_scenario(_HUMANS)).generations
+    acc = gens.filter(pl.col("lab") == "accumulate").sort("generation")
+    t = acc["tick"].to_numpy()
+    assert acc["train_web_docs"].to_list() == [20 * (k + 1) for k in t]
+    np.testing.assert_allclose(acc["data_age"], t / 2)
 
 
 def test_an_archive_snapshot_crawls_its_whole_budget_where_a_cutoff_filter_starves():

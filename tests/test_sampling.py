@@ -264,3 +264,62 @@ def test_choice_draws_what_numpy_choice_draws(weights, size, seed):
     want = theirs.choice(len(p), size=size, p=p)
     assert got.dtype == want.dtype and np.array_equal(got, want)
     assert ours.random() == theirs.random()
+
+
+class _Uniforms:
+    """A stand-in generator whose uniforms are given: the edges of [0, 1) that a real one reaches once in 2^53."""
+
+    def __init__(self, values):
+        self.values = np.asarray(values, dtype=np.float64)
+
+    def random(self, size):
+        assert size == len(self.values)
+        return self.values
+
+
+def test_a_zero_probability_outcome_is_never_drawn_even_on_a_uniform_at_its_cdf_step():
+    from simweb.sampling import choice
+
+    # u = 0 and u = 0.5 sit exactly on the steps of the cumulative sums [0, 0.5, 0.5, 1]
+    got = choice(np.array([0.0, 0.5, 0.0, 0.5]), 2, rng=_Uniforms([0.0, 0.5]))
+    assert got.tolist() == [1, 3]
+    # the alias table: a uniform that lands exactly on a zero-probability column's left edge takes its alias
+    table = AliasTable(np.array([0.0, 1.0, 0.0, 0.0]))
+    edges = np.arange(4) / 4
+    assert table.draw(np.zeros(4, dtype=np.int64), edges).tolist() == [1, 1, 1, 1]
+
+
+def test_alias_tables_store_float64_thresholds_and_int32_aliases():
+    table = AliasTable(random_rows(np.random.default_rng(0), 3, 7))
+    assert table._threshold.dtype == np.float64 and table._alias.dtype == np.int32
+    assert table.nbytes() == 3 * 7 * (8 + 4)
+
+
+def test_shape_probs_returns_float64_rows_whatever_the_input_dtype():
+    for probs in (np.array([1, 3]), np.array([0.25, 0.75], dtype=np.float32)):
+        assert shape_probs(probs).dtype == np.float64
+        assert shape_probs(probs, temperature=0.5, top_p=0.9).dtype == np.float64
+
+
+def test_low_temperature_on_tiny_probabilities_neither_underflows_nor_warns():
+    """p^(1/T) is computed in log space, shifted by each row's own maximum: rows at very different scales keep
+    their exact shaped law (p_i^(1/T) / Σ p_j^(1/T)) and zero-probability tokens raise no division warning."""
+    import warnings
+
+    p = np.array([[2e-300, 1e-300, 0.0], [0.5, 0.5, 0.0]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out = shape_probs(p, temperature=0.05)  # 1/T = 20: the ratio 2:1 becomes 2^20:1
+    r = 2.0 ** -20
+    np.testing.assert_allclose(out, [[1 / (1 + r), r / (1 + r), 0.0], [0.5, 0.5, 0.0]], rtol=1e-12)
+
+
+def test_top_p_breaks_ties_by_token_index():
+    """Among tokens of equal probability the lower index is kept first (a stable sort), so a truncated law is
+    the same on every platform and numpy version. A row of 16 tokens that an unstable sort reorders."""
+    w = np.array([2, 2, 2, 3, 1, 3, 3, 1, 2, 3, 2, 1, 3, 3, 3, 1], dtype=np.float64)
+    # the seven 3s hold 21/35; top_p = 24/35 then needs two of the five 2s: those at indices 0 and 1
+    out = shape_probs(w / w.sum(), top_p=24 / 35)[0]
+    want = np.where(w == 3, 3.0, 0.0)
+    want[[0, 1]] = 2.0
+    np.testing.assert_allclose(out, want / want.sum(), rtol=1e-12)

@@ -100,79 +100,46 @@ def test_a_sweep_on_ray_tasks_equals_the_local_pool(tmp_path):
         assert pl.read_parquet(ray / name).equals(pl.read_parquet(local / name)), name
 
 
-def _descendants(pid: int) -> list[int]:
-    """Every process below ``pid`` (children, grandchildren, ...), from the parent ids in /proc/<pid>/stat."""
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", "rb") as fh:
-                stat = fh.read()
-        except OSError:
-            continue
-        # "pid (comm) state ppid ...": comm may hold spaces and parentheses, so split after its last ')'
-        ppid = int(stat[stat.rindex(b")") + 2:].split()[1])
-        children.setdefault(ppid, []).append(int(entry))
-    out, todo = [], [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            out.append(child)
-            todo.append(child)
-    return out
+def test_a_sweep_killed_at_a_tick_goes_on_from_that_runs_checkpoint(tmp_path):
+    """SIMWEB_CRASH_AT_TICK reaches the sweep's runs: with one worker the run is in the sweep's own process, so the
+    whole command dies by SIGKILL at the tick (no clean-up); the same command again finishes that run from its
+    checkpoint, and the sweep equals one never interrupted."""
+    import json
+    import signal
 
-
-def _cmdline(pid: int) -> bytes:
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as fh:
-            return fh.read()
-    except OSError:
-        return b""
-
+    scen = tmp_path / "s.toml"
+    scen.write_text(COLLAPSE.replace("ticks = 6", "ticks = 5"))
+    whole, broken = tmp_path / "whole", tmp_path / "broken"
+    args = [sys.executable, "-m", "simweb", "sweep", str(scen), "--seeds", "1", "--workers", "1", "--executor",
+            "local", "--grid", "labs.replace.crawl_budget=300"]
+    assert subprocess.run([*args, "--out", str(whole)], capture_output=True, text=True).returncode == 0
+    killed = subprocess.run([*args, "--out", str(broken)], capture_output=True, text=True,
+                            env={**os.environ, "SIMWEB_CRASH_AT_TICK": "3"})
+    assert killed.returncode == -signal.SIGKILL, (killed.returncode, killed.stderr)
+    metas = list((broken / "runs").glob(".p*.partial/checkpoint/meta.json"))
+    assert len(metas) == 1 and json.loads(metas[0].read_text())["meta"]["tick"] == 3
+    again = subprocess.run([*args, "--out", str(broken)], capture_output=True, text=True)
+    assert again.returncode == 0 and "went on from its checkpoint" in again.stderr, again.stderr
+    for name in ("generations.parquet", "ticks.parquet"):
+        assert pl.read_parquet(broken / name).equals(pl.read_parquet(whole / name)), name
 
 
 @pytest.mark.slow  # starts Ray
 def test_a_ray_worker_killed_during_a_sweep_loses_only_that_runs_current_generation(tmp_path):
-    import json
-    import signal
-    import time
-
+    """Each run's Ray worker kills itself (SIGKILL) once tick 3 is complete (the test hook SIMWEB_CRASH_AT_TICK:
+    a deterministic point, no polling, and no process this test did not start is touched); Ray retries the task,
+    which goes on from the run's checkpoint of tick 3, and the sweep equals the local one."""
     scen = tmp_path / "s.toml"
     scen.write_text(COLLAPSE.replace("ticks = 6", "ticks = 12"))
     local, ray_out = tmp_path / "local", tmp_path / "ray"
     assert _sweep(scen, local, "labs.replace.crawl_budget=300", seeds=2).returncode == 0
     args = [sys.executable, "-m", "simweb", "sweep", str(scen), "--seeds", "2", "--out", str(ray_out),
             "--executor", "ray", "--grid", "labs.replace.crawl_budget=300"]
-    # a Ray instance of its own (no RAY_ADDRESS), in a session of its own: the worker killed below is one of
-    # this sweep's descendants, never a process of another run on the same machine
-    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
-    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env,
-                            start_new_session=True)
-    try:
-        killed, deadline = None, time.monotonic() + 120
-        while killed is None and time.monotonic() < deadline and proc.poll() is None:
-            metas = (ray_out / "runs").glob(".p*.partial/checkpoint/meta.json") if (ray_out / "runs").exists() else []
-            for meta in metas:
-                try:
-                    tick = json.loads(meta.read_text())["meta"]["tick"]
-                except (OSError, ValueError):
-                    continue
-                if tick >= 3:
-                    for pid in _descendants(proc.pid):
-                        if b"_run_point" in _cmdline(pid):
-                            os.kill(pid, signal.SIGKILL)
-                            killed = (meta, tick)
-                            break
-                if killed:
-                    break
-            time.sleep(0.01)
-        _, err = proc.communicate(timeout=300)
-    finally:
-        if proc.poll() is None:  # only on a failure above: take down the sweep's own session, nothing else
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-    assert killed is not None, "no sweep worker was caught mid-run"
-    assert proc.returncode == 0, err
+    # a Ray instance of its own (no RAY_ADDRESS): its workers inherit this environment, hook included
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"} | {"SIMWEB_CRASH_AT_TICK": "3"}
+    proc = subprocess.run(args, capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.count("went on from its checkpoint") == 2, proc.stderr  # both runs were killed, once
     status = pl.read_parquet(ray_out / "status.parquet")
     assert (status["state"] == "done").all(), status
     assert pl.read_parquet(ray_out / "generations.parquet").equals(pl.read_parquet(local / "generations.parquet"))

@@ -308,3 +308,63 @@ def test_from_config_takes_shape_from_the_language_and_order_from_the_config():
     model = NgramModel.from_config(NgramConfig(order=2, alpha=0.25), lang)
     assert (model.vocab_size, model.doc_length, model.order, model.alpha) == (9, 7, 2, 0.25)
     assert model.contexts == 100
+
+
+def test_a_watermarked_ngram_writes_each_token_green_with_the_biased_probability():
+    """Order 2, uniform rows: after previous token l (the newest digit of the context, the start symbol first),
+    a token is green with probability G_l e^δ / (G_l e^δ + V − G_l), G_l the green tokens after l. The green
+    count over all positions is a sum of independent Bernoullis given the previous tokens: z within 5."""
+    from simweb.watermark import Watermark, green_list
+
+    V, L, n = 12, 20, 3000
+    mark = Watermark(key=12345, gamma=0.25, delta=2.0)
+    model = NgramModel(vocab_size=V, doc_length=L, order=2)
+    model.load_state_dict({"probs": np.full((model.contexts, V), 1 / V)})
+    docs = model.sample(n, rng=np.random.default_rng(0), watermark=mark).astype(np.int64)
+    green = green_list(mark.key, mark.gamma, V)
+    prev = np.concatenate([np.full((n, 1), V), docs[:, :-1]], axis=1)
+    g = green.sum(axis=1)
+    p = g * math.exp(mark.delta) / (g * math.exp(mark.delta) + V - g)
+    expected = p[prev]
+    observed = green[prev, docs]
+    z = (observed.sum() - expected.sum()) / math.sqrt((expected * (1 - expected)).sum())
+    assert abs(z) < 5, z
+    # and the same noise through draw() with the same watermark: the same documents
+    again = model.draw(model.noise(n, rng=np.random.default_rng(0)), watermark=mark)
+    assert np.array_equal(again, docs)
+
+
+def test_draw_defaults_to_the_unshaped_law():
+    model = NgramModel(vocab_size=8, doc_length=6, order=1)
+    model.fit(np.random.default_rng(1).integers(0, 8, (50, 6)), rng=np.random.default_rng(0))
+    noise = model.noise(40, rng=np.random.default_rng(2))
+    assert np.array_equal(model.draw(noise), model.draw(noise, temperature=1.0, top_p=1.0))
+    assert np.array_equal(model.draw(noise), model.sample(40, rng=np.random.default_rng(2)))
+
+
+def test_defaults_memory_and_next_token_probs():
+    model = NgramModel(vocab_size=5, doc_length=4)
+    assert model.order == 1 and model.alpha == 0.0
+    from types import SimpleNamespace
+
+    cfg, sc = SimpleNamespace(order=2), SimpleNamespace(language=SimpleNamespace(vocab_size=10))
+    assert NgramModel.memory_bytes(cfg, sc) == 100 * 11 ** 2 * 10  # 100 bytes per cell of (V+1)^order × V
+    probs = np.random.default_rng(0).dirichlet(np.ones(5), size=6)
+    model.load_state_dict({"probs": probs})
+    docs = np.array([[3, 1, 4, 0]])
+    np.testing.assert_array_equal(model.next_token_probs(docs)[0], probs[[5, 3, 1, 4]])  # BOS, then each token
+
+
+def test_unseen_contexts_of_a_small_or_empty_corpus_and_no_warnings():
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        one = NgramModel(vocab_size=4, doc_length=1).fit(np.array([[2]]), rng=np.random.default_rng(0))
+        # one token, after BOS: every other context falls back to the corpus unigram law, whose top token is unseen
+        np.testing.assert_array_equal(one.probs[:4], np.tile([0.0, 0.0, 1.0, 0.0], (4, 1)))
+        none = NgramModel(vocab_size=4, doc_length=3).fit(np.zeros((0, 3), dtype=np.int64), rng=np.random.default_rng(0))
+        np.testing.assert_array_equal(none.probs, np.full((5, 4), 0.25))  # no data at all: uniform
+        assert np.isneginf(one.token_log_prob(np.array([[1]]))).all()  # zero probability, quietly −inf
+    assert "has not been fitted" in str(pytest.raises(RuntimeError, NgramModel(vocab_size=2, doc_length=1).sample, 1,
+                                                      rng=np.random.default_rng(0)).value)

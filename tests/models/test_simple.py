@@ -166,3 +166,47 @@ def test_categorical_unfitted_model_is_refused():
 def test_categorical_from_config():
     lang = CategoricalLanguage(np.full(7, 1 / 7))
     assert CategoricalModel.from_config(CategoricalModelConfig(family="categorical"), lang).outcomes == 7
+
+
+def test_draw_and_sample_default_to_temperature_one():
+    rng = np.random.default_rng(0)
+    g = GaussianModel(dim=2).fit(rng.standard_normal((50, 2)), rng=rng)
+    z = g.noise(30, rng=np.random.default_rng(1))
+    np.testing.assert_array_equal(g.draw(z), g.mean + np.sqrt(g.var) * z)
+    np.testing.assert_array_equal(g.sample(30, rng=np.random.default_rng(1)), g.draw(z))
+    c = CategoricalModel(outcomes=4).load_state_dict({"probs": np.array([0.1, 0.2, 0.3, 0.4])})
+    u = c.noise(200, rng=np.random.default_rng(2))
+    np.testing.assert_array_equal(c.draw(u), c.draw(u, temperature=1.0, top_p=1.0))
+    np.testing.assert_array_equal(c.sample(200, rng=np.random.default_rng(2)), c.draw(u))
+    # inverse cdf of the law itself: u in [0.1, 0.3) is outcome 1
+    assert c.draw(np.array([[0.05], [0.15], [0.35], [0.95]]))[:, 0].tolist() == [0, 1, 2, 3]
+
+
+def test_point_masses_per_row_and_no_warnings():
+    """A dimension of zero variance is a point mass: a row is +inf on it and −inf off it; quietly."""
+    import warnings
+
+    m = GaussianModel(dim=2).load_state_dict({"mean": np.array([0.0, 1.0]), "var": np.array([4.0, 0.0])})
+    x = np.array([[0.5, 1.0], [-1.0, 1.0], [0.5, 2.0]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = m.log_prob(x)
+        c = CategoricalModel(outcomes=2).load_state_dict({"probs": np.array([1.0, 0.0])})
+        assert c.log_prob(np.array([[1]])).tolist() == [-np.inf]
+    assert got.tolist() == [np.inf, np.inf, -np.inf]
+
+
+def test_states_load_as_vectors_whatever_their_stored_shape():
+    g = GaussianModel(dim=2).load_state_dict({"mean": [[1.0, 2.0]], "var": [[3.0, 4.0]]})
+    assert g.mean.shape == (2,) and g.var.shape == (2,)
+    c = CategoricalModel(outcomes=2).load_state_dict({"probs": [[0.25, 0.75]]})
+    assert c.probs.shape == (2,)
+
+
+def test_errors_say_what_is_missing():
+    with pytest.raises(RuntimeError, match="the gaussian model has not been fitted"):
+        GaussianModel(dim=1).sample(1, rng=np.random.default_rng(0))
+    with pytest.raises(RuntimeError, match="the categorical model has not been fitted"):
+        CategoricalModel(outcomes=2).sample(1, rng=np.random.default_rng(0))
+    with pytest.raises(ValueError, match="a categorical fit needs at least one sample"):
+        CategoricalModel(outcomes=2).fit(np.zeros((0, 1), dtype=np.int64), rng=np.random.default_rng(0))
