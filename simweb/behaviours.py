@@ -36,6 +36,15 @@ class Drafts:
         return len(self.content)
 
 
+def _needs_tokens(scenario, where: str, what: str, fail) -> None:
+    """A behaviour that rewrites tokens is refused, in one line, on a language that has none."""
+    from simweb.scenario.models import TOKEN_LANGUAGES
+
+    family = scenario.language.family
+    if family not in TOKEN_LANGUAGES:
+        fail(where, f"{what} and needs a markov language, got {family}")
+
+
 @plugins.publisher_behaviour("edit")
 class Edit:
     """Human edits of AI drafts: each token rewritten with probability ``fraction``, by a token humans use
@@ -45,6 +54,9 @@ class Edit:
         """Human edits of AI drafts."""
 
         fraction: float = Field(0.0, ge=0.0, le=1.0)  # share of a draft's tokens rewritten
+
+        def check(self, scenario, where: str, fail) -> None:
+            _needs_tokens(scenario, where, "edits rewrite tokens", fail)
 
     def __init__(self, config):
         self.config = config
@@ -86,6 +98,7 @@ class Launder:
         def check(self, scenario, where: str, fail) -> None:
             from simweb.scenario.load import _did_you_mean
 
+            _needs_tokens(scenario, where, "laundering rewrites tokens", fail)
             names = [lab.name for lab in scenario.labs]
             if self.paraphraser != "truth" and self.paraphraser not in names:
                 fail(f"{where}.with", f'expected "truth" or a lab\'s name, got {self.paraphraser!r}'

@@ -148,3 +148,17 @@ def test_a_launder_behaviour_resolves_to_a_scenario_that_reads_back():
     sc = scenario(LOOP, "publishers.all.behaviours=[{kind=\"launder\", fraction=0.2, with=\"keep\"}]")
     again = parse_scenario(dump_scenario(sc))
     assert again.publishers[0].behaviours[0].paraphraser == "keep"
+
+
+@pytest.mark.parametrize("family", ["gaussian", "categorical"])
+@pytest.mark.parametrize("kind", ["launder", "edit"])
+def test_token_rewriting_behaviours_are_refused_on_a_language_without_tokens(family, kind):
+    # the behaviours-list form is checked like the publisher keys: a gaussian sample has no tokens to rewrite
+    from simweb.errors import ScenarioError
+
+    with pytest.raises(ScenarioError) as err:
+        scenario(COLLAPSE, f"language={{family='{family}'}}", f"labs.replace.model={{family='{family}'}}",
+                 f"labs.keep.model={{family='{family}'}}", "publishers.all.top_p=1.0",
+                 f"publishers.all.behaviours=[{{kind='{kind}', fraction=0.3}}]")
+    message = str(err.value)
+    assert "\n" not in message and "behaviours[0]" in message and f"got {family}" in message, message
