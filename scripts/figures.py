@@ -265,6 +265,15 @@ def block_quickstart(s: dict) -> str:
             + provenance(s, ["quickstart"]))
 
 
+def block_drift(s: dict) -> str:
+    """README's speed of a drifting truth: the quickstart stationary and drifting, ratios within one run."""
+    d = s["drift"]
+    rows = [[name, f"{num(d['median_sim_s'][name])} s", f"{num(d['ratio'][name])}×",
+             f"{num(d['cpu_ratio'][name])}×"] for name in d["median_sim_s"]]
+    return "\n".join([table(["quickstart", "simulation (median)", "/ stationary", "CPU / stationary"], rows), "",
+                      provenance(s, ["drift"])])
+
+
 BLOCKS: dict[str, tuple[Callable[[dict], str], tuple[str, ...], bool]] = {  # name -> (render, sections, inline)
     "speed": (block_speed, ("quickstart", "shards", "sampler", "pure_loop", "sweep", "transformer", "web_1m",
                             "web_10m", "scaling"), False),
@@ -275,6 +284,7 @@ BLOCKS: dict[str, tuple[Callable[[dict], str], tuple[str, ...], bool]] = {  # na
     "scaling": (block_scaling, ("scaling",), False),
     "scaling_stages": (block_scaling_stages, ("scaling",), False),
     "quickstart": (block_quickstart, ("quickstart",), False),
+    "drift": (block_drift, ("drift",), False),
 }
 
 
