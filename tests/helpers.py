@@ -56,6 +56,23 @@ benchmark_docs = 100
 """
 
 
+def refused_run(tmp_path, text: str, override: str) -> str:
+    """``simweb run`` of ``text`` with ``--set override`` into ``tmp_path/out``: asserts exit 2, one line on
+    stderr and nothing written (no output, no partial sibling); returns that line."""
+    import subprocess
+    import sys
+
+    path, out = tmp_path / "s.toml", tmp_path / "out"
+    path.write_text(text)
+    proc = subprocess.run([sys.executable, "-m", "simweb", "run", str(path), "--set", override, "--out", str(out)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert not out.exists() and not list(tmp_path.glob(".out*"))
+    return lines[0]
+
+
 def scenario(text: str = COLLAPSE, *overrides: str):
     return parse_scenario(text, list(overrides))
 

@@ -19,7 +19,7 @@ from simweb.executors import LocalExecutor
 from simweb.humans import imitation_share, splice
 from simweb.reproduce import Z_PASS, imitation_error, reproduce
 from simweb.schema import features_of
-from tests.helpers import COLLAPSE, scenario
+from tests.helpers import COLLAPSE, refused_run, scenario
 
 HUMANS = COLLAPSE + """
 [[publishers]]
@@ -142,15 +142,8 @@ def test_splice_takes_exactly_k_tokens_from_the_model():
     ("labs.replace.reserve_vintage=\"current\"", "labs[0].reserve_vintage"),  # without a reserve_fraction
 ])
 def test_bad_keys_exit_2_with_one_line_naming_the_field(tmp_path, override, field):
-    path = tmp_path / "s.toml"
-    path.write_text(HUMANS)
-    out = tmp_path / "out"
-    proc = subprocess.run([sys.executable, "-m", "simweb", "run", str(path), "--set", override, "--out", str(out)],
-                          capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 2, proc.stderr
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and field in lines[0], proc.stderr
-    assert not out.exists()
+    line = refused_run(tmp_path, HUMANS, override)
+    assert field in line, line
 
 
 @pytest.mark.slow  # a hundred replicates of the gaussian loop per κ

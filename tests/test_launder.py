@@ -15,8 +15,6 @@ the real behaviour (Launder on Drafts) and the real detector (z_scores); toleran
 from __future__ import annotations
 
 import math
-import subprocess
-import sys
 
 import numpy as np
 import polars as pl
@@ -26,7 +24,7 @@ from simweb.behaviours import Drafts, Launder
 from simweb.models import NgramModel
 from simweb.plugins import parse_config
 from simweb.watermark import Watermark, green_list, key_of, z_scores
-from tests.helpers import COLLAPSE, scenario
+from tests.helpers import COLLAPSE, refused_run, scenario
 
 V, GAMMA, DELTA = 1024, 0.25, 2.0
 KEY = key_of(0, "lab")
@@ -129,15 +127,8 @@ def test_the_watermark_filter_loses_recall_as_more_is_laundered(paraphraser):
     ("publishers.all.behaviours=[{kind=\"launder\", fraction=0.2, with=\"nolab\"}]", "publishers[0].behaviours[0].with"),
 ])
 def test_bad_launder_keys_exit_2_with_one_line_naming_the_field(tmp_path, override, field):
-    path = tmp_path / "s.toml"
-    path.write_text(LOOP)
-    out = tmp_path / "out"
-    proc = subprocess.run([sys.executable, "-m", "simweb", "run", str(path), "--set", override, "--out", str(out)],
-                          capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 2, proc.stderr
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and field in lines[0], proc.stderr
-    assert not out.exists()
+    line = refused_run(tmp_path, LOOP, override)
+    assert field in line, line
 
 
 def test_a_launder_behaviour_resolves_to_a_scenario_that_reads_back():
