@@ -36,6 +36,13 @@ class Drafts:
         return len(self.content)
 
 
+def launder_config(launder):
+    """The ``launder`` behaviour's config for a publisher's ``launder`` key, a shorthand for it: published,
+    and checked, as that behaviour."""
+    return plugins.parse_config("behaviour", {"kind": "launder", "fraction": launder.fraction,
+                                              "with": launder.paraphraser})
+
+
 def _needs_tokens(scenario, where: str, what: str, fail) -> None:
     """A behaviour that rewrites tokens is refused, in one line, on a language that has none."""
     from simweb.scenario.models import TOKEN_LANGUAGES
@@ -98,11 +105,11 @@ class Launder:
         def check(self, scenario, where: str, fail) -> None:
             from simweb.scenario.load import _did_you_mean
 
-            _needs_tokens(scenario, where, "laundering rewrites tokens", fail)
             names = [lab.name for lab in scenario.labs]
             if self.paraphraser != "truth" and self.paraphraser not in names:
                 fail(f"{where}.with", f'expected "truth" or a lab\'s name, got {self.paraphraser!r}'
                      f"{_did_you_mean(self.paraphraser, names + ['truth'])}")
+            _needs_tokens(scenario, where, "laundering rewrites tokens", fail)
 
     def __init__(self, config):
         self.config = config

@@ -372,8 +372,9 @@ def _behaviours(cfg) -> list[tuple[str, object, object]]:
     configs = ([parse_config("behaviour", {"kind": "edit", "fraction": cfg.edit_fraction})]
                if cfg.edit_fraction > 0 else [])
     if cfg.launder is not None and cfg.launder.fraction > 0:
-        configs.append(parse_config("behaviour", {"kind": "launder", "fraction": cfg.launder.fraction,
-                                                  "with": cfg.launder.paraphraser}))
+        from simweb.behaviours import launder_config
+
+        configs.append(launder_config(cfg.launder))
     configs += list(cfg.behaviours or ())
     out, seen = [], {}
     for c in configs:

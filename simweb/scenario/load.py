@@ -418,14 +418,10 @@ def _check_humans(sc: Scenario, fail) -> None:
         if pub.imitation is not None and pub.imitation.end < pub.imitation.start:
             fail(f"publishers[{i}].imitation.end", f"expected >= imitation.start ({pub.imitation.start}): humans "
                  f"who have learnt to write like models do not unlearn it, got {pub.imitation.end}")
-        if pub.launder is not None:
-            names = [lab.name for lab in sc.labs]
-            if pub.launder.paraphraser != "truth" and pub.launder.paraphraser not in names:
-                fail(f"publishers[{i}].launder.with", f"expected \"truth\" or a lab's name, got "
-                     f"{pub.launder.paraphraser!r}{_did_you_mean(pub.launder.paraphraser, names + ['truth'])}")
-            if sc.language.family not in TOKEN_LANGUAGES:
-                fail(f"publishers[{i}].launder", f"laundering rewrites tokens and needs a markov language, "
-                     f"got {sc.language.family}")
+        if pub.launder is not None:  # a shorthand for the launder behaviour: checked as that behaviour
+            from simweb.behaviours import launder_config
+
+            launder_config(pub.launder).check(sc, f"publishers[{i}].launder", fail)
     for i, lab in enumerate(sc.labs):
         if lab.reserve_vintage == "current" and lab.reserve_fraction == 0:
             fail(f"labs[{i}].reserve_vintage", f"'current' refreshes a reserve the lab draws from; needs "
