@@ -43,7 +43,7 @@ from typing import Any
 import numpy as np
 
 from simweb import storage
-from simweb.errors import SimwebError
+from simweb.errors import SimwebError, first_line
 
 __all__ = ["save", "load", "exists", "pages_dir", "write_part", "SCHEMA"]
 
@@ -107,7 +107,7 @@ def _snapshot(directory, fail):
 
 
 def _reason(err: OSError) -> str:
-    return err.strerror or storage._first_line(err)
+    return err.strerror or first_line(err)
 
 
 def _file_name(group: str) -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["ScenarioError", "SimwebError"]
+__all__ = ["ScenarioError", "SimwebError", "first_line"]
 
 
 class SimwebError(Exception):
@@ -18,3 +18,9 @@ class ScenarioError(SimwebError):
         self.source = source
         where = f"{source}: " if source else ""
         super().__init__(f"{where}{path}: {message}" if path else f"{where}{message}")
+
+
+def first_line(err: BaseException) -> str:
+    """An exception's message, its first line only (its type's name if it has none): for one-line errors."""
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__

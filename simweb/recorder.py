@@ -19,7 +19,7 @@ import numpy as np
 import polars as pl
 
 from simweb import __version__, runlock, storage
-from simweb.errors import SimwebError
+from simweb.errors import SimwebError, first_line
 from simweb.outputs import contamination_frame
 from simweb.storage import atomic_write
 
@@ -295,7 +295,7 @@ def _check_object_out(out, *, overwrite: bool):
     try:
         names = {p.name for p in out.iterdir()}
     except OSError as err:
-        raise SimwebError(f"--out: cannot reach {shown}: {storage._first_line(err)}") from None
+        raise SimwebError(f"--out: cannot reach {shown}: {first_line(err)}") from None
     if not names:
         return out
     if runlock.LOCK_FILE in names and runlock.held_elsewhere(out):
@@ -333,7 +333,7 @@ def _start_object_run(out, scenario_toml: str, *, overwrite: bool):
             held.release()
             raise
     except OSError as err:
-        raise SimwebError(f"--out: cannot write {str(out)!r}: {storage._first_line(err)}") from None
+        raise SimwebError(f"--out: cannot write {str(out)!r}: {first_line(err)}") from None
     return out / "checkpoint"
 
 
@@ -343,7 +343,7 @@ def _write_object_run(out, results):
         held.check()
         _write_files(out, results)
     except (OSError, pl.exceptions.PolarsError) as err:
-        raise SimwebError(f"--out: cannot write {str(out)!r}: {storage._first_line(err)}; its last checkpoint "
+        raise SimwebError(f"--out: cannot write {str(out)!r}: {first_line(err)}; its last checkpoint "
                           f"is intact: 'simweb resume {out}' will finish the run once this is fixed") from None
     held.release()
     return out

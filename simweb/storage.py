@@ -24,7 +24,7 @@ import uuid
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from simweb.errors import SimwebError
+from simweb.errors import SimwebError, first_line
 
 __all__ = ["ObjectPath", "location", "is_object", "check_reachable", "local_only", "atomic_write",
            "read_parquet", "open_arrow", "remove_tree", "sha256_of"]
@@ -152,7 +152,7 @@ def location(text, flag: str = "--out") -> Path | ObjectPath:
     try:
         fs, key = FileSystem.from_uri(text)
     except (ArrowException, OSError, ValueError) as err:
-        message = _first_line(err)
+        message = first_line(err)
         userinfo = parts.netloc.rpartition("@")[0]
         if userinfo:  # pyarrow quotes a URI it cannot parse whole, credentials included
             message = message.replace(f"{userinfo}@", "").replace(userinfo, "***")
@@ -184,7 +184,7 @@ def check_reachable(path, flag: str = "--out") -> None:
             raise SimwebError(f"{flag}: {str(path)!r}: the bucket {bucket!r} does not exist")
         path.fs.get_file_info(path.key)  # listing rights on the prefix itself
     except OSError as err:
-        raise SimwebError(f"{flag}: cannot reach {str(path)!r}: {_first_line(err)}") from None
+        raise SimwebError(f"{flag}: cannot reach {str(path)!r}: {first_line(err)}") from None
 
 
 def local_only(text, flag: str):
@@ -270,7 +270,3 @@ def sha256_of(path) -> str:
             digest.update(block)
     return digest.hexdigest()
 
-
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip()
-    return text.splitlines()[0] if text else type(err).__name__

@@ -34,7 +34,7 @@ from typing import Any
 import ray
 from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError, RayTaskError
 
-from simweb.errors import SimwebError
+from simweb.errors import SimwebError, first_line
 from simweb.executors import ActorLost, local_cpus
 
 __all__ = ["AgentHandle", "RayExecutor", "map_tasks"]
@@ -193,7 +193,7 @@ class RayExecutor:
                 raise cause from None
             raise
         except (ActorDiedError, ActorUnavailableError, RayActorError) as err:
-            raise ActorLost(_first_line(err)) from None
+            raise ActorLost(first_line(err)) from None
 
     def share(self, value):
         return ray.put(value)
@@ -265,7 +265,7 @@ def _join(address: str) -> None:
                           f"(RAY_AUTH_MODE is {mode or 'unset'}); it uses Ray's token authentication: set "
                           "RAY_AUTH_MODE=token and the cluster's token (~/.ray/auth_token or RAY_AUTH_TOKEN) for "
                           "simweb and for every 'ray start' (README, 'On a laptop or a cluster')") from None
-    raise SimwebError(f"--address {address}: cannot join the Ray cluster: {_first_line(failure)}") from None
+    raise SimwebError(f"--address {address}: cannot join the Ray cluster: {first_line(failure)}") from None
 
 
 def _causes(err: BaseException):
@@ -273,10 +273,6 @@ def _causes(err: BaseException):
         yield err
         err = err.__cause__ or err.__context__
 
-
-def _first_line(err: Exception) -> str:
-    text = str(err).strip().splitlines()
-    return text[0] if text else type(err).__name__
 
 
 def map_tasks(fn, items, *, address: str | None = None, on_done=None) -> list:
@@ -293,7 +289,7 @@ def map_tasks(fn, items, *, address: str | None = None, on_done=None) -> list:
                 try:
                     results[i] = ray.get(ref)
                 except Exception as err:  # a worker lost mid-run: that run is recorded as failed
-                    results[i] = {"state": "failed", "error": f"worker lost: {_first_line(err)}",
+                    results[i] = {"state": "failed", "error": f"worker lost: {first_line(err)}",
                                   "wall_time_s": 0.0, "skipped": False, "generations": None}
                 if on_done:
                     on_done(i, results[i])
