@@ -126,13 +126,11 @@ class RayExecutor:
                          logging_level=logging.ERROR)
                 self._started = True
         self.startup_s = time.perf_counter() - start
-        self.counts: dict[str, int] = {}
         self._remote = ray.remote(_Host)
 
     def plan(self, counts: dict[str, int]) -> None:
         """Lay out the hosts for the agents about to start: one per shard, or one per lab where labs outnumber
         shards and the cluster has CPUs for them (their scrapers and trainers then run side by side)."""
-        self.counts = dict(counts)
         shards, labs = counts.get("shard", 0), max(counts.get("scraper", 0), counts.get("trainer", 0))
         self._n_hosts = max(1, shards, min(labs, int(self.cluster()["cpus"])))
         self._hosts: list = [None] * self._n_hosts

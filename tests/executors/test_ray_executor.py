@@ -39,7 +39,7 @@ def test_the_hosts_fit_the_smallest_node_with_trainers_on_gpus(monkeypatch, shar
 
     monkeypatch.setattr(ray_executor.ray, "nodes", lambda: [{"Alive": True, "Resources": {"CPU": 2.0, "GPU": 4.0}}])
     ex = ray_executor.RayExecutor.__new__(ray_executor.RayExecutor)
-    ex.counts, ex._remote = {}, _Remote()
+    ex._remote = _Remote()
     monkeypatch.setattr(ex, "cluster", lambda: {"nodes": 1, "cpus": 2.0, "gpus": 4.0})
     ex.plan({"shard": shards, "scraper": labs, "trainer": labs, "gpu_trainer": gpu_labs})  # as Fleet.start
     for _ in range(shards):
