@@ -27,8 +27,8 @@ What is measured, per point:
 - pages/s, pages/s per node, tokens/s (pages x ``doc_length`` / sim s);
 - ``manifest["stage_time_s"]`` as the engine reports it (seconds of work per stage, summed over the
   driver and every agent, so it can exceed the wall time);
-- the driver's peak RSS (``getrusage``; the engine, the site graph and the page index live there;
-  Ray's node and actor processes come on top).
+- the driver's peak RSS (``getrusage``; the engine and the site graph live there, and each tick's
+  plan passes through; the pages live in the shards; Ray's node and actor processes come on top).
 
 Efficiency at n = (pages/s per node at n) / (pages/s per node at 1 node); the goal is >= 0.8.
 

@@ -19,7 +19,7 @@ def longpre(seeds: int) -> None:
         sc = simweb.load_scenario("scenarios/consent_longpre.toml", seed=seed)
         engine = Engine(sc, executor=LocalExecutor())
         engine.run()
-        tokens, top = consent.restricted(engine.graph, engine.index.column("site_id"), sc.run.ticks - 1)
+        tokens, top = consent.restricted(engine.graph, engine.pages(["site_id"])["site_id"], sc.run.ticks - 1)
         print(f"longpre seed {seed}: tokens restricted {tokens:.1%}, top sources restricted {top:.1%}")
 
 

@@ -1,19 +1,18 @@
 """Checkpoints: everything a run needs to go on from a generation boundary, as plain arrays and JSON.
 
-A checkpoint holds the driver's state (tick, site graph, page index, recorder
-rows, which model generations are released), every agent's state (page
-content, trainers' pools, scrapers' progress) and the released model states.
+A checkpoint holds the driver's state (tick, site graph, recorder rows and
+running totals, which model generations are released), every agent's state
+(pages, trainers' pools, scrapers' progress) and the released model states.
 Randomness needs no saving: every stream is derived from the seed and a name.
 
 On disk: ``checkpoint/meta.json`` (schema version, rows, and a SHA-256 of every
 array file), ``checkpoint/meta.sha256`` (the SHA-256 of meta.json itself: it
 holds the recorded rows and the tick, so it is checked like every other byte)
 and one ``.npz`` per group of arrays, read with ``allow_pickle=False``.
-Page content is not in it: the publisher shards write each tick's chunk once,
-to ``pages/`` beside the checkpoint (see :mod:`simweb.web.store`), and the
-checkpoint lists those files with their SHA-256. The page index, append-only
-too, is written the same way: each checkpoint adds one ``index/`` part with the
-pages published since the last (:func:`write_part`), and lists every part.
+Pages are not in it: the publisher shards write each tick's chunk once — the
+content and ground truth of their pages — to ``pages/`` beside the checkpoint
+(see :mod:`simweb.web.store`), and the checkpoint lists those files with their
+SHA-256.
 A checkpoint is written to a temporary directory and renamed into place, so the
 last good one survives a crash mid-write; a damaged or foreign one is refused.
 On an object store (no rename) each checkpoint is written under a new prefix
@@ -45,9 +44,11 @@ import numpy as np
 from simweb import storage
 from simweb.errors import SimwebError, first_line
 
-__all__ = ["save", "load", "exists", "pages_dir", "write_part", "SCHEMA"]
+__all__ = ["save", "load", "exists", "pages_dir", "SCHEMA"]
 
-SCHEMA = 3  # 2: page content in per-shard, per-tick files beside the checkpoint; 3: meta.json checksummed
+# 2: page content in per-shard, per-tick files beside the checkpoint; 3: meta.json checksummed; 4: the page
+# index in the page files (no index/ parts), the recorder's totals among the arrays
+SCHEMA = 4
 
 
 CURRENT = "CURRENT"  # on an object store: the name of the committed checkpoint's prefix
@@ -57,27 +58,6 @@ _SNAPSHOT = re.compile(r"[0-9]{6,}-[0-9a-f]{8}")
 def pages_dir(directory: str | Path) -> Path:
     """Where the page files of the checkpoints in ``directory`` live."""
     return storage.location(directory).parent / "pages"
-
-
-def write_part(directory: str | Path, name: str, lo: int, hi: int, arrays: dict, *, durable: bool = True) -> dict:
-    """Write rows ``lo``..``hi`` of an append-only group (``name``: "index") beside the checkpoint; its record.
-
-    A part is immutable: rewriting it (after a resume) writes the same bytes under the same name.
-    """
-    from simweb.recorder import atomic_write
-
-    rel = f"{name}/{lo:012d}-{hi:012d}.npz"
-    path = storage.location(directory).parent / rel
-    buffer = io.BytesIO()
-    np.savez(buffer, **{k: np.asarray(v) for k, v in arrays.items()})
-    data = buffer.getbuffer()
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write(path, data, durable=durable)
-    except OSError as err:
-        raise SimwebError(f"cannot write a checkpoint to {str(directory)!r}: {_reason(err)}; the last good "
-                          "checkpoint is intact; free some space (or wait for the storage to answer) and run 'simweb resume' on the run directory") from None
-    return {"file": rel, "lo": lo, "hi": hi, "sha256": hashlib.sha256(data).hexdigest()}
 
 
 def exists(directory: str | Path) -> bool:
@@ -219,23 +199,6 @@ def load(directory: str | Path) -> dict:
     for group, digest in meta["files"].items():
         path = _verified(directory, root, snap / _file_name(group), digest, _file_name(group), fail)
         arrays[group] = _arrays(path, _file_name(group), fail)
-    parts = meta["meta"]["index_parts"]
-    if parts:
-        columns: dict[str, list] = {}
-        for record in parts:
-            path = _verified(directory, root, root / record["file"], record["sha256"], record["file"], fail)
-            part = _arrays(path, record["file"], fail)
-            first = not columns
-            if not first and set(part) != set(columns):
-                raise fail(f"{record['file']} holds columns {sorted(part)}, the first part {sorted(columns)}")
-            for k, v in part.items():
-                if v.ndim != 1 or len(v) != record["hi"] - record["lo"]:
-                    raise fail(f"{record['file']}: column {k!r} has shape {v.shape}, expected "
-                               f"({record['hi'] - record['lo']},)")
-                if not first and v.dtype != columns[k][0].dtype:
-                    raise fail(f"{record['file']}: column {k!r} is {v.dtype}, the first part {columns[k][0].dtype}")
-                columns.setdefault(k, []).append(v)
-        arrays["index"] = {k: np.concatenate(v) for k, v in columns.items()}
     for record in meta["meta"]["pages"]:
         _verified(directory, root, pages_dir(directory) / record["file"], record["sha256"],
                   f"page file {record['file']}", fail)
@@ -270,7 +233,7 @@ def _check_meta(meta: dict, fail) -> None:
         need(isinstance(entries, list) and all(isinstance(e, dict) for e in entries),
              f"rows.{table}: expected a list of tables")
     need(isinstance(inner, dict), f"meta: expected a table, got {type(inner).__name__}")
-    for key in ("tick", "run_id", "pages", "index_parts", "registry"):
+    for key in ("tick", "run_id", "pages", "page_count", "registry"):
         need(key in inner, f"meta.{key}: required, but missing")
     need(is_int(inner["tick"]), f"meta.tick: expected an integer >= 0, got {inner['tick']!r}")
     need(isinstance(inner["run_id"], str), f"meta.run_id: expected a string, got {inner['run_id']!r}")
@@ -279,15 +242,7 @@ def _check_meta(meta: dict, fail) -> None:
          "meta.registry: expected a table of lab index -> generation")
     for lab in registry:
         need(f"model/{lab}" in files, f"meta.registry: lab {lab}'s model is not among the files")
-    need(isinstance(inner["index_parts"], list), "meta.index_parts: expected a list")
-    end = 0
-    for i, record in enumerate(inner["index_parts"]):
-        where = f"meta.index_parts[{i}]"
-        _check_record(record, where, {"file": str, "lo": _INT, "hi": _INT, "sha256": str}, need)
-        need(record["lo"] == end and record["hi"] >= record["lo"],
-             f"{where}: rows {record['lo']}..{record['hi']} do not follow the previous part (ending at {end})")
-        need(PurePosixPath(record["file"]).parts[:1] == ("index",), f"{where}.file: expected a file in index/")
-        end = record["hi"]
+    need(is_int(inner["page_count"]), f"meta.page_count: expected an integer >= 0, got {inner['page_count']!r}")
     need(isinstance(inner["pages"], list), "meta.pages: expected a list")
     for i, record in enumerate(inner["pages"]):
         where = f"meta.pages[{i}]"
@@ -295,6 +250,8 @@ def _check_meta(meta: dict, fail) -> None:
                                       "hi": _INT, "pages": _INT, "sha256": str}, need)
         need(record["shard"] < record["shards"] and record["lo"] <= record["hi"],
              f"{where}: shard {record['shard']} of {record['shards']}, rows {record['lo']}..{record['hi']}")
+    held = sum(record["pages"] for record in inner["pages"])
+    need(held == inner["page_count"], f"meta.page_count: {inner['page_count']} pages, but the page files hold {held}")
 
 
 def _check_record(record: Any, where: str, fields: dict[str, tuple], need) -> None:

@@ -5,9 +5,9 @@ output directory that still needs checkpoints (on Ray, to restore agents that di
 temporary directory removed at the end, and saves one only when ``TEMPORARY_EVERY_S`` seconds have
 passed since the last: they serve only this process, so a small run pays for one (tick 0) and a long
 run loses at most that much work to a dead actor. The output never depends on when checkpoints were
-taken. Page content is not gathered for it: each shard writes
-the chunks it has not written yet, once, and the checkpoint lists those files; the page index is
-written as one more append-only part. The disk format is :mod:`simweb.checkpoint`'s.
+taken. Pages are not gathered for it: each shard writes the chunks it has not written yet, once —
+content and ground truth — and the checkpoint lists those files. The disk format is
+:mod:`simweb.checkpoint`'s.
 """
 
 from __future__ import annotations
@@ -47,8 +47,6 @@ class Checkpointer:
         # page content goes beside the checkpoint: written once per chunk, and where spilled chunks live
         self.store_dir = ckpt.pages_dir(self.directory) if self.directory is not None else None
         self.tick = 0  # of the last good checkpoint
-        self.index_parts: list[dict] = []  # the page index on disk, in parts (see simweb.checkpoint.write_part)
-        self.index_saved = 0  # pages the parts hold
         self._saved_at = time.monotonic()
 
     def due(self) -> bool:
@@ -66,21 +64,15 @@ class Checkpointer:
         """Everything needed to go on from here: arrays, JSON-able rows, and the shards' page files."""
         fleet, ex = engine.fleet, engine.ex
         records = [r for part in fleet.on_all(PublisherShard.flush, fleet.shards) for r in part]
-        index, n = engine.index, len(engine.index)
-        if n > self.index_saved:  # the pages published since the last checkpoint, as one more index part
-            part = {k: v[self.index_saved:n] for k, v in index.columns().items()}
-            self.index_parts.append(ckpt.write_part(self.directory, "index", self.index_saved, n, part,
-                                                    durable=self.durable))
-            self.index_saved = n
-        arrays = {"graph": engine.graph.state()}
+        arrays = {"graph": engine.graph.state(), "recorder": engine.recorder.totals_state()}
         for i, state in enumerate(fleet.on_all(Trainer.state, fleet.trainers)):
             arrays[f"trainer/{i}"] = state
         for i, state in enumerate(fleet.on_all(Scraper.state, fleet.scrapers)):
             arrays[f"scraper/{i}"] = state
         for lab, (gen, state, _tables) in engine.registry.items():  # the tables are rebuilt from the state
             arrays[f"model/{lab}"] = ex.gather(state) if not isinstance(state, dict) else state
-        meta = {"tick": engine.tick, "run_id": engine.ids["run_id"], "pages": records,
-                "index_parts": self.index_parts, "registry": {str(k): v[0] for k, v in engine.registry.items()}}
+        meta = {"tick": engine.tick, "run_id": engine.ids["run_id"], "pages": records, "page_count": engine.n_pages,
+                "registry": {str(k): v[0] for k, v in engine.registry.items()}}
         with engine.busy("checkpoint"):
             ckpt.save(self.directory, {"meta": meta, "rows": copy.deepcopy(engine.recorder.rows), "arrays": arrays},
                       durable=self.durable)
@@ -95,25 +87,26 @@ class Checkpointer:
         if state["meta"]["run_id"] != engine.ids["run_id"]:
             raise SimwebError("the checkpoint belongs to another run (its scenario, seed or plugins differ)")
         arrays, ex, fleet = state["arrays"], engine.ex, engine.fleet
+        for group in ("graph", "recorder", *(f"model/{lab}" for lab in state["meta"]["registry"]),
+                      *(f"scraper/{i}" for i in range(len(fleet.scrapers))),
+                      *(f"trainer/{i}" for i in range(len(fleet.trainers)))):
+            if group not in arrays:
+                raise SimwebError(f"checkpoint {str(self.directory)!r}: the arrays {group!r} are missing")
         engine.reset_driver()
         engine.tick = int(state["meta"]["tick"])
         engine.recorder.rows = copy.deepcopy(state["rows"])
         graph = {k: np.asarray(v) for k, v in arrays["graph"].items()}
         engine.graph.apply(graph)
-        if "index" in arrays:
-            engine.index.extend(arrays["index"])
-        self.index_parts, self.index_saved = list(state["meta"]["index_parts"]), len(engine.index)
-        engine.recorder.recount(engine.index.column("population"), engine.index.column("origin"),
-                                engine.index.column("site_id"))
+        engine.n_pages = int(state["meta"]["page_count"])
+        engine.recorder.restore_totals(arrays["recorder"])
         engine.registry = {int(lab): (int(gen), ex.share(arrays[f"model/{lab}"]), None)
                            for lab, gen in state["meta"]["registry"].items()}
         records = state["meta"]["pages"]
-        same_layout = all(r["shards"] == fleet.n_shards for r in records)
-        site_ref = None if same_layout else ex.share(engine.index.column("site_id"))
-        calls = [ex.call(s, PublisherShard.restore, records, site_ref) for s in fleet.shards]
-        crawl_ref = ex.share({k: engine.index.column(k) for k in engine.crawl_columns})
+        calls = [ex.call(s, PublisherShard.restore, records) for s in fleet.shards]
+        # the scrapers' replicas, from the shards (sent after their restore, so each host reaches it first)
+        crawl_parts = [ex.call(s, PublisherShard.columns_of, engine.crawl_columns) for s in fleet.shards]
         graph_ref = ex.share(graph)
-        calls += [ex.call(s, Scraper.restore, arrays[f"scraper/{i}"], graph_ref, crawl_ref)
+        calls += [ex.call(s, Scraper.restore, arrays[f"scraper/{i}"], graph_ref, crawl_parts)
                   for i, s in enumerate(fleet.scrapers)]
         calls += [ex.call(t, Trainer.restore, arrays[f"trainer/{i}"]) for i, t in enumerate(fleet.trainers)]
         ex.gather(calls)

@@ -30,7 +30,7 @@ RAY_ACTOR = 180 * MiB  # an actor's process: the above plus Ray's worker runtime
 RAY_SYSTEM = 500 * MiB  # a local Ray instance's own processes (GCS, raylet, monitors)
 RAY_START_S = 7.0  # starting a local Ray instance and the actors (README: ~7 s on 2 cores)
 NX_NODE, NX_EDGE = 400, 240  # networkx DiGraph bytes per node and per edge (measured: 383 and 233)
-INDEX_BYTES = 31  # page metadata in the driver's index (simweb/web/store.py PAGE_COLUMNS)
+INDEX_BYTES = 31  # page metadata in the shards' index (simweb/web/store.py PAGE_COLUMNS), before the page id
 POOL_BYTES = 37  # a trainer's pool row besides its content: id, crawl, ticks, site, origin, lab, generation
 CRAWL_BYTES = 32  # a crawl's working arrays per page on the web (ids, permutation or ranks, keys)
 CHUNK_DOCS = 4096  # documents scored at once by the language (MarkovLanguage.topic_log_likelihood)
@@ -198,22 +198,31 @@ def estimate(scenario, *, executor: str | None = None, shards: int | None = None
         parts += w.plugins(range(len(sc.labs)), behaviours=True)
         procs = (Process("simweb (one process)", tuple(parts)),)
     else:
-        actor = Part("Python, simweb and Ray", RAY_ACTOR, "run.shards", "one process per shard")
         driver = Process("driver", tuple([Part("Python, simweb and Ray", BASE_PROCESS + RAY_SYSTEM, "run.executor")]
                                          + w.driver() + w.language(samples=False)))
-        shard = Process("shard", tuple([actor, *([Part("torch", TORCH, "run.shards")] if torch else [])]
-                                       + w.language(samples=True) + w.models(w.released_models()) + w.shard()
-                                       + w.plugins((), behaviours=True)), copies=n_shards)
-        procs = [driver, shard]
-        for i, lab in enumerate(sc.labs):
-            base = Part("Python, simweb and Ray", RAY_ACTOR, f"labs[{i}]")
-            scorers = [i] if any("model" in _needs(f) for f in lab.filters) else []
-            procs.append(Process(f"scraper {lab.name}", tuple([base] + w.language(samples=True) + w.scraper(i)
-                                                              + w.models(scorers)
-                                                              + w.plugins([i], kinds=("filter",)))))
-            procs.append(Process(f"trainer {lab.name}", tuple([base] + w.language(samples=True) + w.evaluation()
-                                                              + w.trainer(i) + w.models([i])
-                                                              + w.plugins([i], kinds=("regime",)))))
+        procs = [driver]
+        # the agents live in host actors as the Ray executor lays them out (simweb/executors/ray_executor.py): one
+        # host per shard, or per lab where labs outnumber shards and the CPUs allow; lab i on host i mod hosts
+        labs = range(len(sc.labs))
+        hosts = max(1, n_shards, min(len(sc.labs), int(cpus or local_cpus())))
+        kinds: dict[tuple, int] = {}  # (holds a shard, its labs) -> hosts alike
+        for h in range(hosts):
+            key = (h < n_shards, tuple(i for i in labs if i % hosts == h))
+            kinds[key] = kinds.get(key, 0) + 1
+        for (shard, mine), copies in kinds.items():
+            scorers = [i for i in mine if any("model" in _needs(f) for f in sc.labs[i].filters)]
+            models = sorted(set(w.released_models() if shard else []) | set(scorers) | set(mine))
+            parts = [Part("Python, simweb and Ray", RAY_ACTOR, "run.shards", "one process per host actor"),
+                     *([Part("torch", TORCH, "run.shards")] if torch else []), *w.language(samples=True),
+                     *(w.evaluation() if mine else []), *w.models(models)]
+            if shard:
+                parts += w.shard() + w.plugins((), behaviours=True)
+            for i in mine:
+                parts += w.scraper(i) + w.trainer(i)
+            parts += w.plugins(mine)
+            names = ["shard"] if shard else []
+            names += [f"scraper and trainer {sc.labs[i].name}" for i in mine]
+            procs.append(Process(" + ".join(names), tuple(parts), copies=copies))
         procs = tuple(procs)
         notes.append("Ray's object store (page plans, content and models in flight) is not counted")
     if concurrent > 1:
@@ -314,11 +323,7 @@ class _World:
         k = self.sc.web.links_per_site
         graph = (NX_NODE + 40 + 8 * (1 + 2 * k)) * self.sites + (NX_EDGE + 16) * self.links
         new_links = 2 * k * max(self.sc.web.initial_sites, self.sc.web.sites_per_tick)
-        from simweb.humans import humans_on
-
-        per_page = INDEX_BYTES + (4 if humans_on(self.sc) else 0)  # + the imitation share (float32) when it is kept
-        return [Part("page index", per_page * self.pages, self.pages_field, f"{per_page} bytes a page"),
-                Part("site graph", graph, self.sites_field, "networkx nodes and links, urns"),
+        return [Part("site graph", graph, self.sites_field, "networkx nodes and links, urns"),
                 Part("growing the site graph", 110 * new_links, self.sites_field, "links of a tick", transient=True),
                 Part("planning a tick's pages", 150 * self.tick_pages, self.pages_field, "150 bytes a page",
                      transient=True)]
@@ -333,7 +338,13 @@ class _World:
             name, why = "run.page_memory_mb", "page_memory_mb, plus the newest tick's pages"
         n = -(-self.tick_pages // S)
         writing = 16 * self.L * min(n, WRITE_BATCH) + n * per_page + 40 * n
-        return [Part("page content", content // S, name, why),
+        from simweb.humans import humans_on
+
+        # the shard's index rows: the ground truth, its page id, and the imitation share (float32) when it is kept
+        per_index = INDEX_BYTES + 8 + (4 if humans_on(self.sc) else 0)
+        return [Part("page index", per_index * self.pages // S, self.pages_field,
+                     f"{per_index} bytes a page, an even share of the pages"),
+                Part("page content", content // S, name, why),
                 Part("writing a tick's pages", writing, self.pages_field, "noise (8 bytes a token) and content",
                      transient=True)]
 

@@ -1,7 +1,9 @@
 """The tick loop: publish → (for each lab releasing now) crawl → filter → train → evaluate → release.
 
 All state of a run lives in one :class:`Engine`; nothing in module globals. The engine keeps the
-site graph, the page index and the registry of released models, and runs the loop; the agents —
+site graph and the registry of released models, and runs the loop; it holds no page: each tick's plan
+passes through it to the publisher shards, which keep the ground truth and content of their pages
+and answer for them. The agents —
 publisher shards, one scraper and one trainer per lab — are a :class:`~simweb.fleet.Fleet` that
 runs wherever the executor puts them, the :class:`~simweb.checkpointer.Checkpointer` saves and
 restores, and the :class:`~simweb.results.RunRecorder` keeps the rows. Labs act in scenario order
@@ -21,7 +23,7 @@ from typing import Callable
 import numpy as np
 
 from simweb import consent, rng as rngs
-from simweb.agents.publisher import Publisher, PublisherShard, shard_of
+from simweb.agents.publisher import Publisher, PublisherShard
 from simweb.agents.scraper import Scraper
 from simweb.agents.trainer import Trainer
 from simweb.checkpointer import Checkpointer
@@ -35,7 +37,7 @@ from simweb.schema import features_of
 from simweb.scenario import Scenario, dump_scenario
 from simweb.timing import Busy
 from simweb.web import SiteGraph
-from simweb.web.store import OPTIONAL_COLUMNS, PAGE_COLUMNS, PageIndex
+from simweb.web.store import OPTIONAL_COLUMNS, PAGE_COLUMNS, PageIndex, join_rows
 
 __all__ = ["Engine", "Results", "run_id_of", "MAX_RECOVERIES"]
 
@@ -100,7 +102,7 @@ class Engine:
         self.graph = SiteGraph(links_per_site=web.links_per_site, homophily=web.homophily,
                                population_share=np.array([p.site_share for p in self.scenario.publishers]),
                                topic_probs=self.publishers[0].topic_probs)
-        self.index = PageIndex(self.capacity, columns=(*PAGE_COLUMNS, *OPTIONAL_COLUMNS) if self.humans else None)
+        self.n_pages = 0  # published so far: the next page's id
         # lab → (generation, model state, its sampling tables or None): values or references to them; the tables
         # are derived from the state (built once by the trainer), so checkpoints keep only the state
         self.registry: dict[int, tuple[int, object, object]] = {}
@@ -167,15 +169,16 @@ class Engine:
             if self.consent:
                 consent.update_blocks(self.graph, sc.publishers, tick, seed=self.seed)
             released = self.released
-            plans = [pub.plan(tick, self.graph.sites_of(pub.index), self.graph.topic, released, self.index,
+            web = _Web(self)  # the pages published so far, for copies: looked up in the shards that hold them
+            plans = [pub.plan(tick, self.graph.sites_of(pub.index), self.graph.topic, released, web,
                               topic_probs=popularity) for pub in self.publishers]
             plans = [p for p in plans if p is not None]
-            first_id = len(self.index)
+            first_id = self.n_pages
             if len(plans) == 1:
                 pages = plans[0]
             else:
-                pages = {k: np.concatenate([p[k] for p in plans]) for k in plans[0]} if plans else self.index.state(first_id)
-            self.index.extend(pages)
+                pages = {k: np.concatenate([p[k] for p in plans]) for k in plans[0]} if plans else self._no_pages()
+            self.n_pages += len(pages["tick"])
             pages_ref = ex.share(pages)  # once: every shard reads this one copy
             crawl_ref = ex.share({k: pages[k] for k in self.crawl_columns})  # what scrapers keep
             graph_ref = ex.share(self.graph.state(sites0, edges0, blocks0))
@@ -229,24 +232,39 @@ class Engine:
         """Per page published this tick: its excess NLL against the truth (NaN for AI pages and copies),
         gathered from the shards in page-id order, so any number of shards gives the same array."""
         parts = self.ex.gather([self.ex.call(s, PublisherShard.drift) for s in self.fleet.shards])
-        out = np.full(len(self.index) - first_id, np.nan)
+        out = np.full(self.n_pages - first_id, np.nan)
         for ids, excess in parts:
             out[np.asarray(ids) - first_id] = excess
         return out
 
     def _filter(self, lab: int, selection, model):
-        with self.busy("crawl"):  # the selection's metadata, from the driver's index
-            pages = self.index.rows(selection.ids)
-        return self.ex.call(self.fleet.scrapers[lab], Scraper.filter, selection, pages=pages,
-                            parts=self._fetch(selection.ids), model=model)
+        return self.ex.call(self.fleet.scrapers[lab], Scraper.filter, selection,
+                            parts=self._fetch(selection.ids, rows=True), model=model)
 
-    def _fetch(self, ids: np.ndarray) -> list:
-        """References to (ids, content) from each shard holding some of ``ids``."""
-        if self.n_shards == 1:
-            return [self.ex.call(self.fleet.shards[0], PublisherShard.fetch, ids)] if len(ids) else []
-        owner = shard_of(self.index.column("site_id")[ids], self.n_shards)
-        return [self.ex.call(shard, PublisherShard.fetch, ids[owner == s])
-                for s, shard in enumerate(self.fleet.shards) if np.any(owner == s)]
+    def _fetch(self, ids: np.ndarray, rows: bool = False) -> list:
+        """References to (ids, content[, index rows]) from every shard, each answering for the pages it holds
+        (for no page and ``rows``: one shard's empty answer, which carries the columns' dtypes)."""
+        if not len(ids):
+            return [self.ex.call(self.fleet.shards[0], PublisherShard.fetch, ids, rows)] if rows else []
+        return [self.ex.call(shard, PublisherShard.fetch, ids, rows) for shard in self.fleet.shards]
+
+    def rows(self, ids: np.ndarray, columns=None) -> dict[str, np.ndarray]:
+        """Index rows of pages ``ids`` (any order, repeats allowed), from the shards that hold them."""
+        ids = np.asarray(ids, dtype=np.int64)
+        wanted = np.unique(ids)
+        parts = self.ex.gather([self.ex.call(s, PublisherShard.rows, wanted, columns) for s in self.fleet.shards])
+        return join_rows(ids, parts)
+
+    def pages(self, columns=None) -> dict[str, np.ndarray]:
+        """Every page's index rows (``columns``: default all), gathered from the shards in page-id order: for
+        inspection and tests. A run never calls it — no process holds a column over every page."""
+        names = columns or self._no_pages().keys()
+        parts = self.ex.gather([self.ex.call(s, PublisherShard.columns_of, tuple(names)) for s in self.fleet.shards])
+        return join_rows(np.arange(self.n_pages), parts) if self.n_pages else self._no_pages()
+
+    def _no_pages(self) -> dict[str, np.ndarray]:
+        columns = (*PAGE_COLUMNS, *OPTIONAL_COLUMNS) if self.humans else None
+        return PageIndex(1, columns=columns).state()
 
     # ------------------------------------------------------------ results
     def results(self, *, wall_time: float) -> Results:
@@ -258,15 +276,29 @@ class Engine:
             "shards": self.n_shards,
             "cluster": self.ex.cluster(),
             "ticks": self.tick,
-            "pages": len(self.index),
+            "pages": self.n_pages,
             "sites": self.graph.n_sites,
             "recoveries": self.recoveries,
             "plugins": [p.record() for p in self.plugins],
             "wall_time_s": round(wall_time, 3),
             "stage_time_s": self.fleet.stage_times(self.busy),
-            "page_memory": self.fleet.page_memory(self.index),
+            "page_memory": self.fleet.page_memory(self.n_pages),
         }
         return Results(**self.recorder.frames(), scenario_toml=self.scenario_toml, manifest=manifest)
+
+
+class _Web:
+    """The pages published so far as :meth:`Publisher.plan` reads them (how many; the rows of the originals
+    it copies), answered by the shards."""
+
+    def __init__(self, engine: Engine):
+        self._engine = engine
+
+    def __len__(self) -> int:
+        return self._engine.n_pages
+
+    def rows(self, ids: np.ndarray) -> dict[str, np.ndarray]:
+        return self._engine.rows(ids)
 
 
 def expected_pages(scenario) -> int:

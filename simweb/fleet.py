@@ -30,8 +30,10 @@ class Fleet:
         ex, labs = self.ex, self.context.scenario.labs
         ex.plan({"shard": self.n_shards, "scraper": len(labs), "trainer": len(labs),
                  "gpu_trainer": sum(1 for g in self.gpus if g)})
+        # a hint of each shard's pages: a little over an even share, as blocks of sites split unevenly
+        held = self.capacity if self.n_shards == 1 else int(1.2 * self.capacity / self.n_shards) + 1024
         self.shards = [ex.start(PublisherShard, self.context, s, self.n_shards, self.store_dir, self.shard_budget,
-                                self.durable, role="shard") for s in range(self.n_shards)]
+                                self.durable, held, role="shard") for s in range(self.n_shards)]
         self.scrapers = [ex.start(Scraper, self.context, i, self.capacity, role="scraper") for i in range(len(labs))]
         self.trainers = [ex.start(Trainer, self.context, i, role="trainer", gpus=self.gpus[i])
                          for i in range(len(labs))]
@@ -62,14 +64,15 @@ class Fleet:
             busy.add(part)
         return {stage: round(busy.seconds.get(stage, 0.0), 3) for stage in STAGES}
 
-    def page_memory(self, index) -> dict[str, int | float]:
-        """Bytes the page store holds in memory: the driver's index, the scrapers' replicas, resident content."""
+    def page_memory(self, pages: int) -> dict[str, int | float]:
+        """Bytes the page store holds in memory: the shards' index rows, the scrapers' replicas, resident content."""
         shards = self.on_all(PublisherShard.footprint, self.shards)
         replicas = self.on_all(Scraper.footprint, self.scrapers)
         language = self.context.language
-        token_bytes = len(index) * language.width * np.dtype(language.dtype).itemsize
-        held = index.nbytes + sum(replicas) + sum(f["resident_bytes"] for f in shards)
-        return {"pages": len(index), "token_bytes": int(token_bytes), "index_bytes": int(index.nbytes),
+        token_bytes = pages * language.width * np.dtype(language.dtype).itemsize
+        index_bytes = sum(f["index_bytes"] for f in shards)
+        held = index_bytes + sum(replicas) + sum(f["resident_bytes"] for f in shards)
+        return {"pages": pages, "token_bytes": int(token_bytes), "index_bytes": int(index_bytes),
                 "replica_bytes": int(sum(replicas)), "content_bytes": int(sum(f["resident_bytes"] for f in shards)),
                 "spilled_pages": int(sum(f["spilled_pages"] for f in shards)),
                 "bytes_per_token_byte": round(held / token_bytes, 3) if token_bytes else None}

@@ -47,13 +47,16 @@ class RunRecorder:
         self.totals = np.zeros((len(self.population_names), 2), dtype=np.int64)  # per population: pages, AI pages
         self.site_human = np.zeros(0, dtype=np.int64)  # per site: human pages so far (consent only)
 
-    def recount(self, population: np.ndarray, origin: np.ndarray, site_id: np.ndarray | None = None) -> None:
-        """Running totals from the whole page index (after a restore)."""
-        n_pop = len(self.population_names)
-        self.totals[:, 0] = np.bincount(population, minlength=n_pop)
-        self.totals[:, 1] = np.bincount(population, weights=origin == AI, minlength=n_pop)
-        if "consent" in self.features and site_id is not None:
-            self.site_human = np.bincount(site_id[origin != AI]).astype(np.int64)
+    def totals_state(self) -> dict[str, np.ndarray]:
+        """The running totals, for a checkpoint (no pass over the web rebuilds them)."""
+        return {"totals": self.totals.copy(), "site_human": self.site_human.copy()}
+
+    def restore_totals(self, state: dict[str, np.ndarray]) -> None:
+        totals = np.asarray(state["totals"], dtype=np.int64)
+        if totals.shape != self.totals.shape:
+            raise ValueError(f"recorder totals of shape {totals.shape}, expected {self.totals.shape}")
+        self.totals = totals.copy()
+        self.site_human = np.asarray(state["site_human"], dtype=np.int64).copy()
 
     def tick(self, tick: int, pages: dict[str, np.ndarray], site_population: np.ndarray, graph=None,
              drift: np.ndarray | None = None) -> None:

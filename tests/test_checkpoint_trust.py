@@ -94,7 +94,7 @@ def test_a_missing_checksum_and_an_older_schema_are_refused(run):
     (run / "checkpoint" / "meta.sha256").unlink()
     _refused(run, "meta.sha256 cannot be read")
     _forge(run, lambda m: m.update(schema=2))
-    _refused(run, "has schema 2, this simweb reads schema 3")
+    _refused(run, "has schema 2, this simweb reads schema 4")
 
 
 def _set(path: str, value):
@@ -133,9 +133,8 @@ MALFORMED = [
     ("meta.pages.0.shard", 5, "shard 5 of 1"),
     ("meta.pages.0.hi", DELETE, "meta.pages[0].hi: required, but missing"),
     ("meta.pages.0.lo", 1.5, "meta.pages[0].lo: expected an integer >= 0, got 1.5"),
-    ("meta.index_parts.0.file", "/tmp/x.npz", "leaves the run directory"),
-    ("meta.index_parts.0.file", "pages/x.npz", "expected a file in index/"),
-    ("meta.index_parts.0.lo", 5, "do not follow the previous part"),
+    ("meta.page_count", -1, "meta.page_count: expected an integer >= 0, got -1"),
+    ("meta.page_count", DELETE, "meta.page_count: required, but missing"),
     ("files.graph", "0" * 63, "files.graph: expected a SHA-256"),
 ]
 
@@ -153,7 +152,7 @@ def test_a_group_name_that_would_leave_the_checkpoint_is_refused(run):
 
 def test_json_that_is_not_a_table_is_refused(run):
     (run / "checkpoint" / "meta.json").write_text("[1, 2]")
-    with pytest.raises(SimwebError, match="has schema \\?, this simweb reads schema 3"):
+    with pytest.raises(SimwebError, match="has schema \\?, this simweb reads schema 4"):
         checkpoint.load(run / "checkpoint")
     (run / "checkpoint" / "meta.json").write_bytes(b"\xff\xfe not json")
     _refused(run, "meta.json cannot be read")
@@ -180,22 +179,6 @@ def test_an_array_file_of_an_odd_kind_is_one_line(run, what, write, words):
     _replace_group(run, "model/0", write)
     _refused(run, words)
 
-
-def test_index_parts_that_do_not_fit_together_are_refused(run):
-    parts = _meta(run)["meta"]["index_parts"]
-    assert len(parts) >= 2
-    second = run / parts[1]["file"]
-    with np.load(second) as npz:
-        columns = {k: npz[k] for k in npz.files}
-    for change, words in [(lambda c: c.pop("tick"), "holds columns"),
-                          (lambda c: c.update(tick=c["tick"][:-1]), "column 'tick' has shape"),
-                          (lambda c: c.update(tick=c["tick"].astype(np.float64)), "column 'tick' is float64")]:
-        broken = dict(columns)
-        change(broken)
-        np.savez(second, **broken)
-        digest = hashlib.sha256(second.read_bytes()).hexdigest()
-        _forge(run, lambda m: m["meta"]["index_parts"][1].update(sha256=digest))
-        _refused(run, words)
 
 
 def test_symbolic_links_out_of_the_run_directory_are_not_followed(run, tmp_path, monkeypatch):

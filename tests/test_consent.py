@@ -133,10 +133,10 @@ def test_compliance_is_a_binomial_draw_per_site_and_lab():
     assert n > 100 and abs(honoured.mean() - c) <= 4 * se, (honoured.mean(), n)
     assert engine.fleet.scrapers[0].honoured.all()  # compliance unset: every block honoured
     # the refused pages are exactly the human pages on the honoured blocking sites
-    index = engine.index
+    pages = engine.pages(["origin", "site_id"])
     refused_sites = blocking & scraper.honoured
-    human = index.column("origin") == 0
-    on_refused = int((refused_sites[index.column("site_id")] & human).sum())
+    human = pages["origin"] == 0
+    on_refused = int((refused_sites[pages["site_id"]] & human).sum())
     s = steps(results, "rude", 1)
     assert s["blocked"]["dropped"] == on_refused
 
@@ -206,7 +206,7 @@ def test_the_longpre_calibration_reproduces_both_figures():
     sc = simweb.load_scenario("scenarios/consent_longpre.toml")
     engine = Engine(sc, executor=LocalExecutor())
     engine.run()
-    tokens, top = consent.restricted(engine.graph, engine.index.column("site_id"), sc.run.ticks - 1)
+    tokens, top = consent.restricted(engine.graph, engine.pages()["site_id"], sc.run.ticks - 1)
     assert abs(tokens / 0.05 - 1) <= 0.2, tokens
     assert abs(top / 0.28 - 1) <= 0.2, top
 

@@ -111,8 +111,11 @@ def test_validate_prints_the_estimate_after_valid(machine, capsys):
 def test_ray_shards_each_hold_the_language():
     sc = simweb.load_scenario(QUICKSTART, ["language.topics=64", "language.classes=64", "language.vocab_size=2048"])
     e4, e8 = (cost.estimate(sc, executor="ray", shards=s) for s in (4, 8))
+    # four host actors, one per shard; the two labs' scrapers and trainers live on the first two
+    assert sum(p.copies for p in e4.processes if p.role.startswith("shard")) == 4
+    assert [p.role for p in e4.processes if "naive" in p.role] == ["shard + scraper and trainer naive"]
     shard = next(p for p in e4.processes if p.role == "shard")
-    assert shard.copies == 4 and shard.peak > 64 * 64 * 2048 * 16  # its own language tables
+    assert shard.copies == 2 and shard.peak > 64 * 64 * 2048 * 16  # its own language tables
     grown = e8.total_bytes - e4.total_bytes  # four more shards (each with a smaller share of the content)
     assert 0.9 * 4 * shard.peak < grown <= 4 * shard.peak
     # 12 shards of the quickstart: the issue measured 3.4 GB
@@ -190,14 +193,19 @@ def test_the_estimate_is_within_2x_of_the_measured_peak_rss(shape):
 
 
 @pytest.mark.parametrize("extra", [[], ["publishers.newsrooms.imitation={start=0.1, end=0.5}"]])
-def test_the_driver_s_page_index_is_counted_at_the_bytes_a_page_it_holds(extra):
-    # the index's columns are the estimate's bytes a page: the imitation share (float32) is one more when kept
+def test_the_shards_page_index_is_counted_at_the_bytes_a_page_it_holds(extra):
+    # the shard index's columns (the page id among them) are the estimate's bytes a page: the imitation share
+    # (float32) is one more when kept; the driver holds no page
     from simweb.engine import Engine
     from simweb.executors import LocalExecutor
 
     sc = simweb.load_scenario(QUICKSTART, ["run.ticks=1", *extra])
     engine = Engine(sc, executor=LocalExecutor())
-    per_page = sum(col.dtype.itemsize for col in engine.index.columns().values())
-    driver = next(p for p in cost.estimate(sc, executor="ray", shards=1).processes if p.role == "driver")
-    index = next(part for part in driver.parts if part.what == "page index")
-    assert index.bytes == per_page * cost._World(sc, 1).pages
+    shard_index = engine.fleet.shards[0].index
+    per_page = sum(shard_index.column(name).dtype.itemsize for name in shard_index.columns())
+    procs = cost.estimate(sc, executor="ray", shards=2).processes
+    driver = next(p for p in procs if p.role == "driver")
+    assert not [part for part in driver.parts if "index" in part.what]
+    shard = next(p for p in procs if p.role.startswith("shard"))
+    index = next(part for part in shard.parts if part.what == "page index")
+    assert index.bytes == per_page * cost._World(sc, 2).pages // 2

@@ -105,14 +105,14 @@ def test_another_seed_gives_different_frames():
 def test_generation_zero_is_trained_on_the_all_human_web_and_models_write_from_next_tick():
     sim = Engine(scenario())
     sim.step()  # tick 0: publish human pages, train generation 0 of both labs
-    assert (sim.index.column("origin") == 0).all()
+    assert (sim.pages()["origin"] == 0).all()
     assert sim.released == {0: 0, 1: 0}
-    n0 = len(sim.index)
+    n0 = sim.n_pages
     sim.step()
-    new = slice(n0, len(sim.index))
-    assert (sim.index.column("origin")[new] == 1).all()
+    new = slice(n0, sim.n_pages)
+    assert (sim.pages()["origin"][new] == 1).all()
     # only "replace" has market share, and its generation 0 wrote tick 1's pages
-    assert (sim.index.column("lab")[new] == 0).all() and (sim.index.column("generation")[new] == 0).all()
+    assert (sim.pages()["lab"][new] == 0).all() and (sim.pages()["generation"][new] == 0).all()
 
 
 def test_the_trainer_ships_the_sampling_tables_publishers_adopt(monkeypatch):
@@ -124,7 +124,7 @@ def test_the_trainer_ships_the_sampling_tables_publishers_adopt(monkeypatch):
     with monkeypatch.context() as patch:
         patch.setattr("simweb.models.ngram.AliasTable", None)  # publishing tick 1 must not build a table
         sim.step()
-    assert (sim.index.column("origin")[-300:] == 1).all()
+    assert (sim.pages()["origin"][-300:] == 1).all()
     sim.step()  # tick 2, the last: its release has no tick left to publish from, so no tables
     assert sim.registry[0][0] == 1 and sim.registry[0][2] is None
 

@@ -162,15 +162,15 @@ def test_copies_republish_content_strip_labels_and_dedup_drops_them():
     engine = Engine(sc)
     while engine.tick < sc.run.ticks:
         engine.step()
-    idx = engine.index
-    copies = np.flatnonzero(idx.column("copied_from") >= 0)
+    idx = engine.pages()
+    copies = np.flatnonzero(idx["copied_from"] >= 0)
     assert len(copies) > 100
-    orig = idx.column("copied_from")[copies]
+    orig = idx["copied_from"][copies]
     shard = engine.fleet.shards[0]
     assert np.array_equal(shard.fetch(copies)[1], shard.fetch(orig)[1])  # same content as the original
     for col in ("origin", "lab", "generation"):
-        assert np.array_equal(idx.column(col)[copies], idx.column(col)[orig])
-    assert (idx.column("c2pa")[copies] == 0).all()  # every label stripped
+        assert np.array_equal(idx[col][copies], idx[col][orig])
+    assert (idx["c2pa"][copies] == 0).all()  # every label stripped
     res = engine.results(wall_time=0.0)
     dedup = res.crawls.filter((pl.col("lab") == "replace") & (pl.col("filter") == "dedup")
                               & (pl.col("purpose") == "train"))

@@ -156,8 +156,7 @@ def test_a_killed_process_temporaries_never_reach_the_run_directory(tmp_path, sc
     partial = partial_dir(out)
     planted = [partial / ".checkpoint.tmp-0123abcd" / "meta.json", partial / ".checkpoint.old-89abcdef" / "x.npz",
                partial / ".generations.parquet.tmp-deadbeef", partial / ".scenario.toml.tmp-00000000",
-               next(partial.glob("pages/tick=*")) / ".shard=0000-of-0001.arrow.tmp-feedf00d",
-               partial / "index" / ".000000000000-000000000001.npz.tmp-abcdef01"]
+               next(partial.glob("pages/tick=*")) / ".shard=0000-of-0001.arrow.tmp-feedf00d"]
     for path in planted:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text("half written by a process that was killed")

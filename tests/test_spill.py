@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+
 import numpy as np
 import pytest
 
@@ -83,20 +86,31 @@ def test_stage_times_cover_every_stage():
     assert stages["train"] > 0 and stages["publish"] > 0  # stages that ran were timed at all
 
 
-def test_each_checkpoint_adds_one_index_part_and_never_rewrites_the_old_ones(tmp_path):
+def test_page_files_carry_every_page_s_ground_truth_and_are_never_rewritten(tmp_path):
+    # the driver holds no page index: each page file holds its pages' content and index rows, and a checkpoint
+    # lists the files (each written once) and how many pages they hold
+    import polars as pl
+
     sc = scenario(COLLAPSE, "run.ticks=4")
     engine = Engine(sc, checkpoint_dir=tmp_path / "checkpoint")
     engine.step()
-    first = ckpt.load(tmp_path / "checkpoint")["meta"]["index_parts"]
-    stamp = (tmp_path / first[0]["file"]).stat().st_mtime_ns
+    first = ckpt.load(tmp_path / "checkpoint")["meta"]["pages"]
+    stamp = (tmp_path / "pages" / first[0]["file"]).stat().st_mtime_ns
     engine.run()
     state = ckpt.load(tmp_path / "checkpoint")
-    parts = state["meta"]["index_parts"]
-    assert len(parts) == 4 and parts[0] == first[0] and (tmp_path / first[0]["file"]).stat().st_mtime_ns == stamp
-    assert [p["lo"] for p in parts[1:]] == [p["hi"] for p in parts[:-1]]  # contiguous, in page order
-    assert np.array_equal(state["arrays"]["index"]["tick"], engine.index.column("tick"))
-    data = bytearray((tmp_path / parts[1]["file"]).read_bytes())
-    data[-20] ^= 0xFF
-    (tmp_path / parts[1]["file"]).write_bytes(bytes(data))
-    with pytest.raises(SimwebError, match="index/.* is damaged"):
+    records = state["meta"]["pages"]
+    assert records[0] == first[0] and (tmp_path / "pages" / first[0]["file"]).stat().st_mtime_ns == stamp
+    assert "index" not in state["arrays"] and not (tmp_path / "index").exists()
+    assert state["meta"]["page_count"] == engine.n_pages == sum(r["pages"] for r in records)
+    files = pl.concat([pl.read_ipc(tmp_path / "pages" / r["file"]) for r in records]).sort("page_id")
+    truth = engine.pages()
+    assert files["page_id"].to_list() == list(range(engine.n_pages))
+    for name, values in truth.items():
+        assert np.array_equal(files[name].to_numpy(), values), name
+    meta = json.loads((tmp_path / "checkpoint" / "meta.json").read_text())
+    meta["meta"]["page_count"] += 1
+    body = json.dumps(meta).encode()
+    (tmp_path / "checkpoint" / "meta.json").write_bytes(body)
+    (tmp_path / "checkpoint" / "meta.sha256").write_text(hashlib.sha256(body).hexdigest())
+    with pytest.raises(SimwebError, match="page_count: .* but the page files hold"):
         ckpt.load(tmp_path / "checkpoint")

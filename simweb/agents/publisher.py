@@ -29,7 +29,7 @@ from simweb.plugins import PluginError, registry
 from simweb.sampling import choice
 from simweb.agents.base import Agent
 from simweb.timing import Busy, timed
-from simweb.web.store import AI, HUMAN, ContentStore, join_parts
+from simweb.web.store import AI, HUMAN, OPTIONAL_COLUMNS, PAGE_COLUMNS, ContentStore, PageIndex, join_parts
 
 __all__ = ["Publisher", "PublisherShard", "adoption_share", "sampling_settings", "SITE_BLOCK", "shard_of"]
 
@@ -172,22 +172,30 @@ class Publisher:
 
 
 class PublisherShard(Agent):
-    """Writes and keeps the content of the pages on the site blocks it owns.
+    """Writes and keeps the pages on the site blocks it owns: their ground truth (``index``, a
+    :class:`~simweb.web.store.PageIndex` with each row's ``page_id``) and their content (``store``).
 
     ``directory`` is where its content chunks are written (at checkpoints, and when spilling past
-    ``budget`` bytes of resident content); see :class:`simweb.web.store.ContentStore`. AI drafts pass
+    ``budget`` bytes of resident content), each with its pages' index rows; see
+    :class:`simweb.web.store.ContentStore`. ``capacity``: a hint of the pages it will hold. AI drafts pass
     through their population's behaviours (``edit_fraction``, then ``behaviours``: registered plugins)
     before they are published.
     """
 
     def __init__(self, context, shard: int, n_shards: int, directory=None, budget: int | None = None,
-                 durable: bool = True):
+                 durable: bool = True, capacity: int = 1024):
+        from simweb.schema import features_of
+
         self.context = context
         self.shard = shard
         self.n_shards = n_shards
         self.scenario = context.scenario
         self.directory, self.budget, self.durable = directory, budget, durable
         self.language = context.language
+        self.capacity = capacity
+        humans = "humans" in features_of(self.scenario)
+        self.columns = ("page_id", *PAGE_COLUMNS, *(OPTIONAL_COLUMNS if humans else ()))
+        self.index = PageIndex(capacity, columns=self.columns)
         self.store = self._new_store()
         self.busy = Busy()
         from simweb.watermark import Watermark, key_of
@@ -199,7 +207,13 @@ class PublisherShard(Agent):
 
     def _new_store(self) -> ContentStore:
         return ContentStore(width=self.language.width, dtype=self.language.dtype, directory=self.directory,
-                            budget=self.budget, name=(self.shard, self.n_shards), durable=self.durable)
+                            budget=self.budget, name=(self.shard, self.n_shards), durable=self.durable,
+                            rows=self._rows_between)
+
+    def _rows_between(self, lo: int, hi: int) -> dict[str, np.ndarray]:
+        """The index rows of the pages held with ids in [lo, hi)."""
+        ids = self.index.column("page_id")
+        return self.index.select(np.arange(np.searchsorted(ids, lo), np.searchsorted(ids, hi)))
 
     @timed("publish")
     def publish(self, tick: int, first_id: int, pages: dict[str, np.ndarray], models: Mapping[int, tuple],
@@ -218,6 +232,7 @@ class PublisherShard(Agent):
         if len(mine) == 0:
             return 0
         ids = first_id + mine
+        self.index.extend({"page_id": ids, **{k: pages[k][mine] for k in self.columns[1:]}})
         mine_pages = {k: pages[k][mine] for k in ("population", "lab", "topic", "copied_from", "imitation_tokens",
                                                   "imitation_lab") if k in pages}
         block = site[mine].astype(np.int64) // SITE_BLOCK
@@ -333,10 +348,25 @@ class PublisherShard(Agent):
                     raise PluginError(f"publisher behaviour {kind!r} of population {name!r} at tick {tick} "
                                       f"({entry.origin}) raised {type(err).__name__}: {err}") from err
 
-    def fetch(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(ids, content) of the requested pages, all of which this shard must hold."""
+    def fetch(self, ids: np.ndarray, rows: bool = False) -> tuple:
+        """(ids, content) of those of ``ids`` this shard holds, in the order asked; with ``rows``, (ids, content,
+        their index rows). Every shard may be asked for the same ids: each answers for its own."""
         ids = np.asarray(ids, dtype=np.int64)
-        return ids, self.store.fetch(ids)
+        hit, at = self.index.find(ids)
+        held = ids[hit]
+        out = (held, self.store.fetch(held))
+        return out + (self.index.select(at, self.columns[1:]),) if rows else out
+
+    def rows(self, ids: np.ndarray, columns=None) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """(ids, index rows) of those of ``ids`` this shard holds, in the order asked (``columns``: default all)."""
+        ids = np.asarray(ids, dtype=np.int64)
+        hit, at = self.index.find(ids)
+        return ids[hit], self.index.select(at, columns or self.columns[1:])
+
+    def columns_of(self, names) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """(ids, ``names`` columns) of every page this shard holds, in id order: a scraper's replica after a
+        restore, or an inspection of the whole web."""
+        return self.index.column("page_id").copy(), {k: self.index.column(k).copy() for k in names}
 
     @timed("checkpoint")
     def flush(self) -> list[dict]:
@@ -344,25 +374,33 @@ class PublisherShard(Agent):
         return self.store.flush()
 
     def footprint(self) -> dict[str, int]:
-        """Pages held and bytes of content (with ids) resident in memory."""
+        """Pages held, bytes of content (with ids) resident in memory, and bytes of the index rows."""
         spilled = sum(c.pages for c in self.store.chunks if c.content is None)
-        return {"pages": len(self.store), "resident_bytes": self.store.resident_bytes, "spilled_pages": spilled}
+        return {"pages": len(self.store), "resident_bytes": self.store.resident_bytes, "spilled_pages": spilled,
+                "index_bytes": self.index.nbytes}
 
-    def restore(self, records: list[dict], site_id: np.ndarray | None = None) -> None:
-        """Hold the pages of a checkpoint's ``records``: this shard's own files as they are; files written
-        under another shard layout are read and split by site (``site_id`` of every page), tick by tick.
+    def restore(self, records: list[dict]) -> None:
+        """Hold the pages of a checkpoint's ``records`` (each file carries its pages' index rows): this
+        shard's own files as they are; files written under another shard layout are read and split by
+        site, tick by tick.
         """
         self.store = self._new_store()
+        self.index = PageIndex(self.capacity, columns=self.columns)
         if all(r["shards"] == self.n_shards for r in records):
-            self.store.adopt([r for r in records if r["shard"] == self.shard])
+            mine = sorted((r for r in records if r["shard"] == self.shard), key=lambda r: r["lo"])
+            for record in mine:
+                self.index.extend(self.store.read_rows(record))
+            self.store.adopt(mine)
             return
         for tick in sorted({r["tick"] for r in records}):
             parts = [self.store.read(r) for r in records if r["tick"] == tick]
             ids = np.concatenate([p[0] for p in parts])
             content = np.concatenate([p[1] for p in parts])
-            keep = shard_of(np.asarray(site_id)[ids], self.n_shards) == self.shard
-            order = np.argsort(ids[keep], kind="stable")
-            self.store.append(tick, ids[keep][order], content[keep][order])
+            rows = {k: np.concatenate([p[2][k] for p in parts]) for k in self.columns[1:]}
+            keep = np.flatnonzero(shard_of(rows["site_id"], self.n_shards) == self.shard)
+            keep = keep[np.argsort(ids[keep], kind="stable")]
+            self.index.extend({"page_id": ids[keep], **{k: v[keep] for k, v in rows.items()}})
+            self.store.append(tick, ids[keep], content[keep])
 
 
 def _behaviours(cfg) -> list[tuple[str, object, object]]:

@@ -11,8 +11,8 @@ crawl reads the live web and never returns a page the lab has trained on.
 The scraper keeps its own replica of the site graph and of the one page
 column a crawl orders by (the site), fed a delta every tick; page ids are in
 publication order, so a tick's pages are an id range and need no column. It
-selects page ids; the engine adds their metadata and fetches their content from
-the publisher shards that hold it. The filters are registered plugins
+selects page ids; the shards that hold them send their content and ground truth
+to it (through the object store on Ray: the engine passes references). The filters are registered plugins
 (:mod:`simweb.plugins`); each sees only what it declared it needs (:mod:`simweb.filters.base`),
 and its random stream is named by the filter (kind, numbered when repeated), not its position.
 """
@@ -28,7 +28,7 @@ from simweb.stages import Kept, Selection
 from simweb.agents.base import Agent
 from simweb.timing import Busy, timed
 from simweb.web.graph import SiteGraph
-from simweb.web.store import AI, PageIndex, _grow, join_parts
+from simweb.web.store import AI, PageIndex, _grow, join_parts, join_rows
 
 __all__ = ["Scraper", "REPLICA"]
 
@@ -123,16 +123,16 @@ class Scraper(Agent):
         return Selection(ids=ids, crawl_tick=tick, purpose=purpose, crawl=crawl, steps=steps)
 
     @timed("filter")
-    def filter(self, selection: Selection, *, pages: dict, parts: list, model=None) -> Kept:
+    def filter(self, selection: Selection, *, parts: list, model=None) -> Kept:
         """Run the lab's filter chain on the selected pages; keep what passes.
 
-        ``pages``: the pages' metadata columns (from the engine's index); ``parts``: (ids, content) from the
-        shards holding them; ``model``: (generation, state) of the lab's latest released model, for filters
-        that need it (None before it has one).
+        ``parts``: (ids, content, index rows) from the shards holding them; ``model``: (generation, state)
+        of the lab's latest released model, for filters that need it (None before it has one).
         """
         ids = selection.ids
         language = self.context.language
-        content = join_parts(ids, parts, language.width, language.dtype)
+        content = join_parts(ids, [p[:2] for p in parts], language.width, language.dtype)
+        pages = join_rows(ids, [(p[0], p[2]) for p in parts])
         extra = {"graph": self.graph, "language": language,
                  "population_names": [p.name for p in self.context.scenario.publishers],
                  "model": self.context.model(self.index, *model) if model is not None else None}
@@ -231,7 +231,9 @@ class Scraper(Agent):
                 out.update({f"filter.{name}.{k}": np.asarray(v) for k, v in flt.state().items()})
         return out
 
-    def restore(self, state: dict[str, np.ndarray], graph: dict, pages: dict) -> None:
+    def restore(self, state: dict[str, np.ndarray], graph: dict, parts: list) -> None:
+        """Back to a checkpoint: ``state`` (:meth:`state`), the site graph, and the replica's columns of every
+        page as (ids, columns) parts from the shards that hold them."""
         self.last_crawl_tick = int(state["last_crawl_tick"])
         for name, entry, flt in self.chain:
             if "history" in entry.needs:
@@ -244,5 +246,7 @@ class Scraper(Agent):
         self.tick_start = np.zeros(0, dtype=np.int64)
         self._trained = np.zeros(self.capacity, dtype=bool)
         self.trained = self._trained[:0]
+        total = sum(len(p[0]) for p in parts)
+        pages = join_rows(np.arange(total), parts) if total else {k: np.zeros(0, np.int32) for k in ("tick", *self.replica)}
         self.observe(graph, pages)
         self.trained[np.asarray(state["trained"], dtype=np.int64)] = True

@@ -1,14 +1,16 @@
 """Pages on the simulated web: a metadata index of numpy columns, and content stores beside it.
 
-No Python object per page. The :class:`PageIndex` holds the ground truth of
-every page (who wrote it, when, where) in numpy columns; page ids are row
-numbers in publication order, so one tick's pages are one contiguous id range.
-Page content (tokens, reals) lives in :class:`ContentStore` s, one per
-publisher shard, so pages stay where they were published.
+No Python object per page. A :class:`PageIndex` holds the ground truth of
+pages (who wrote it, when, where) in numpy columns; page ids are numbered in
+publication order, so one tick's pages are one contiguous id range. Each
+publisher shard holds the index rows (with their ``page_id``) and the content
+(tokens, reals) of the pages on its sites, in a :class:`ContentStore`: pages
+stay where they were published, and no process holds a column over every page.
 
 A content store keeps one chunk per tick. Chunks are immutable once written,
 so each is written to disk at most once — an Arrow IPC file
-``tick=T/shard=S-of-N.arrow`` (``page_id``, ``content``) under the store's
+``tick=T/shard=S-of-N.arrow`` (``page_id``, ``content`` and the pages' ground
+truth, when the store is given its shard's index rows) under the store's
 directory — when a checkpoint is taken or when the store's resident content
 passes its memory budget. The directory may be on an object store (:mod:`simweb.storage`): a chunk is then one object, read
 back whole. A chunk over budget is *spilled*: only its id range
@@ -29,7 +31,8 @@ import polars as pl
 from simweb import storage
 from simweb.storage import atomic_write
 
-__all__ = ["PageIndex", "ContentStore", "Chunk", "PAGE_COLUMNS", "OPTIONAL_COLUMNS", "HUMAN", "AI", "join_parts"]
+__all__ = ["PageIndex", "ContentStore", "Chunk", "PAGE_COLUMNS", "OPTIONAL_COLUMNS", "HUMAN", "AI", "join_parts",
+           "join_rows"]
 
 HUMAN, AI = 0, 1
 
@@ -52,6 +55,8 @@ OPTIONAL_COLUMNS: dict[str, np.dtype] = {
     "imitation": np.dtype(np.float32),  # human pages: share of tokens drawn from a model (simweb.humans)
 }
 
+PAGE_ID = {"page_id": np.dtype(np.int64)}  # a shard's index: the global id of each of its rows
+
 GROWTH = 1.5  # when the capacity hint was too small: geometric growth keeps appends amortised O(1)
 
 
@@ -64,7 +69,8 @@ def _grow(array: np.ndarray, n: int, size: int) -> np.ndarray:
 
 
 class PageIndex:
-    """Metadata of every page, or of the ``columns`` a replica needs; page ids are row numbers.
+    """Metadata of pages, or of the ``columns`` a replica needs: rows in publication order. Without a
+    ``page_id`` column, page ids are row numbers (a replica of every page); a shard's index has one.
 
     ``capacity`` is a hint: a run knows how many pages its scenario publishes, so its columns are
     allocated once and never copied.
@@ -73,7 +79,7 @@ class PageIndex:
     def __init__(self, capacity: int = 1024, columns=None):
         self.n = 0
         names = tuple(PAGE_COLUMNS) if columns is None else tuple(columns)
-        dtypes = {**PAGE_COLUMNS, **OPTIONAL_COLUMNS}
+        dtypes = {**PAGE_ID, **PAGE_COLUMNS, **OPTIONAL_COLUMNS}
         self._cols = {name: np.empty(max(int(capacity), 1), dtype=dtypes[name]) for name in names}
 
     def __len__(self) -> int:
@@ -110,6 +116,21 @@ class PageIndex:
         data = {"page_id": np.arange(self.n, dtype=np.int64)}
         data.update({name: col[: self.n] for name, col in self._cols.items()})
         return pl.DataFrame(data)
+
+    def find(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """For an index with a ``page_id`` column: (mask of ``ids`` it holds, their row numbers)."""
+        ids = np.asarray(ids, dtype=np.int64)
+        held = self._cols["page_id"][: self.n]
+        if self.n == 0:
+            return np.zeros(len(ids), dtype=bool), np.empty(0, dtype=np.int64)
+        pos = np.minimum(np.searchsorted(held, ids), self.n - 1)
+        hit = held[pos] == ids
+        return hit, pos[hit]
+
+    def select(self, rows: np.ndarray, columns=None) -> dict[str, np.ndarray]:
+        """The ``columns`` (default: all) of rows ``rows`` (row numbers, not page ids), copied."""
+        names = self._cols if columns is None else columns
+        return {name: self._cols[name][: self.n][rows] for name in names}
 
     def state(self, since: int = 0) -> dict[str, np.ndarray]:
         """Columns of pages ``since`` onwards (copies): a delta for a replica."""
@@ -152,17 +173,20 @@ class ContentStore:
 
     ``directory`` is where chunks are written (None: never); ``budget`` caps the resident content in
     bytes (None: no cap), oldest chunks spilling first. ``name`` (shard, shards) names the files;
-    ``durable`` fsyncs them (a temporary directory needs not).
+    ``durable`` fsyncs them (a temporary directory needs not). ``rows(lo, hi)``, when given, returns the
+    ground-truth columns of the pages with ids in [lo, hi) that this store holds (its shard's index rows):
+    a chunk's file then carries them beside the content, so a checkpoint needs no index of its own.
     """
 
     def __init__(self, *, width: int, dtype: np.dtype, directory: str | Path | None = None,
-                 budget: int | None = None, name: tuple[int, int] = (0, 1), durable: bool = True):
+                 budget: int | None = None, name: tuple[int, int] = (0, 1), durable: bool = True, rows=None):
         self.width = int(width)
         self.dtype = np.dtype(dtype)
         self.directory = storage.location(directory) if directory is not None else None
         self.budget = budget
         self.name = name
         self.durable = durable  # flush files to the disk before renaming them into place
+        self.rows = rows
         self.chunks: list[Chunk] = []
         self._his = np.empty(0, dtype=np.int64)  # each chunk's hi, rebuilt when a chunk is added
         if budget is not None and self.directory is None:
@@ -228,9 +252,17 @@ class ContentStore:
         for rec in sorted(records, key=lambda r: r["lo"]):
             self.chunks.append(Chunk(rec["tick"], rec["lo"], rec["hi"], rec["pages"], record=rec))
 
-    def read(self, record: dict) -> tuple[np.ndarray, np.ndarray]:
-        """(ids, content) of one written chunk (any store's, in the same directory)."""
-        return self._read(record)
+    def read(self, record: dict) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+        """(ids, content, ground-truth columns) of one written chunk (any store's, in the same directory)."""
+        return self._read(record, columns=True)
+
+    def read_rows(self, record: dict) -> dict[str, np.ndarray]:
+        """The ground-truth columns of one written chunk, ``page_id`` included, without its content."""
+        import pyarrow as pa
+
+        with storage.open_arrow(self.directory / record["file"]) as source:
+            table = pa.ipc.open_file(source).read_all()
+            return {name: table.column(name).to_numpy().copy() for name in table.column_names if name != "content"}
 
     def _keep_budget(self) -> None:
         if self.budget is None:
@@ -251,8 +283,13 @@ class ContentStore:
         shard, shards = self.name
         rel = f"tick={chunk.tick:05d}/shard={shard:04d}-of-{shards:04d}.arrow"
         values = pa.array(chunk.content.reshape(-1))
-        table = pa.table({"page_id": pa.array(chunk.ids),
-                          "content": pa.FixedSizeListArray.from_arrays(values, self.width)})
+        columns = {"page_id": pa.array(chunk.ids), "content": pa.FixedSizeListArray.from_arrays(values, self.width)}
+        if self.rows is not None:
+            rows = self.rows(chunk.lo, chunk.hi)
+            if not np.array_equal(rows["page_id"], chunk.ids):
+                raise RuntimeError(f"the index rows of tick {chunk.tick} do not match its content")
+            columns.update({name: pa.array(values) for name, values in rows.items() if name != "page_id"})
+        table = pa.table(columns)
         sink = pa.BufferOutputStream()
         with pa.ipc.new_file(sink, table.schema) as writer:
             writer.write_table(table)
@@ -263,9 +300,10 @@ class ContentStore:
         return {"file": rel, "tick": chunk.tick, "shard": shard, "shards": shards, "lo": chunk.lo, "hi": chunk.hi,
                 "pages": chunk.pages, "sha256": hashlib.sha256(memoryview(data)).hexdigest()}
 
-    def _read(self, record: dict, wanted: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def _read(self, record: dict, wanted: np.ndarray | None = None, columns: bool = False):
         """From a written chunk: with ``wanted`` (sorted), which of them it holds and their content; without,
-        all its ids and content. Only the rows returned are copied out of the mapped file.
+        all its ids and content (and with ``columns``, its ground-truth columns). Only the rows returned are
+        copied out of the mapped file.
         """
         import pyarrow as pa
 
@@ -275,7 +313,11 @@ class ContentStore:
             flat = table.column("content").combine_chunks().flatten().to_numpy(zero_copy_only=False)
             content = flat.reshape(len(ids), self.width)
             if wanted is None:
-                return ids.copy(), np.array(content, dtype=self.dtype)
+                out = ids.copy(), np.array(content, dtype=self.dtype)
+                if columns:
+                    out += ({name: table.column(name).to_numpy().copy() for name in table.column_names
+                             if name not in ("page_id", "content")},)
+                return out
             hit, rows = _lookup(ids, content, wanted)
             return hit, np.array(rows, dtype=self.dtype)  # a copy, so nothing points into the mapped file
 
@@ -291,6 +333,28 @@ def _lookup(ids: np.ndarray, content: np.ndarray, wanted: np.ndarray) -> tuple[n
     pos = np.minimum(np.searchsorted(ids, wanted), len(ids) - 1)
     hit = ids[pos] == wanted
     return hit, content[pos[hit]]
+
+
+def join_rows(ids: np.ndarray, parts) -> dict[str, np.ndarray]:
+    """Columns of ``ids`` (any order, repeats allowed) from shard parts [(held ids, {column: values}), ...]
+    that together hold every one of them."""
+    ids = np.asarray(ids, dtype=np.int64)
+    if not len(ids) and parts:  # the columns, empty, with their dtypes
+        return {name: np.asarray(values)[:0] for name, values in parts[0][1].items()}
+    parts = [p for p in parts if len(p[0])]
+    if not parts:
+        if len(ids):
+            raise RuntimeError("the shards hold none of the pages asked for")
+        return {}
+    held = np.concatenate([np.asarray(p[0], dtype=np.int64) for p in parts])
+    columns = {name: np.concatenate([p[1][name] for p in parts]) for name in parts[0][1]}
+    order = np.argsort(held, kind="stable")
+    held = held[order]
+    pos = np.minimum(np.searchsorted(held, ids), len(held) - 1)
+    if not np.array_equal(held[pos], ids):
+        raise RuntimeError("the shards returned other pages than were asked for")
+    rows = order[pos]
+    return {name: values[rows] for name, values in columns.items()}
 
 
 def join_parts(ids: np.ndarray, parts, width: int, dtype) -> np.ndarray:

@@ -38,7 +38,7 @@ def test_market_share_splits_ai_pages_between_labs():
     sim = Engine(sc)
     sim.step()
     sim.step()
-    lab = sim.index.column("lab")[sim.index.column("tick") == 1]
+    lab = sim.pages()["lab"][sim.pages()["tick"] == 1]
     share_keep = float((lab == 1).mean())
     se = math.sqrt(0.75 * 0.25 / len(lab))
     assert abs(share_keep - 0.75) < 5 * se
@@ -48,16 +48,16 @@ def test_uses_restricts_the_labs_a_population_draws_on():
     sim = Engine(scenario(COLLAPSE, 'publishers[0].uses=["keep"]', "labs.keep.market_share=0.1", "run.ticks=3"))
     for _ in range(3):
         sim.step()
-    ai = sim.index.column("origin") == 1
-    assert ai.any() and (sim.index.column("lab")[ai] == 1).all()
+    ai = sim.pages()["origin"] == 1
+    assert ai.any() and (sim.pages()["lab"][ai] == 1).all()
 
 
 def test_human_pages_follow_site_topics_with_topic_focus():
     sc = scenario(COLLAPSE, "publishers[0].ai_adoption={start=0.0, end=0.0}", "publishers[0].topic_focus=1.0")
     sim = Engine(sc)
     sim.step()
-    site_topic = sim.graph.topic[sim.index.column("site_id")]
-    assert np.array_equal(sim.index.column("topic"), site_topic)
+    site_topic = sim.graph.topic[sim.pages()["site_id"]]
+    assert np.array_equal(sim.pages()["topic"], site_topic)
     assert isinstance(sim.publishers[0], Publisher)
 
 

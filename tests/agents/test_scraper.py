@@ -32,14 +32,15 @@ def _scraper(lab: Lab, seed: int, graph: SiteGraph, index: PageIndex) -> Scraper
 
 
 def _filtered(scraper: Scraper, index: PageIndex, tick: int, budget: int, purpose: str, crawl: int, content=None):
-    """Crawl, add the metadata (as the engine does), then run the filter chain on content (distinct rows unless given)."""
+    """Crawl, then run the filter chain on content (distinct rows unless given) and metadata, as one shard would
+    send them."""
     sel = scraper.crawl(tick, budget, purpose, crawl)
     width, dtype = scraper.context.language.width, scraper.context.language.dtype
     if content is None:
         content = np.zeros((len(sel.ids), width), dtype=dtype)
         content[:, 0] = sel.ids % 60000
         content[:, 1] = sel.ids // 60000
-    return scraper.filter(sel, pages=index.rows(sel.ids), parts=[(sel.ids, content)])
+    return scraper.filter(sel, parts=[(sel.ids, content, index.rows(sel.ids))])
 
 
 def _lab(**kw):
@@ -139,7 +140,11 @@ def test_state_and_restore_rebuild_the_replica():
     a = _scraper(_lab(new_only=True), 1, graph, index)
     a.crawl(2, 100, "train", 0)
     b = Scraper(context(scenario(), _lab(new_only=True), seed=1), 0)
-    b.restore(a.state(), graph.state(), index.state())
+    # the replica comes back from the shards holding the pages: here two, each with every other site's pages
+    site = index.column("site_id")
+    parts = [(np.flatnonzero(site % 2 == s), {k: v[site % 2 == s] for k, v in index.state().items()})
+             for s in (1, 0)]
+    b.restore(a.state(), graph.state(), parts)
     assert np.array_equal(a.crawl(3, 100, "benchmark", 1).ids, b.crawl(3, 100, "benchmark", 1).ids)
 
 

@@ -83,10 +83,9 @@ def world(tmp_path_factory):
 
 
 def _pages(out, tick: int) -> tuple[np.ndarray, np.ndarray]:
-    """The content and topic of every page published at ``tick`` (the run directory's page files and index)."""
+    """The content and topic of every page published at ``tick`` (the run directory's page files)."""
     frame = pl.concat([pl.read_ipc(p) for p in sorted((out / "pages" / f"tick={tick:05d}").glob("*.arrow"))])
-    topic = np.concatenate([np.load(p)["topic"] for p in sorted((out / "index").glob("*.npz"))])
-    return np.stack(frame["content"].to_list()).astype(np.int64), topic[frame["page_id"].to_numpy()]
+    return np.stack(frame["content"].to_list()).astype(np.int64), frame["topic"].to_numpy()
 
 
 def test_births_are_poisson_counts_from_their_own_stream():
