@@ -57,6 +57,11 @@ against the documented ones. Absolute times are never compared across machines.
     manifest's stage seconds and its ``page_memory`` (bytes of the page store per token byte), pages
     spilled, and the run directory's size on disk. ``--quick`` runs web_10m for 3 ticks.
 
+``web_10m_ray``
+    The same file on the Ray executor (a local instance, 2 shards on 2 cores): the driver's peak RSS
+    (goal <= 300 MB: it holds no page) and the simulation against the local executor's (goal >= 1.5x
+    faster), from a ``web_10m`` run of the same invocation (``--only web_10m,web_10m_ray``).
+
 ``scaling``
     Weak scaling on a simulated Ray cluster of 1, 2 and 4 nodes: ``scripts/bench_scaling.py``.
 
@@ -717,7 +722,7 @@ def web_section(path: Path, *, executor: str, overrides: list[str], goals: dict[
     return Section(title=title, header=["measure", "value", "unit", "goal"], rows=rows, figures=r,
                    notes=["stages are seconds of work summed over the driver and every agent (simweb/timing.py); "
                           "with the local executor they add up to most of the wall time",
-                          "page store = the driver's page index + every scraper's replica + page content resident "
+                          "page store = the shards' page index + every scraper's replica + page content resident "
                           "in the shards; token bytes = pages x 64 tokens x 2 bytes"])
 
 
@@ -735,6 +740,15 @@ def bench_web_10m(cfg: Config) -> Section:
                        goals={"pages": "≥ 10,000,000" if not cfg.quick else "-", "rss": "≤ 4000 MB"},
                        title=f"web_10m: {WEB_10M.relative_to(REPO)}{' (3 ticks)' if cfg.quick else ''}, local "
                              "executor, page content over 1 GB spilled to disk")
+
+
+def bench_web_10m_ray(cfg: Config) -> Section:
+    """scenarios/web_10m.toml on the Ray executor in a fresh process (--quick: 3 ticks): the driver's peak RSS."""
+    overrides = ["run.ticks=3"] if cfg.quick else []
+    return web_section(WEB_10M, executor="ray", overrides=overrides,
+                       goals={"pages": "≥ 10,000,000" if not cfg.quick else "-", "rss": "≤ 300 MB (the driver)"},
+                       title=f"web_10m_ray: {WEB_10M.relative_to(REPO)}{' (3 ticks)' if cfg.quick else ''}, Ray "
+                             "executor (a local instance), page content over 1 GB spilled to disk")
 
 
 def bench_scaling_section(cfg: Config) -> Section:
@@ -765,7 +779,7 @@ def bench_graph(cfg: Config) -> Section:
 
 SECTIONS = {"quickstart": bench_quickstart, "sampler": bench_sampler, "pure_loop": bench_pure_loop,
             "shards": bench_shards, "sweep": bench_sweep, "transformer": bench_transformer, "web_1m": bench_web_1m,
-            "web_10m": bench_web_10m, "scaling": bench_scaling_section,
+            "web_10m": bench_web_10m, "web_10m_ray": bench_web_10m_ray, "scaling": bench_scaling_section,
             "graph": bench_graph, "drift": bench_drift}
 
 

@@ -231,6 +231,18 @@ def block_web_10m(s: dict) -> str:
     return table(["measure", "figure", "goal"], rows) + "\n\n" + provenance(s, ["web_10m"])
 
 
+def block_web_10m_ray(s: dict) -> str:
+    """The same web on Ray: the driver's peak RSS, and the simulation against the local executor's (the web_10m
+    section, when both were measured by one bench.py run at one commit)."""
+    ray, local = s["web_10m_ray"], s["web_10m"]
+    rows = _web(ray, {"pages": "≥ 10,000,000", "wall": "completes"})
+    rows[2] = ["driver peak RSS (the agents live in Ray's processes)", f"{num(ray['peak_rss_mb'])} MB", "≤ 300 MB"]
+    if local["provenance"]["machine"].get("commit") == ray["provenance"]["machine"].get("commit"):
+        rows.insert(4, ["simulation, local ÷ Ray (same run)", f"{num(local['sim_s'])} s ÷ {num(ray['sim_s'])} s = "
+                                                               f"{num(local['sim_s'] / ray['sim_s'])}×", "≥ 1.5×"])
+    return table(["measure", "figure", "goal"], rows) + "\n\n" + provenance(s, ["web_10m_ray"])
+
+
 def block_scaling(s: dict) -> str:
     points = s["scaling"]["points"]
     rows = [[n, str(p["cores"]), f"{p['pages']:,}", f"{num(p['sim_s'])} s", num(p["pages_per_s"]),
@@ -281,6 +293,7 @@ BLOCKS: dict[str, tuple[Callable[[dict], str], tuple[str, ...], bool]] = {  # na
     "machine": (block_machine, ("web_1m",), True),
     "web_1m": (block_web_1m, ("web_1m",), False),
     "web_10m": (block_web_10m, ("web_10m",), False),
+    "web_10m_ray": (block_web_10m_ray, ("web_10m_ray", "web_10m"), False),
     "scaling": (block_scaling, ("scaling",), False),
     "scaling_stages": (block_scaling_stages, ("scaling",), False),
     "quickstart": (block_quickstart, ("quickstart",), False),
