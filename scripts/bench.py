@@ -713,7 +713,7 @@ def web_section(path: Path, *, executor: str, overrides: list[str], goals: dict[
             ["pages/s, tokens/s (simulation)", f"{r['pages'] / r['sim_s']:,.0f} / {tokens / r['sim_s']:,.0f}", "1/s",
              "-"],
             ["page store in memory / token bytes", f"{mem['bytes_per_token_byte']:.2f}", "x", "≤ 1.5"],
-            ["  index / scraper replicas / resident content",
+            ["  index / scrapers (trained ids) / resident content",
              f"{mem['index_bytes'] / 2**20:,.0f} / {mem['replica_bytes'] / 2**20:,.0f} / "
              f"{mem['content_bytes'] / 2**20:,.0f}", "MB", "-"],
             ["pages spilled to disk", f"{mem['spilled_pages']:,}", "", "-"],
@@ -722,7 +722,7 @@ def web_section(path: Path, *, executor: str, overrides: list[str], goals: dict[
     return Section(title=title, header=["measure", "value", "unit", "goal"], rows=rows, figures=r,
                    notes=["stages are seconds of work summed over the driver and every agent (simweb/timing.py); "
                           "with the local executor they add up to most of the wall time",
-                          "page store = the shards' page index + every scraper's replica + page content resident "
+                          "page store = the shards' page index + every scraper's trained ids + page content resident "
                           "in the shards; token bytes = pages x 64 tokens x 2 bytes"])
 
 

@@ -214,7 +214,7 @@ def _web(r: dict, goals: dict[str, str]) -> list[list[str]]:
             ["simulation throughput", f"{num(r['pages'] / r['sim_s'])} pages/s, {num(tokens / r['sim_s'] / 1e6)} M "
                                       "tokens/s", ""],
             ["page store / token bytes",
-             f"{num(mem['bytes_per_token_byte'])}× (index {num(mem['index_bytes'] / 2**20)} MB, replicas "
+             f"{num(mem['bytes_per_token_byte'])}× (index {num(mem['index_bytes'] / 2**20)} MB, scrapers "
              f"{num(mem['replica_bytes'] / 2**20)} MB, content {num(mem['content_bytes'] / 2**20)} MB)", "≤ 1.5×"],
             ["pages spilled to disk", f"{mem['spilled_pages']:,}", ""],
             ["run directory on disk", f"{num(r['disk_mb'])} MB", ""],

@@ -103,11 +103,8 @@ class Checkpointer:
                            for lab, gen in state["meta"]["registry"].items()}
         records = state["meta"]["pages"]
         calls = [ex.call(s, PublisherShard.restore, records) for s in fleet.shards]
-        # the scrapers' replicas, from the shards (sent after their restore, so each host reaches it first)
-        crawl_parts = [ex.call(s, PublisherShard.columns_of, engine.crawl_columns) for s in fleet.shards]
         graph_ref = ex.share(graph)
-        calls += [ex.call(s, Scraper.restore, arrays[f"scraper/{i}"], graph_ref, crawl_parts)
-                  for i, s in enumerate(fleet.scrapers)]
+        calls += [ex.call(s, Scraper.restore, arrays[f"scraper/{i}"], graph_ref) for i, s in enumerate(fleet.scrapers)]
         calls += [ex.call(t, Trainer.restore, arrays[f"trainer/{i}"]) for i, t in enumerate(fleet.trainers)]
         ex.gather(calls)
         self.tick = engine.tick

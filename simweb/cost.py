@@ -7,7 +7,7 @@ largest arrays it builds, each with the scenario field that drives it. A part is
 for the run) or *transient* (working memory of one step), and a process peaks at its resident
 parts plus its largest transient one. The byte counts follow the code: ``simweb/language/markov.py``
 (a (topics, classes, vocab) float64 transition table, its log, alias tables, token marginals),
-``simweb/agents/*.py`` (page index, replicas, pools, evaluation samples), ``simweb/web/`` (31 bytes
+``simweb/agents/*.py`` (page index, crawls, pools, evaluation samples), ``simweb/web/`` (31 bytes
 of metadata a page, networkx graphs). Model families and other plugins add their own through an
 optional classmethod ``memory_bytes(cfg, scenario) -> int`` (see :mod:`simweb.plugins`).
 
@@ -32,7 +32,7 @@ RAY_START_S = 7.0  # starting a local Ray instance and the actors (README: ~7 s 
 NX_NODE, NX_EDGE = 400, 240  # networkx DiGraph bytes per node and per edge (measured: 383 and 233)
 INDEX_BYTES = 31  # page metadata in the shards' index (simweb/web/store.py PAGE_COLUMNS), before the page id
 POOL_BYTES = 37  # a trainer's pool row besides its content: id, crawl, ticks, site, origin, lab, generation
-CRAWL_BYTES = 32  # a crawl's working arrays per page on the web (ids, permutation or ranks, keys)
+CRAWL_BYTES = 32  # a crawl's working arrays per page a shard holds (ids, rows, ranks, ages, keys)
 CHUNK_DOCS = 4096  # documents scored at once by the language (MarkovLanguage.topic_log_likelihood)
 WRITE_BATCH = 32_768 + 64  # pages a shard writes at once (simweb.agents.publisher.BATCH, plus a block)
 HELD = 0.3  # share of a model's memory_bytes that stays while it is held (state, sampling tables); measured 0.2-0.4
@@ -346,7 +346,9 @@ class _World:
                      f"{per_index} bytes a page, an even share of the pages"),
                 Part("page content", content // S, name, why),
                 Part("writing a tick's pages", writing, self.pages_field, "noise (8 bytes a token) and content",
-                     transient=True)]
+                     transient=True),
+                Part("a crawl's candidates", CRAWL_BYTES * self.pages // S, self.pages_field,
+                     f"{CRAWL_BYTES} bytes a page held", transient=True)]
 
     def released_models(self) -> list[int]:
         """Labs whose released models are rebuilt where pages are written (and where filters score with them)."""
@@ -372,9 +374,12 @@ class _World:
         lab = self.sc.labs[i]
         k = self.sc.web.links_per_site
         graph = (NX_NODE + 20) * self.sites + (NX_EDGE + 16) * self.links
-        parts = [Part("page replica", 5 * self.pages, self.pages_field, "5 bytes a page"),
+        trained = min(self.pages, lab.crawl_budget * self.generations(i))
+        # the shards' candidates it merges: at most crawl_budget from each, or every page for a random crawl
+        merged = self.pages if lab.crawl_strategy == "random" else min(self.pages, lab.crawl_budget * self.n_shards)
+        parts = [Part("pages trained on", 8 * trained, f"labs[{i}].crawl_budget", "8 bytes a page fetched"),
                  Part("site graph replica", graph, self.sites_field, f"{k} links each way a site"),
-                 Part("a crawl", CRAWL_BYTES * self.pages, self.pages_field, f"{CRAWL_BYTES} bytes a page",
+                 Part("merging a crawl", 16 * merged, f"labs[{i}].crawl_budget", "ids and keys of the candidates",
                       transient=True)]
         fetched = min(self.pages, max(lab.crawl_budget, self.sc.evaluation.benchmark_docs))
         parts.append(Part("filtering a crawl", fetched * (self.row * (3 + len(lab.filters)) + 120),

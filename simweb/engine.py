@@ -113,11 +113,6 @@ class Engine:
         self.checkpoints.restore(self, state)
 
     @property
-    def crawl_columns(self) -> tuple[str, ...]:
-        """The page columns every scraper keeps a replica of (the origin only to account for blocks)."""
-        return ("site_id", "tick", "origin") if self.consent else ("site_id", "tick")
-
-    @property
     def released(self) -> dict[int, int]:
         """Lab index → the generation publishers use now."""
         return {lab: entry[0] for lab, entry in self.registry.items()}
@@ -180,7 +175,6 @@ class Engine:
                 pages = {k: np.concatenate([p[k] for p in plans]) for k in plans[0]} if plans else self._no_pages()
             self.n_pages += len(pages["tick"])
             pages_ref = ex.share(pages)  # once: every shard reads this one copy
-            crawl_ref = ex.share({k: pages[k] for k in self.crawl_columns})  # what scrapers keep
             graph_ref = ex.share(self.graph.state(sites0, edges0, blocks0))
             models = {lab: self.registry[lab] for lab in sorted(self.registry)}
             copies = pages["copied_from"] >= 0
@@ -188,7 +182,7 @@ class Engine:
         originals_parts = self._fetch(originals) if originals is not None else []
         ex.gather([ex.call(s, PublisherShard.publish, tick=tick, first_id=first_id, pages=pages_ref, models=models,
                            originals=originals_parts) for s in fleet.shards]
-                  + [ex.call(s, Scraper.observe, graph_ref, crawl_ref) for s in fleet.scrapers])
+                  + [ex.call(s, Scraper.observe, graph_ref, {tick: len(pages["tick"])}) for s in fleet.scrapers])
         drift = self._drift(first_id) if self.humans else None
         self.recorder.tick(tick, pages, self.graph.population, self.graph, drift=drift)
         releasing = [i for i, lab in enumerate(sc.labs)
@@ -203,11 +197,13 @@ class Engine:
         ex, sc, fleet = self.ex, self.scenario, self.fleet
         bench_budget = sc.evaluation.benchmark_docs
         gen_of = {i: (self.registry[i][0] + 1 if i in self.registry else 0) for i in releasing}
-        # every lab crawls the same web: selections first (ids), then metadata from the index, content from shards
-        picks = {i: ex.call(fleet.scrapers[i], Scraper.crawl, tick, sc.labs[i].crawl_budget, "train", gen_of[i])
-                 for i in releasing}
-        benches = {i: ex.call(fleet.scrapers[i], Scraper.crawl, tick, bench_budget, "benchmark", gen_of[i])
-                   for i in releasing if bench_budget}
+        # every lab crawls the same web: selections first (ids, from the shards' candidates), then the pages'
+        # content and ground truth from the shards; a benchmark after the training crawl, which it must avoid
+        picks, benches = {}, {}
+        for i in releasing:
+            picks[i] = self._crawl(i, tick, sc.labs[i].crawl_budget, "train", gen_of[i])
+            if bench_budget:
+                benches[i] = self._crawl(i, tick, bench_budget, "benchmark", gen_of[i])
         picks, benches = ex.gather(picks), ex.gather(benches)
         reports = {}
         for i in releasing:
@@ -236,6 +232,14 @@ class Engine:
         for ids, excess in parts:
             out[np.asarray(ids) - first_id] = excess
         return out
+
+    def _crawl(self, lab: int, tick: int, budget: int, purpose: str, crawl: int):
+        """A reference to lab ``lab``'s selection: its scraper plans the crawl, every shard answers with its own
+        best candidates, the scraper merges them. Each call waits only on references of calls sent before it."""
+        ex, scraper = self.ex, self.fleet.scrapers[lab]
+        plan = ex.call(scraper, Scraper.plan_crawl, tick, budget, purpose, crawl)
+        parts = [ex.call(shard, PublisherShard.candidates, plan) for shard in self.fleet.shards]
+        return ex.call(scraper, Scraper.select, plan, parts)
 
     def _filter(self, lab: int, selection, model):
         return self.ex.call(self.fleet.scrapers[lab], Scraper.filter, selection,

@@ -34,7 +34,7 @@ class Fleet:
         held = self.capacity if self.n_shards == 1 else int(1.2 * self.capacity / self.n_shards) + 1024
         self.shards = [ex.start(PublisherShard, self.context, s, self.n_shards, self.store_dir, self.shard_budget,
                                 self.durable, held, role="shard") for s in range(self.n_shards)]
-        self.scrapers = [ex.start(Scraper, self.context, i, self.capacity, role="scraper") for i in range(len(labs))]
+        self.scrapers = [ex.start(Scraper, self.context, i, role="scraper") for i in range(len(labs))]
         self.trainers = [ex.start(Trainer, self.context, i, role="trainer", gpus=self.gpus[i])
                          for i in range(len(labs))]
         ex.ready(self.agents)
@@ -65,7 +65,8 @@ class Fleet:
         return {stage: round(busy.seconds.get(stage, 0.0), 3) for stage in STAGES}
 
     def page_memory(self, pages: int) -> dict[str, int | float]:
-        """Bytes the page store holds in memory: the shards' index rows, the scrapers' replicas, resident content."""
+        """Bytes the page store holds in memory: the shards' index rows, the scrapers' trained ids and tick starts
+        (``replica_bytes``), resident content."""
         shards = self.on_all(PublisherShard.footprint, self.shards)
         replicas = self.on_all(Scraper.footprint, self.scrapers)
         language = self.context.language

@@ -6,7 +6,27 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["Selection", "Kept", "GenerationReport"]
+__all__ = ["CrawlPlan", "Selection", "Kept", "GenerationReport"]
+
+
+@dataclass(frozen=True)
+class CrawlPlan:
+    """What a crawl asks every shard for: its pages with ids in [first, last), less those in ``trained``
+    (sorted ids; a benchmark's) and those on ``refused`` sites (per site; opt-outs), and of them the
+    ``budget`` first in crawl order — by (``site_rank``, age, id), where a site ranked −1 is never
+    reached — or all of them for a random crawl (``site_rank`` None), which the scraper orders itself."""
+
+    crawl_tick: int
+    purpose: str  # "train" or "benchmark"
+    crawl: int  # the generation the crawl is for
+    budget: int
+    first: int
+    last: int
+    ticks: int  # ticks with pages so far: a page of tick t is ticks − 1 − t old
+    pages: int  # pages on the web: the key's last factor
+    site_rank: np.ndarray | None = None
+    trained: np.ndarray | None = None
+    refused: np.ndarray | None = None
 
 
 @dataclass(frozen=True)

@@ -357,6 +357,13 @@ class PublisherShard(Agent):
         out = (held, self.store.fetch(held))
         return out + (self.index.select(at, self.columns[1:]),) if rows else out
 
+    @timed("crawl")
+    def candidates(self, plan) -> tuple:
+        """This shard's answer to a lab's crawl (:func:`simweb.agents.scraper.candidates`)."""
+        from simweb.agents.scraper import candidates
+
+        return candidates(plan, self.index)
+
     def rows(self, ids: np.ndarray, columns=None) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """(ids, index rows) of those of ``ids`` this shard holds, in the order asked (``columns``: default all)."""
         ids = np.asarray(ids, dtype=np.int64)

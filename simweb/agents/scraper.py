@@ -8,11 +8,15 @@ since the lab's previous crawl; ``snapshot`` to an archive, the pages published 
 or before a tick (or ``release - k``), on which it spends its whole budget. A benchmark
 crawl reads the live web and never returns a page the lab has trained on.
 
-The scraper keeps its own replica of the site graph and of the one page
-column a crawl orders by (the site), fed a delta every tick; page ids are in
-publication order, so a tick's pages are an id range and need no column. It
-selects page ids; the shards that hold them send their content and ground truth
-to it (through the object store on Ray: the engine passes references). The filters are registered plugins
+The scraper keeps a replica of the site graph, fed a delta every tick, and the first page
+id of each tick (page ids are in publication order, so a tick's pages are an id range); it
+holds no column over the pages. A crawl is three steps, which the engine sends in order:
+:meth:`Scraper.plan_crawl` ranks the sites and names the id range (a :class:`~simweb.stages.CrawlPlan`);
+every publisher shard returns its own best ``budget`` candidates in crawl order
+(:func:`candidates`: site rank, then newest first, then page id — one int64 key); and
+:meth:`Scraper.select` merges them (a distributed top-k: the same pages as one sort over the whole
+web). The shards then send the selected pages' content and ground truth straight to
+:meth:`Scraper.filter`. The filters are registered plugins
 (:mod:`simweb.plugins`); each sees only what it declared it needs (:mod:`simweb.filters.base`),
 and its random stream is named by the filter (kind, numbered when repeated), not its position.
 """
@@ -22,23 +26,21 @@ from __future__ import annotations
 import numpy as np
 
 from simweb import consent
-from simweb.filters.base import TRUTH_COLUMNS, Batch, accounting, filter_names
+from simweb.filters.base import TRUTH_COLUMNS, Batch, accounting, accounting_of, filter_names
 from simweb.plugins import PluginError, registry
-from simweb.stages import Kept, Selection
+from simweb.stages import CrawlPlan, Kept, Selection
 from simweb.agents.base import Agent
 from simweb.timing import Busy, timed
 from simweb.web.graph import SiteGraph
-from simweb.web.store import AI, PageIndex, _grow, join_parts, join_rows
+from simweb.web.store import AI, join_parts, join_rows
 
-__all__ = ["Scraper", "REPLICA"]
+__all__ = ["Scraper", "candidates"]
 
-REPLICA = ("site_id",)  # the page columns a scraper keeps
-CONSENT_REPLICA = ("site_id", "origin")  # with opt-outs: the origin too, for the blocked step's accounting only
 DEFAULT_CALIBRATION_DOCS = 1000
 
 
 class Scraper(Agent):
-    def __init__(self, context, index: int, capacity: int = 1024):
+    def __init__(self, context, index: int):
         self.context = context
         self.cfg = cfg = context.scenario.labs[index]
         self.index = index
@@ -48,24 +50,22 @@ class Scraper(Agent):
                                                                             cfg.filters)]
         self.needs = frozenset().union(*(e.needs for e in entries))
         self.last_crawl_tick = -1
-        self._trained = np.zeros(capacity, dtype=bool)
-        self.trained = self._trained[:0]  # per page: kept for training by this lab at some point
+        self.trained = np.empty(0, dtype=np.int64)  # sorted ids of the pages this lab has fetched for training
         web = context.scenario.web
         self.graph = SiteGraph(links_per_site=web.links_per_site, homophily=web.homophily,
                                population_share=np.ones(1), topic_probs=np.ones(1))
-        self.capacity = capacity  # pages the run will publish: the replica is allocated once
         # sites may refuse crawlers: which populations' blocks concern this lab, and which blocks it honours
         self.consent = consent.consent_on(context.scenario)
         self.refuses = consent.blocks_labs(context.scenario)[:, index] if self.consent else None
         self.honoured = np.zeros(0, dtype=bool)
-        self.replica = CONSENT_REPLICA if self.consent else REPLICA
-        self.pages = PageIndex(capacity, columns=self.replica)
+        self.pages = 0  # on the web so far
         self.tick_start = np.zeros(0, dtype=np.int64)  # first page id of each tick
         self._calibration: np.ndarray | None = None  # fresh human documents, drawn once, for filters that need them
 
     @timed("crawl")
-    def observe(self, graph: dict, pages: dict) -> None:
-        """Follow the web: the sites and links (``graph``) and pages (``site_id`` and ``tick``) added since."""
+    def observe(self, graph: dict, published: dict[int, int]) -> None:
+        """Follow the web: the sites and links (``graph``) added since, and how many pages each tick since
+        published (``published``: tick → pages, in tick order; their ids follow the pages already seen)."""
         # nothing else changes when no site, link or block was added (a ~20 µs networkx call saved a tick)
         if len(graph["population"]) or len(graph["edges"]) or len(graph.get("blocks", ())):
             first_site = self.graph.n_sites
@@ -73,54 +73,63 @@ class Scraper(Agent):
             if self.consent:
                 self.honoured = np.concatenate([self.honoured, consent.honour(
                     self.cfg.compliance, self.cfg.name, self.graph.created[first_site:], seed=self.context.seed)])
-        tick = np.asarray(pages["tick"])
-        if len(tick):
-            new = np.flatnonzero(np.concatenate(([True], tick[1:] != tick[:-1])))  # pages arrive in tick order
-            starts = np.full(int(tick[-1]) + 1, len(self.pages) + len(tick), dtype=np.int64)
-            starts[:len(self.tick_start)] = self.tick_start
-            starts[tick[new]] = len(self.pages) + new
-            self.tick_start = np.minimum.accumulate(starts[::-1])[::-1]  # a tick with no pages starts at the next
-        self.pages.extend(pages)
-        # a view of a buffer allocated for the run's pages, so a tick costs its own pages, not all pages so far
-        n = len(self.pages)
-        if n > len(self._trained):
-            self._trained = _grow(self._trained, len(self.trained), n)
-            self._trained[len(self.trained):] = False
-        self.trained = self._trained[:n]
+        for tick, count in published.items():
+            if count:  # a tick without pages starts where the next one does
+                starts = np.full(int(tick) + 1, self.pages, dtype=np.int64)
+                starts[:len(self.tick_start)] = self.tick_start
+                self.tick_start = starts
+                self.pages += int(count)
 
     @timed("crawl")
-    def crawl(self, tick: int, budget: int, purpose: str, crawl: int) -> Selection:
-        """Pick up to ``budget`` page ids. ``purpose`` is "train" or "benchmark".
+    def plan_crawl(self, tick: int, budget: int, purpose: str, crawl: int) -> CrawlPlan:
+        """What to ask every shard for, to pick up to ``budget`` pages. ``purpose`` is "train" or "benchmark".
 
-        A benchmark never includes a page this lab fetched for training. With opt-outs, pages on sites
-        that refuse this lab (and whose refusal it honours) are never fetched: the selection carries the
-        accounting of that ``blocked`` step (step −1, before the fetch) over the pages it could have fetched.
+        A benchmark never includes a page this lab fetched for training. With opt-outs, pages on sites that
+        refuse this lab (and whose refusal it honours) are never fetched.
         """
         cfg = self.cfg
         rng = self.context.stream("crawl", cfg.name, purpose, crawl)
         first = 0
         if purpose == "train" and cfg.new_only:  # the pages since the last crawl: one id range
             since = self.last_crawl_tick + 1
-            first = int(self.tick_start[since]) if since < len(self.tick_start) else len(self.pages)
-        last = len(self.pages)
+            first = int(self.tick_start[since]) if since < len(self.tick_start) else self.pages
+        last = self.pages
         archive = cfg.snapshot_tick(tick) if purpose == "train" else None
         if archive is not None:  # an archive: the pages published at or before it, also an id range
-            last = int(self.tick_start[archive + 1]) if archive + 1 < len(self.tick_start) else len(self.pages)
-        ids = np.arange(first, max(first, last), dtype=np.int64)
-        if purpose == "benchmark":
-            ids = ids[~self.trained[first:]]
+            last = int(self.tick_start[archive + 1]) if archive + 1 < len(self.tick_start) else self.pages
+        site_rank = None
+        if cfg.crawl_strategy == "bfs":
+            k = min(cfg.crawl_seeds, self.graph.n_sites)
+            site_rank = self.graph.bfs_rank(rng.choice(self.graph.n_sites, size=k, replace=False))
+        elif cfg.crawl_strategy == "pagerank":
+            site_rank = self.graph.pagerank_rank()
+        refused = consent.refused_sites(self.graph, self.refuses, self.honoured, tick) if self.consent else None
+        return CrawlPlan(crawl_tick=tick, purpose=purpose, crawl=crawl, budget=budget, first=first,
+                         last=max(first, last), ticks=len(self.tick_start), pages=self.pages, site_rank=site_rank,
+                         trained=self.trained if purpose == "benchmark" else None, refused=refused)
+
+    @timed("crawl")
+    def select(self, plan: CrawlPlan, parts: list) -> Selection:
+        """The crawl's pages from every shard's :func:`candidates`: the first ``budget`` in crawl order (a
+        random crawl: a random ``budget`` of them). With opt-outs the selection carries the accounting of the
+        ``blocked`` step (step −1, before the fetch) over the pages it could have fetched."""
+        ids = np.concatenate([np.asarray(p[0], dtype=np.int64) for p in parts]) if parts else np.empty(0, np.int64)
         steps = ()
-        if self.consent:
-            refused = consent.refused_sites(self.graph, self.refuses, self.honoured, tick)
-            allowed = ~refused[self.pages.column("site_id")[ids]]
-            is_ai = self.pages.column("origin")[ids] == AI  # ground truth, for the accounting only
-            steps = ({"step": -1, "filter": "blocked", **accounting(is_ai, allowed)},)
-            ids = ids[allowed]
-        ids = np.sort(self._pick(ids, budget, rng))
-        if purpose == "train":
-            self.last_crawl_tick = tick
-            self.trained[ids] = True
-        return Selection(ids=ids, crawl_tick=tick, purpose=purpose, crawl=crawl, steps=steps)
+        if plan.refused is not None:
+            counts = np.sum([p[2] for p in parts], axis=0, dtype=np.int64) if parts else np.zeros(4, np.int64)
+            steps = ({"step": -1, "filter": "blocked", **accounting_of(*(int(c) for c in counts))},)
+        if plan.site_rank is None:  # random: the candidates in id order, then the crawl's stream's first draw
+            ids = np.sort(ids)
+            rng = self.context.stream("crawl", self.cfg.name, plan.purpose, plan.crawl)
+            ids = ids[rng.permutation(len(ids))[:plan.budget]]
+        elif len(ids) > plan.budget:
+            keys = np.concatenate([p[1] for p in parts])
+            ids = ids[np.argpartition(keys, plan.budget - 1)[:plan.budget]]
+        ids = np.sort(ids)
+        if plan.purpose == "train":
+            self.last_crawl_tick = plan.crawl_tick
+            self.trained = np.union1d(self.trained, ids)
+        return Selection(ids=ids, crawl_tick=plan.crawl_tick, purpose=plan.purpose, crawl=plan.crawl, steps=steps)
 
     @timed("filter")
     def filter(self, selection: Selection, *, parts: list, model=None) -> Kept:
@@ -194,46 +203,20 @@ class Scraper(Agent):
             self._calibration = docs
         return self._calibration
 
-    def _pick(self, ids: np.ndarray, budget: int, rng: np.random.Generator) -> np.ndarray:
-        """The first ``budget`` of ``ids`` in crawl order; pages on sites the crawl never reaches are left out.
-
-        Crawl order is by site visit order, then newest first, then page id: one int64 key, so the
-        first ``budget`` are found by a partition in O(pages) rather than a sort.
-        """
-        strategy = self.cfg.crawl_strategy
-        if strategy == "random":
-            return ids[rng.permutation(len(ids))[:budget]]
-        graph = self.graph
-        if strategy == "bfs":
-            k = min(self.cfg.crawl_seeds, graph.n_sites)
-            site_rank = graph.bfs_rank(rng.choice(graph.n_sites, size=k, replace=False))
-        else:
-            site_rank = graph.pagerank_rank()
-        rank = site_rank[self.pages.column("site_id")[ids]]
-        reached = rank >= 0
-        ids, rank = ids[reached], rank[reached].astype(np.int64)
-        if len(ids) <= budget:
-            return ids
-        ticks = len(self.tick_start)
-        age = ticks - np.searchsorted(self.tick_start, ids, side="right")  # 0 for the newest tick
-        n = len(self.pages)
-        key = (rank * ticks + age) * n + ids  # < n_sites · ticks · pages, well inside int64 for any real web
-        return ids[np.argpartition(key, budget - 1)[:budget]]
-
     def footprint(self) -> int:
-        """Bytes of this scraper's page replica."""
-        return self.pages.nbytes + self.trained.nbytes + self.tick_start.nbytes + self.honoured.nbytes
+        """Bytes this scraper keeps per page: its trained ids, the tick starts and the honoured blocks."""
+        return self.trained.nbytes + self.tick_start.nbytes + self.honoured.nbytes
 
     def state(self) -> dict[str, np.ndarray]:
-        out = {"last_crawl_tick": np.array(self.last_crawl_tick), "trained": np.flatnonzero(self.trained)}
+        out = {"last_crawl_tick": np.array(self.last_crawl_tick), "trained": self.trained,
+               "tick_start": self.tick_start, "pages": np.array(self.pages)}
         for name, entry, flt in self.chain:  # filters with a memory of their own carry it in the checkpoint
             if "history" in entry.needs:
                 out.update({f"filter.{name}.{k}": np.asarray(v) for k, v in flt.state().items()})
         return out
 
-    def restore(self, state: dict[str, np.ndarray], graph: dict, parts: list) -> None:
-        """Back to a checkpoint: ``state`` (:meth:`state`), the site graph, and the replica's columns of every
-        page as (ids, columns) parts from the shards that hold them."""
+    def restore(self, state: dict[str, np.ndarray], graph: dict) -> None:
+        """Back to a checkpoint: ``state`` (:meth:`state`) and the site graph."""
         self.last_crawl_tick = int(state["last_crawl_tick"])
         for name, entry, flt in self.chain:
             if "history" in entry.needs:
@@ -241,12 +224,41 @@ class Scraper(Agent):
                 flt.restore({k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)})
         self.graph = SiteGraph(links_per_site=self.graph.links_per_site, homophily=self.graph.homophily,
                                population_share=np.ones(1), topic_probs=np.ones(1))
-        self.pages = PageIndex(self.capacity, columns=self.replica)
         self.honoured = np.zeros(0, dtype=bool)
-        self.tick_start = np.zeros(0, dtype=np.int64)
-        self._trained = np.zeros(self.capacity, dtype=bool)
-        self.trained = self._trained[:0]
-        total = sum(len(p[0]) for p in parts)
-        pages = join_rows(np.arange(total), parts) if total else {k: np.zeros(0, np.int32) for k in ("tick", *self.replica)}
-        self.observe(graph, pages)
-        self.trained[np.asarray(state["trained"], dtype=np.int64)] = True
+        self.observe(graph, {})
+        self.trained = np.asarray(state["trained"], dtype=np.int64).copy()
+        self.tick_start = np.asarray(state["tick_start"], dtype=np.int64).copy()
+        self.pages = int(state["pages"])
+
+
+def candidates(plan: CrawlPlan, index) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """One shard's answer to ``plan`` from its ``index`` (a :class:`~simweb.web.store.PageIndex` with
+    ``page_id``, ``site_id``, ``tick`` and ``origin``): (ids, keys, counts). ids: its pages in the plan's range,
+    not trained on, not refused, reached — at most ``budget`` of them, the first by key (site rank, age, id),
+    or all of them for a random crawl (keys None); counts (opt-outs): pages in, AI pages in, allowed, AI allowed.
+    """
+    held = index.column("page_id")
+    lo, hi = np.searchsorted(held, [plan.first, plan.last])
+    rows = np.arange(lo, hi)
+    ids = held[lo:hi]
+    if plan.trained is not None and len(plan.trained) and len(ids):
+        pos = np.minimum(np.searchsorted(plan.trained, ids), len(plan.trained) - 1)
+        fresh = plan.trained[pos] != ids
+        rows, ids = rows[fresh], ids[fresh]
+    counts = None
+    if plan.refused is not None:
+        allowed = ~plan.refused[index.column("site_id")[rows]]
+        is_ai = index.column("origin")[rows] == AI  # ground truth, for the accounting only
+        counts = np.array([len(ids), is_ai.sum(), allowed.sum(), (allowed & is_ai).sum()], dtype=np.int64)
+        rows, ids = rows[allowed], ids[allowed]
+    if plan.site_rank is None:
+        return ids, None, counts
+    rank = plan.site_rank[index.column("site_id")[rows]]
+    reached = rank >= 0
+    rows, ids, rank = rows[reached], ids[reached], rank[reached].astype(np.int64)
+    age = plan.ticks - 1 - index.column("tick")[rows].astype(np.int64)  # 0 for the newest tick
+    key = (rank * plan.ticks + age) * plan.pages + ids  # < n_sites · ticks · pages, well inside int64 for any real web
+    if len(ids) > plan.budget:
+        first = np.argpartition(key, plan.budget - 1)[:plan.budget]
+        ids, key = ids[first], key[first]
+    return ids, key, counts

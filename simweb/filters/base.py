@@ -23,7 +23,7 @@ import numpy as np
 
 from simweb.plugins import PluginError
 
-__all__ = ["Batch", "TRUTH_COLUMNS", "accounting", "content_hash", "filter_names"]
+__all__ = ["Batch", "TRUTH_COLUMNS", "accounting", "accounting_of", "content_hash", "filter_names"]
 
 # page columns that are ground truth: only a filter that needs "truth" gets them
 TRUTH_COLUMNS = ("origin", "lab", "generation", "topic", "population", "watermarked", "edited_fraction",
@@ -122,18 +122,19 @@ def accounting(is_ai_in: np.ndarray, keep: np.ndarray, imitating: np.ndarray | N
         n_imitating, dropped_imitating = int(imitating.sum()), int((imitating & ~keep).sum())
         extra = {"imitating_in": n_imitating, "imitating_dropped": dropped_imitating,
                  "imitating_fpr": dropped_imitating / n_imitating if n_imitating else None}
-    ai_in = int(is_ai_in.sum())
-    dropped = ~keep
-    dropped_ai = int((dropped & is_ai_in).sum())
-    n_dropped = int(dropped.sum())
+    return {**accounting_of(len(keep), int(is_ai_in.sum()), int(keep.sum()), int((keep & is_ai_in).sum())), **extra}
+
+
+def accounting_of(pages_in: int, ai_in: int, kept: int, kept_ai: int) -> dict[str, float | int | None]:
+    """:func:`accounting` from its four counts (summed over the shards that counted them)."""
+    n_dropped, dropped_ai = pages_in - kept, ai_in - kept_ai
     return {
-        "pages_in": int(len(keep)),
-        "ai_in": ai_in,
-        "kept": int(keep.sum()),
-        "kept_ai": int((keep & is_ai_in).sum()),
-        "dropped": n_dropped,
-        "dropped_ai": dropped_ai,
+        "pages_in": int(pages_in),
+        "ai_in": int(ai_in),
+        "kept": int(kept),
+        "kept_ai": int(kept_ai),
+        "dropped": int(n_dropped),
+        "dropped_ai": int(dropped_ai),
         "precision": dropped_ai / n_dropped if n_dropped else None,
         "recall": dropped_ai / ai_in if ai_in else None,
-        **extra,
     }

@@ -4,7 +4,7 @@ import networkx as nx
 import numpy as np
 
 from simweb import rng as rngs
-from simweb.agents.scraper import Scraper
+from simweb.agents.scraper import Scraper, candidates
 from simweb.scenario.models import Lab
 from simweb.web import PageIndex, SiteGraph
 from tests.helpers import context, scenario
@@ -25,9 +25,34 @@ def _web(n_sites=60, pages_per_site=20, ai_share=0.4, seed=0, ticks=3):
     return graph, index
 
 
-def _scraper(lab: Lab, seed: int, graph: SiteGraph, index: PageIndex) -> Scraper:
-    scraper = Scraper(context(scenario(), lab, seed=seed), 0)
-    scraper.observe(graph.state(), index.state())
+class _Crawler(Scraper):
+    """A scraper crawling pages split over two shards by site parity, as the engine drives it: it plans the
+    crawl, each shard returns its candidates, it merges them."""
+
+    shards: list[PageIndex] = []
+
+    def crawl(self, tick: int, budget: int, purpose: str, crawl: int):
+        plan = self.plan_crawl(tick, budget, purpose, crawl)
+        return self.select(plan, [candidates(plan, shard) for shard in self.shards])
+
+    def follow(self, graph: dict, index: PageIndex, since: int = 0) -> None:
+        """Observe the pages of ``index`` from id ``since`` (and the graph delta), and hold them in the shards."""
+        ticks = index.column("tick")[since:]
+        self.observe(graph, {int(t): int((ticks == t).sum()) for t in np.unique(ticks)})
+        site = index.column("site_id")
+        self.shards = [_shard(index, site % 2 == s) for s in (0, 1)]
+
+
+def _shard(index: PageIndex, mine: np.ndarray) -> PageIndex:
+    """A shard's index: the rows of ``index`` it holds, with their page ids."""
+    held = PageIndex(columns=("page_id", "site_id", "tick", "origin"))
+    held.append(page_id=np.flatnonzero(mine), **{k: index.column(k)[mine] for k in ("site_id", "tick", "origin")})
+    return held
+
+
+def _scraper(lab: Lab, seed: int, graph: SiteGraph, index: PageIndex) -> _Crawler:
+    scraper = _Crawler(context(scenario(), lab, seed=seed), 0)
+    scraper.follow(graph.state(), index)
     return scraper
 
 
@@ -68,7 +93,7 @@ def test_new_only_crawls_only_pages_since_the_last_crawl():
                  generation=np.full(50, -1), topic=np.zeros(50), population=np.zeros(50),
                  watermarked=np.zeros(50, bool), c2pa=np.zeros(50), edited_fraction=np.zeros(50),
                  copied_from=np.full(50, -1))
-    scraper.observe(graph.state(graph.n_sites, len(graph.edges)), index.state(n0))
+    scraper.follow(graph.state(graph.n_sites, len(graph.edges)), index, since=n0)
     second = scraper.crawl(1, 10**6, "train", 1)
     assert (index.column("tick")[second.ids] == 1).all() and len(second.ids) == 50
 
@@ -139,12 +164,9 @@ def test_state_and_restore_rebuild_the_replica():
     graph, index = _web()
     a = _scraper(_lab(new_only=True), 1, graph, index)
     a.crawl(2, 100, "train", 0)
-    b = Scraper(context(scenario(), _lab(new_only=True), seed=1), 0)
-    # the replica comes back from the shards holding the pages: here two, each with every other site's pages
-    site = index.column("site_id")
-    parts = [(np.flatnonzero(site % 2 == s), {k: v[site % 2 == s] for k, v in index.state().items()})
-             for s in (1, 0)]
-    b.restore(a.state(), graph.state(), parts)
+    b = _Crawler(context(scenario(), _lab(new_only=True), seed=1), 0)
+    b.shards = a.shards
+    b.restore(a.state(), graph.state())
     assert np.array_equal(a.crawl(3, 100, "benchmark", 1).ids, b.crawl(3, 100, "benchmark", 1).ids)
 
 
@@ -159,3 +181,23 @@ def test_a_snapshot_crawl_spends_its_whole_budget_in_the_archive():
     assert len(lagged.crawl(2, 10**6, "train", 1).ids) == 1200  # tick 0 only
     # a benchmark reads the live web
     assert ticks[lagged.crawl(3, 10**6, "benchmark", 0).ids].max() == 3
+
+
+def test_a_crawl_selects_the_same_pages_however_the_shards_split_the_web():
+    # each shard returns only its own best `budget`; the merge must equal one sort over the whole web
+    graph, index = _web(ticks=4)
+    n = len(index)
+    rng = np.random.default_rng(11)
+    for strategy in ("bfs", "pagerank", "random"):
+        for budget in (1, 50, 999, 10**6):
+            one = _scraper(_lab(crawl_strategy=strategy), 3, graph, index)
+            one.shards = [_shard(index, np.ones(n, bool))]
+            many = _scraper(_lab(crawl_strategy=strategy), 3, graph, index)
+            owner = rng.integers(0, 5, size=n)
+            many.shards = [_shard(index, owner == s) for s in range(5)]
+            trained = one.crawl(3, budget, "train", 0)
+            assert np.array_equal(trained.ids, many.crawl(3, budget, "train", 0).ids), (strategy, budget)
+            assert len(trained.ids) == min(budget, n) or strategy == "bfs"  # bfs reaches only some sites
+            bench = one.crawl(3, budget, "benchmark", 0)  # after the training crawl, which it avoids
+            assert np.array_equal(bench.ids, many.crawl(3, budget, "benchmark", 0).ids), (strategy, budget)
+            assert not np.isin(bench.ids, trained.ids).any()
