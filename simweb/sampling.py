@@ -107,37 +107,92 @@ def _build(p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     down the large ones. A large entry whose residual drops below 1 becomes the
     next small one, paired with its neighbour ``l - 1`` (which must then be
     large: the remaining mass equals the remaining count). V - 1 steps finish
-    every row at once.
+    every row.
 
-    Every step moves exactly one pointer of every row, so all rows are active for
-    all V - 1 steps, none needs masking, and after k steps s = l - (V - 1) + k; the
-    pointers are flat indices into the raveled rows, so a step is a handful of 1-D
-    ``take``/``put`` calls (a table is
-    rebuilt every tick when a truth's boosts drift). The arithmetic per row is the
-    same as the textbook loop's, so the tables are too, bit for bit.
+    Every step moves exactly one pointer of a row, so s - l grows by one a step;
+    the pointers are flat indices into the raveled rows, so a step is a handful of
+    1-D ``take``/``put`` calls over the rows still going (a table is rebuilt every
+    tick when a truth's boosts drift). Impossible entries sort first and each
+    takes exactly 1 off its large, so they are handed out a large at a time
+    (:func:`_hand_out_zeros`) rather than a step each: a model's rows are mostly
+    zeros, and a drifting truth's reserved tokens are zero until their topic is
+    born. The arithmetic per row is the same as the textbook loop's, so the tables
+    are too, bit for bit.
     """
     R, V = p.shape
     order = np.argsort(p, axis=1, kind="stable")
-    q = (np.take_along_axis(p, order, axis=1) * V).ravel()
-    threshold = np.ones(R * V)
-    alias_sorted = np.arange(R * V, dtype=np.int64)  # flat index of the alias, row start subtracted at the end
     row_start = np.arange(R, dtype=np.int64) * V
-    l = row_start + (V - 1)
-    for k in range(V - 1):
-        use_l = q.take(l) < 1.0
-        small = np.where(use_l, l, l + (k - (V - 1)))  # s = l − (V − 1) + k: k steps moved s up or l down
-        large = l - use_l
-        q_small = q.take(small)
-        threshold.put(small, q_small)
+    flat_order = (order + row_start[:, None]).ravel()  # where each sorted entry sits in the raveled rows
+    q = p.ravel().take(flat_order) * V
+    alias_sorted = np.arange(R * V, dtype=np.int64)  # flat index of the alias in the sorted rows
+    zeros_first = R and V > 1 and np.all((q >= 0.0) & (q < np.inf))  # no negative (nor nan) entry sorts before 0
+    state = _hand_out_zeros(q, alias_sorted, row_start) if zeros_first else None
+    if state is None:  # every step below, from the start
+        q = p.ravel().take(flat_order) * V
+        alias_sorted = np.arange(R * V, dtype=np.int64)
+        state = row_start + (V - 1), np.full(R, -(V - 1), dtype=np.int64), np.zeros(R, dtype=np.int64)
+    l, s_minus_l, steps = state
+    left = V - 1 - steps
+    by_left = np.argsort(-left, kind="stable")  # most steps left first: the rows still going are a prefix
+    l, s_minus_l, left = l[by_left], s_minus_l[by_left], left[by_left]
+    going = R - np.searchsorted(left[::-1], np.arange(left[0] if R else 0), side="right")  # rows with > k left
+    for n in going:
+        large = l[:n]  # a view: moved down in place below
+        use_l = q.take(large) < 1.0
+        small = np.where(use_l, large, large + s_minus_l[:n])
+        np.subtract(large, use_l, out=large)  # l moves down exactly where the large entry became small
+        s_minus_l[:n] += 1
         alias_sorted.put(small, large)
-        q.put(large, q.take(large) - (1.0 - q_small))
-        l = large  # the large pointer moves down exactly where the large entry became small
-    threshold = threshold.reshape(R, V)
-    alias_sorted = alias_sorted.reshape(R, V) - row_start[:, None]
-    np.clip(threshold, 0.0, 1.0, out=threshold)
-    out_threshold = np.empty_like(threshold)
-    out_alias = np.empty((R, V), dtype=np.int64)
-    np.put_along_axis(out_threshold, order, threshold, axis=1)
-    np.put_along_axis(out_alias, order, np.take_along_axis(order, alias_sorted, axis=1), axis=1)
-    dtype = np.int32 if V < 2**31 else np.int64
-    return out_threshold, out_alias.astype(dtype)
+        q.put(large, q.take(large) - (1.0 - q.take(small)))
+    # only large entries change, so an entry keeps the value it had when it became small: its threshold; the
+    # entry left over at the end (where l stopped) pairs with itself
+    q[l[l >= 0]] = 1.0  # (no entry at all when V = 0)
+    np.clip(q, 0.0, 1.0, out=q)
+    out_threshold = np.empty(R * V)
+    out_threshold[flat_order] = q
+    out_alias = np.empty(R * V, dtype=np.int32 if V < 2**31 else np.int64)
+    out_alias[flat_order] = order.ravel()[alias_sorted]  # alias_sorted is flat: order.ravel() maps it into its row
+    return out_threshold.reshape(R, V), out_alias.reshape(R, V)
+
+
+def _hand_out_zeros(q: np.ndarray, alias_sorted: np.ndarray, row_start: np.ndarray, rounds: int = 8):
+    """The textbook's first steps, where a row's zero entries (sorted first) go to its larges, a large at a time.
+
+    A zero takes 1 − 0 = 1 off its large's residual x, exactly (x < 2^53), so a large takes floor(x) zeros in one
+    go, then turns small (its neighbour becomes the large) if zeros are left. The ``rounds`` largest larges of a
+    row take most of its zeros; the step loop hands out the rest. Updates ``q`` and ``alias_sorted`` in place;
+    returns each row's (l, s − l, steps done), or None when rounding would make a zero a large (a row nearly all
+    zeros can): ``q`` and ``alias_sorted`` are then spoilt and the caller starts over.
+    """
+    R = len(row_start)
+    V = len(q) // R
+    zeros = V - np.count_nonzero(q.reshape(R, V), axis=1)
+    l = row_start + (V - 1)
+    x = q.take(l)  # each row's large residual
+    handed = np.zeros(R, dtype=np.int64)  # zeros handed out
+    given = []  # (first zero, how many, their large), flat: one fill at the end
+    rows = np.flatnonzero(zeros)  # the rows handing out zeros, and their large, its residual, zeros left
+    lr, xr, left = l[rows], x[rows], zeros[rows]
+    for _ in range(rounds):
+        if not len(rows):
+            break
+        take = np.minimum(np.floor(np.maximum(xr, 0.0)).astype(np.int64), left)
+        given.append((row_start[rows] + zeros[rows] - left, take, lr))
+        xr = xr - take
+        left = left - take
+        l[rows], x[rows], handed[rows] = lr, xr, zeros[rows] - left
+        more = left > 0  # a large below 1 with zeros left: it turns small, l − 1 takes over
+        rows, lr, xr, left = rows[more], lr[more], xr[more], left[more]
+        if np.any(lr - 1 < row_start[rows] + zeros[rows]):
+            return None
+        q[lr] = xr
+        alias_sorted[lr] = lr - 1
+        xr = q.take(lr - 1) - (1.0 - xr)
+        lr = lr - 1
+        l[rows], x[rows] = lr, xr
+    if given:
+        first, count, large = (np.concatenate(a) for a in zip(*given))
+        alias_sorted[np.arange(count.sum()) + np.repeat(first - (np.cumsum(count) - count), count)] = np.repeat(
+            large, count)
+    q[l] = x
+    return l, row_start + handed - l, handed + (row_start + V - 1 - l)  # steps: zeros handed and larges turned

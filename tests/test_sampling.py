@@ -120,6 +120,33 @@ def test_alias_build_is_the_textbook_loop_bit_for_bit(seed, width):
         assert np.array_equal(alias[r], want_alias), f"row {r}: aliases differ"
 
 
+@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize("width", [3, 64, 257])
+def test_alias_build_hands_out_zeros_as_the_textbook_loop_does(seed, width):
+    """Impossible entries go to their larges in bulk (a model's rows are mostly zeros, a drifting truth's reserved
+    tokens too): rows with a shared block of zeros, with a few possible entries, one possible entry, and a few
+    zeros only must still give the textbook's tables bit for bit."""
+    rng = np.random.default_rng(seed)
+    p = random_rows(rng, 8, width) ** 3
+    p[:, rng.permutation(width)[: width // 3]] = 0.0  # every row: a third of its entries impossible
+    p[np.arange(len(p)), rng.permutation(width)[-1]] += 0.05  # (but not all)
+    p[1] = 0.0
+    p[1, -2:] = rng.random(2) + 0.1  # two possible entries
+    p[2] = 0.0
+    p[2, rng.integers(width)] = 1.0  # one
+    p[3, rng.permutation(width)[width // 3:]] *= rng.integers(1, 4, size=width - width // 3)  # ties among the rest
+    p[4] = rng.random(width) + 0.5  # no zero at all
+    p[5, 0] = 0.0
+    p /= p.sum(axis=1, keepdims=True)
+    table = AliasTable(p)
+    threshold = table._threshold.reshape(table.rows, width)
+    alias = table._alias.reshape(table.rows, width)
+    for r in range(len(p)):
+        want_threshold, want_alias = vose_one_row(p[r] / p[r].sum())
+        assert threshold[r].tobytes() == want_threshold.tobytes(), f"row {r}: thresholds differ"
+        assert np.array_equal(alias[r], want_alias), f"row {r}: aliases differ"
+
+
 def test_stacked_tables_are_the_tables_built_apart():
     rng = np.random.default_rng(3)
     start, transition = random_rows(rng, 3, 17), random_rows(rng, 11, 17) * 4.0

@@ -29,8 +29,8 @@ birth tick on it weighs 1/K (the initial topics' mean) times its own popularity 
 writes its tokens at their Zipf-tail weight (a new word spreads). Events multiply a topic's weight by
 1 + (surge − 1)·2^(−(t − tick)/half_life) from their tick on (:func:`simweb.language.drift.event_multiplier`).
 Births, parents and new topics' boosts come from the drift streams only. Events never move the chains and a
-birth moves them once, so the ticks between births share their tables (unless the boosts walk); tables, logs,
-posteriors and the unigram law are computed for the living topics only.
+birth moves them once, so the ticks between births share their tables (unless the boosts walk); chains, tables,
+logs (on first use), posteriors and the unigram law are computed for the living topics only.
 """
 
 from __future__ import annotations
@@ -60,6 +60,22 @@ def _chains(q: np.ndarray, boost: np.ndarray, affinity: np.ndarray, token_class:
     return start, transition
 
 
+def _living_chains(q: np.ndarray, boost: np.ndarray, affinity: np.ndarray, token_class: np.ndarray,
+                   living: np.ndarray):
+    """:func:`_chains` of the ``living`` topics only (bool, (K,)); the rows of the others are zero. A topic not yet
+    born is never written nor scored (tables, logs and laws cover the living topics), so its chain would be
+    wasted work; each row is normalised on its own, so a living row is the very one :func:`_chains` gives. The
+    tables keep the memory layout :func:`_chains` gives them (its product broadcasts into a class-minor order),
+    so a sum over them adds in the same order: token_marginals' einsum would round otherwise."""
+    if living.all():
+        return _chains(q, boost, affinity, token_class)
+    start, transition = _chains(q, boost[living], affinity, token_class)
+    shape = (len(boost),) + transition.shape[1:]
+    full_start, full_transition = np.zeros_like(start, shape=boost.shape), np.zeros_like(transition, shape=shape)
+    full_start[living], full_transition[living] = start, transition
+    return full_start, full_transition
+
+
 def _logsumexp(a: np.ndarray, axis: int) -> np.ndarray:
     m = a.max(axis=axis, keepdims=True)
     m = np.where(np.isfinite(m), m, 0.0)  # a row impossible under every term stays at −inf, not nan
@@ -72,7 +88,7 @@ class MarkovLanguage:
     is_tokens = True
 
     def __init__(self, *, vocab_size: int, doc_length: int, topic_probs: np.ndarray, start: np.ndarray,
-                 transition: np.ndarray, token_class: np.ndarray, logs: tuple | None = None):
+                 transition: np.ndarray, token_class: np.ndarray, shares: "MarkovLanguage | None" = None):
         self.vocab_size = int(vocab_size)
         self.doc_length = int(doc_length)
         self.width = self.doc_length
@@ -82,12 +98,10 @@ class MarkovLanguage:
         self.transition = np.asarray(transition, dtype=np.float64)  # (K, C, V): law of the next token
         self.token_class = np.asarray(token_class, dtype=np.int64)  # (V,)
         self.topics, self.classes = self.transition.shape[:2]
-        if logs is not None:  # the logs of these very tables, from a language that shares them
-            self._log_start, self._log_transition = logs
-        else:
-            with np.errstate(divide="ignore"):
-                self._log_start = np.log(self.start)
-                self._log_transition = np.log(self.transition)
+        # the logs of the tables, computed on first use (most truths of a drifting run are never scored), or
+        # those of ``shares``, a language holding these very tables
+        self._logs_of: MarkovLanguage | None = shares
+        self._log: tuple | None = None
         self._alive: tuple | None = None  # the logs of the topics of popularity > 0 (see _alive_logs)
         self._slots: np.ndarray | None = None  # with tables of the living topics only: each topic's place in them
         self._tables: tuple[AliasTable, AliasTable] | None = None
@@ -169,18 +183,18 @@ class MarkovLanguage:
             else:
                 pi = root.popularity(tick, born)
             shared = root if born is None or not len(born) else None  # whose chains (and tables) it shares
+            probs = pi / pi.sum()
             if boost_walk is not None:
                 base = motion.boost(len(born)) if born is not None else boost
                 moved = base * np.exp(boost_walk.offset(tick).reshape(boost.shape))
-                start, transition = _chains(q, moved, affinity, root.token_class)
+                start, transition = _living_chains(q, moved, affinity, root.token_class, probs > 0)
                 shared = None
             elif shared is None:  # the born topics' tokens are written: chains for this many births, cached
                 shared = root._born_chains(len(born))
             if shared is not None:
                 start, transition = shared.start, shared.transition
-            truth = MarkovLanguage(vocab_size=root.vocab_size, doc_length=root.doc_length, topic_probs=pi / pi.sum(),
-                                   start=start, transition=transition, token_class=root.token_class,
-                                   logs=None if shared is None else (shared._log_start, shared._log_transition))
+            truth = MarkovLanguage(vocab_size=root.vocab_size, doc_length=root.doc_length, topic_probs=probs,
+                                   start=start, transition=transition, token_class=root.token_class, shares=shared)
             if shared is not None:
                 truth._tables = shared._alias()  # the chains did not move: share their sampling tables
                 truth._slots = shared._slots
@@ -200,11 +214,11 @@ class MarkovLanguage:
         cache = motion.chains
         if born not in cache:
             q, _, affinity = motion.parts
-            start, transition = _chains(q, motion.boost(born), affinity, self.token_class)
-            if len(cache) >= 4:
-                cache.pop(min(cache))
             living = np.zeros(self.topics)  # its tables hold the initial topics and the born ones
             living[:self.initial_topics + born] = 1.0
+            start, transition = _living_chains(q, motion.boost(born), affinity, self.token_class, living > 0)
+            if len(cache) >= 4:
+                cache.pop(min(cache))
             cache[born] = MarkovLanguage(vocab_size=self.vocab_size, doc_length=self.doc_length,
                                          topic_probs=living / living.sum(), start=start, transition=transition,
                                          token_class=self.token_class)
@@ -266,20 +280,45 @@ class MarkovLanguage:
         """log P(doc | topic k) for every document and topic, shape (n, K); with ``alive``, only for the topics
         of popularity > 0 (topics not yet born cost nothing), shape (n, alive topics)."""
         docs = np.asarray(docs, dtype=np.int64)
-        log_start, log_transition = self._alive_logs() if alive else (self._log_start, self._log_transition)
-        out = np.empty((len(docs), len(log_start)))
+        log_start, log_transition = self._alive_logs() if alive else self._logs()
+        K = len(log_start)
+        # a row per (previous token's class, token), a column per topic: one take gathers a document's terms for
+        # every topic (a fancy index into (K, C, V) cost about four times more)
+        by_context = np.moveaxis(log_transition, 0, -1).reshape(-1, K)
+        out = np.empty((len(docs), K))
         for lo in range(0, len(docs), chunk):
             d = docs[lo:lo + chunk]
-            ll = log_start[:, d[:, 0]]  # (K, n)
-            prev = self.token_class[d[:, :-1]]
-            ll = ll + log_transition[:, prev, d[:, 1:]].sum(axis=2)
-            out[lo:lo + chunk] = ll.T
+            context = self.token_class[d[:, :-1]] * self.vocab_size + d[:, 1:]  # (n, L − 1)
+            # the terms are added in the order the fancy index's sum added them, so the numbers are the same bits
+            # (tests/language/test_markov.py pins it): a token at a time across topics, or, for one topic, a
+            # document's row at once (numpy adds a contiguous row pairwise)
+            if K == 1:
+                terms = by_context[:, 0].take(context).sum(axis=1)[:, None]
+            else:
+                terms = by_context.take(context.T, axis=0).sum(axis=0)
+            out[lo:lo + chunk] = log_start.T[d[:, 0]] + terms
         return out
 
+    def _logs(self) -> tuple[np.ndarray, np.ndarray]:
+        """(log start, log transition), shapes (K, V) and (K, C, V): computed once, on first use."""
+        if self._logs_of is not None:
+            return self._logs_of._logs()
+        if self._log is None:
+            with np.errstate(divide="ignore"):
+                self._log = (np.log(self.start), np.log(self.transition))
+        return self._log
+
     def _alive_logs(self) -> tuple[np.ndarray, np.ndarray]:
+        """The logs of the topics of popularity > 0 only: of their rows alone unless the whole logs exist (a
+        logarithm is taken element by element, so either way they are the same numbers)."""
         if self._alive is None:
             alive = self.topic_probs > 0
-            self._alive = (self._log_start[alive], self._log_transition[alive])
+            if self._log is None and self._logs_of is None:
+                with np.errstate(divide="ignore"):
+                    self._alive = (np.log(self.start[alive]), np.log(self.transition[alive]))
+            else:
+                log_start, log_transition = self._logs()
+                self._alive = (log_start[alive], log_transition[alive])
         return self._alive
 
     def _joint(self, docs: np.ndarray) -> np.ndarray:
@@ -346,8 +385,9 @@ class MarkovLanguage:
         """H(doc | topic) in nats per document, exact: Σ_k π_k [H(start_k) + Σ_t Σ_c P_k(class_t = c) H(T_k[c])]."""
         marg = self.token_marginals()
         with np.errstate(divide="ignore", invalid="ignore"):
-            h_start = -np.nansum(self.start * self._log_start, axis=1)  # (K,)
-            h_rows = -np.nansum(self.transition * self._log_transition, axis=2)  # (K, C)
+            log_start, log_transition = self._logs()
+            h_start = -np.nansum(self.start * log_start, axis=1)  # (K,)
+            h_rows = -np.nansum(self.transition * log_transition, axis=2)  # (K, C)
         total = h_start.copy()
         for k in range(self.topics):
             class_mass = np.stack([np.bincount(self.token_class, weights=marg[k, t], minlength=self.classes)

@@ -257,3 +257,33 @@ def test_a_run_with_births_killed_and_resumed_writes_what_an_uninterrupted_one_d
     assert resumed.returncode == 0, resumed.stderr
     for name in ("generations.parquet", "ticks.parquet", "crawls.parquet"):
         assert (broken / name).read_bytes() == (whole / name).read_bytes(), name
+
+
+@pytest.mark.parametrize("boost_sigma", [0.0, 0.2])
+def test_a_truth_builds_its_living_topics_chains_only_and_they_are_the_whole_chains_rows(boost_sigma):
+    """Chains (and logs) of the living topics alone are the rows of those over every topic slot, bit for bit and in
+    the same memory layout (a sum over them, such as the unigram law's, must add in the same order)."""
+    from simweb.language.markov import _chains
+
+    world = WORLD.replace("half_life = 1.5", f"half_life = 1.5\nboost_sigma = {boost_sigma}")
+    lang = build_language(parse_scenario(world).language, 5)
+    motion = lang._drift
+    q, boost, affinity = motion.parts
+    births = []
+    for tick in (1, 3, 6, 9):
+        truth = lang.at(tick)
+        born = len(truth.birth_ticks)
+        living = truth.topic_probs > 0
+        assert not living.all()  # topics not yet born
+        births.append(born)
+        moved = motion.boost(born)
+        if boost_sigma:
+            moved = moved * np.exp(motion.boost_walk.offset(tick).reshape(boost.shape))
+        start, transition = _chains(q, moved, affinity, lang.token_class)
+        assert truth.start[living].tobytes() == start[living].tobytes()
+        assert truth.transition[living].tobytes() == transition[living].tobytes()
+        assert truth.transition.strides == transition.strides
+        with np.errstate(divide="ignore"):  # the logs, taken of the living rows alone, are the same numbers too
+            whole = np.log(start)[living], np.log(transition)[living]
+        assert all(a.tobytes() == b.tobytes() for a, b in zip(truth._alive_logs(), whole))
+    assert births[0] < births[-1]  # the check saw births

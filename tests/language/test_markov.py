@@ -82,6 +82,28 @@ def test_probabilities_of_all_documents_sum_to_one(lang):
     assert np.exp(lang.log_prob(all_docs(lang))).sum() == pytest.approx(1.0, abs=1e-12)
 
 
+def fancy_index_log_likelihood(lang: MarkovLanguage, docs: np.ndarray) -> np.ndarray:
+    """log P(doc | topic) as it was first written: a fancy index into the (K, C, V) logs, summed over the tokens."""
+    log_start, log_transition = lang._logs()
+    ll = log_start[:, docs[:, 0]] + log_transition[:, lang.token_class[docs[:, :-1]], docs[:, 1:]].sum(axis=2)
+    return ll.T
+
+
+@pytest.mark.parametrize("topics", [1, 2, 9])
+@pytest.mark.parametrize("contiguous", [False, True])
+def test_topic_log_likelihood_is_the_fancy_index_sum_bit_for_bit(topics, contiguous):
+    """Every true NLL in a run's outputs goes through this sum: a faster gather must add in the same order."""
+    cfg = MarkovConfig(vocab_size=64, doc_length=24, topics=topics, classes=5)
+    lang = MarkovLanguage.from_config(cfg, rng=np.random.default_rng(topics))
+    if contiguous:  # from_config's tables are class-minor in memory; a hand-built language's are C-ordered
+        lang = MarkovLanguage(vocab_size=64, doc_length=24, topic_probs=lang.topic_probs, start=lang.start,
+                              transition=np.ascontiguousarray(lang.transition), token_class=lang.token_class)
+    for n in (1, 2, 300):
+        docs = lang.sample(n, rng=np.random.default_rng(n))[0].astype(np.int64)
+        assert lang.topic_log_likelihood(docs).tobytes() == fancy_index_log_likelihood(lang, docs).tobytes()
+        assert lang.topic_log_likelihood(docs, chunk=7).tobytes() == fancy_index_log_likelihood(lang, docs).tobytes()
+
+
 @pytest.mark.parametrize("lang", LANGS, ids=IDS)
 def test_log_prob_equals_a_loop_over_topics_and_tokens(lang):
     docs = all_docs(lang)
