@@ -545,10 +545,11 @@ def _cmd_forensics(args) -> int:
 
     from simweb.forensics import write_forensics
     from simweb.plugins import load_plugins
+    from simweb.storage import read_parquet
 
     load_plugins(args.plugins)
     out = write_forensics(args.dir)
-    frame = pl.read_parquet(out).filter(~pl.col("own_key"))
+    frame = read_parquet(out).filter(~pl.col("own_key"))
     if frame.height:
         last = frame.group_by("suspect", "key").agg(pl.col("z").last().alias("z_last"), pl.col("z").max().alias("z_max"))
         for row in last.sort("suspect", "key").iter_rows(named=True):

@@ -52,23 +52,25 @@ def forensics_frame(generations: pl.DataFrame, tokens: int) -> pl.DataFrame:
     return pl.DataFrame(rows, schema=FORENSICS, orient="row")
 
 
-def write_forensics(directory: str | Path) -> Path:
-    """Write ``DIR/forensics.parquet`` from a run directory; returns its path."""
+def write_forensics(directory: str | Path):
+    """Write ``DIR/forensics.parquet`` from a run directory (a path or an object-storage URI); returns its path."""
+    from simweb import storage
     from simweb.recorder import atomic_write
-    from simweb.scenario import load_scenario
+    from simweb.scenario import parse_scenario
 
-    directory = Path(directory)
+    directory = storage.location(directory, "forensics")
+    storage.check_reachable(directory, "forensics")
     gens, scenario = directory / "generations.parquet", directory / "scenario.toml"
     if not gens.is_file() or not scenario.is_file():
         raise SimwebError(f"{str(directory)!r} is not a run directory (no generations.parquet and scenario.toml)")
-    sc = load_scenario(scenario)
+    sc = parse_scenario(scenario.read_text(), source=str(scenario))
     per = sc.evaluation.forensics_tokens
     if per is None:  # before anything of a token language is read: a gaussian run has no doc_length
         raise SimwebError(_NONE)
     length = sc.language.doc_length
     tokens = -(-per // length) * length
     try:
-        generations = pl.read_parquet(gens)
+        generations = storage.read_parquet(gens)
     except (OSError, pl.exceptions.PolarsError) as err:
         raise SimwebError(f"{str(gens)!r} cannot be read: {(str(err).strip().splitlines() or [''])[0][:200]}") from None
     frame = forensics_frame(generations, tokens)

@@ -172,6 +172,7 @@ def check_reachable(path, flag: str = "--out") -> None:
     """Before any work: the store answers, with these credentials, and the bucket exists (no-op for a path)."""
     if not is_object(path):
         return
+    from pyarrow import ArrowException
     from pyarrow.fs import FileType
 
     bucket = path.key.split("/", 1)[0]
@@ -183,7 +184,7 @@ def check_reachable(path, flag: str = "--out") -> None:
         if path.prefix.endswith("://") and info.type == FileType.NotFound:
             raise SimwebError(f"{flag}: {str(path)!r}: the bucket {bucket!r} does not exist")
         path.fs.get_file_info(path.key)  # listing rights on the prefix itself
-    except OSError as err:
+    except (OSError, ArrowException) as err:  # Azure's refused credentials are an ArrowException, not an OSError
         raise SimwebError(f"{flag}: cannot reach {str(path)!r}: {first_line(err)}") from None
 
 

@@ -7,6 +7,7 @@ one line and exit 2 before anything is written; the run's lease refuses a live w
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import os
@@ -16,6 +17,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import polars as pl
 import pytest
 
 import simweb
@@ -283,3 +285,33 @@ def test_credentials_in_a_uri_pyarrow_cannot_parse_are_never_shown():
     with pytest.raises(SimwebError) as err:
         storage.location(uri)
     assert "VERYSECRETKEY" not in str(err.value) and "AKIAEXAMPLE" not in str(err.value), str(err.value)
+
+
+def test_a_store_that_refuses_with_an_arrow_error_is_one_line(monkeypatch):
+    # pyarrow's Azure filesystem reports refused credentials as a bare ArrowException (not an OSError): it was a
+    # traceback and "internal error"
+    from pyarrow import ArrowException
+
+    class Refusing:
+        def get_file_info(self, key):
+            raise ArrowException("Unknown error: Failed to get token from DefaultAzureCredential.\nSee the logger")
+
+    where = storage.ObjectPath(Refusing(), "container/runs/x", "abfs://account.dfs.core.windows.net/", "")
+    with pytest.raises(SimwebError) as err:
+        storage.check_reachable(where)
+    assert str(err.value).startswith("--out: cannot reach 'abfs://") and "\n" not in str(err.value)
+    assert "Failed to get token" in str(err.value)
+
+
+def test_forensics_reads_and_writes_a_run_on_s3_as_it_does_a_local_one(s3, tmp_path):
+    marked = [*ARGS, "--set", "labs.naive.watermark={gamma=0.25}", "--set", "evaluation.forensics_tokens=1000"]
+    uri, local = s3.uri("marked"), tmp_path / "run"
+    for out in (uri, local):
+        done = _simweb("run", QUICKSTART, "--out", out, *marked)
+        assert done.returncode == 0, done.stderr
+        done = _simweb("forensics", out)
+        assert done.returncode == 0, done.stderr
+    assert pl.read_parquet(io.BytesIO(_read(s3, uri, "forensics.parquet"))).equals(
+        pl.read_parquet(local / "forensics.parquet"))
+    missing = _simweb("forensics", s3.uri("nothing-here"))
+    assert missing.returncode == 2 and len(missing.stderr.strip().splitlines()) == 1, missing.stderr
