@@ -192,7 +192,7 @@ def estimate(scenario, *, executor: str | None = None, shards: int | None = None
     notes = list(w.notes)
     if executor == "local":
         parts = [Part("Python and simweb", BASE_PROCESS + (TORCH if torch else 0), "run.executor")]
-        parts += w.driver() + w.language(samples=True) + w.evaluation()
+        parts += w.driver() + w.planner() + w.language(samples=True) + w.evaluation()
         parts += w.models(list(range(len(sc.labs))) + w.released_models())
         parts += w.shard() + [p for i in range(len(sc.labs)) for p in w.scraper(i) + w.trainer(i)]
         parts += w.plugins(range(len(sc.labs)), behaviours=True)
@@ -205,11 +205,11 @@ def estimate(scenario, *, executor: str | None = None, shards: int | None = None
         # host per shard, or per lab where labs outnumber shards and the CPUs allow; lab i on host i mod hosts
         labs = range(len(sc.labs))
         hosts = max(1, n_shards, min(len(sc.labs), int(cpus or local_cpus())))
-        kinds: dict[tuple, int] = {}  # (holds a shard, its labs) -> hosts alike
+        kinds: dict[tuple, int] = {}  # (holds the planner, holds a shard, its labs) -> hosts alike
         for h in range(hosts):
-            key = (h < n_shards, tuple(i for i in labs if i % hosts == h))
+            key = (h == 0, h < n_shards, tuple(i for i in labs if i % hosts == h))
             kinds[key] = kinds.get(key, 0) + 1
-        for (shard, mine), copies in kinds.items():
+        for (planner, shard, mine), copies in kinds.items():
             scorers = [i for i in mine if any("model" in _needs(f) for f in sc.labs[i].filters)]
             models = sorted(set(w.released_models() if shard else []) | set(scorers) | set(mine))
             parts = [Part("Python, simweb and Ray", RAY_ACTOR, "run.shards", "one process per host actor"),
@@ -217,10 +217,12 @@ def estimate(scenario, *, executor: str | None = None, shards: int | None = None
                      *(w.evaluation() if mine else []), *w.models(models)]
             if shard:
                 parts += w.shard() + w.plugins((), behaviours=True)
+            if planner:  # on the first host
+                parts += w.planner()
             for i in mine:
                 parts += w.scraper(i) + w.trainer(i)
             parts += w.plugins(mine)
-            names = ["shard"] if shard else []
+            names = (["planner"] if planner else []) + (["shard"] if shard else [])
             names += [f"scraper and trainer {sc.labs[i].name}" for i in mine]
             procs.append(Process(" + ".join(names), tuple(parts), copies=copies))
         procs = tuple(procs)
@@ -324,8 +326,10 @@ class _World:
         graph = (NX_NODE + 40 + 8 * (1 + 2 * k)) * self.sites + (NX_EDGE + 16) * self.links
         new_links = 2 * k * max(self.sc.web.initial_sites, self.sc.web.sites_per_tick)
         return [Part("site graph", graph, self.sites_field, "networkx nodes and links, urns"),
-                Part("growing the site graph", 110 * new_links, self.sites_field, "links of a tick", transient=True),
-                Part("planning a tick's pages", 150 * self.tick_pages, self.pages_field, "150 bytes a page",
+                Part("growing the site graph", 110 * new_links, self.sites_field, "links of a tick", transient=True)]
+
+    def planner(self) -> list[Part]:
+        return [Part("planning a tick's pages", 150 * self.tick_pages, self.pages_field, "150 bytes a page",
                      transient=True)]
 
     def shard(self) -> list[Part]:

@@ -1,9 +1,9 @@
 """The tick loop: publish → (for each lab releasing now) crawl → filter → train → evaluate → release.
 
 All state of a run lives in one :class:`Engine`; nothing in module globals. The engine keeps the
-site graph and the registry of released models, and runs the loop; it holds no page: each tick's plan
-passes through it to the publisher shards, which keep the ground truth and content of their pages
-and answer for them. The agents —
+site graph and the registry of released models, and runs the loop; it holds no page: a planner agent
+plans each tick's pages and sends them to the publisher shards, which keep the ground truth and
+content of their pages and answer for them; the driver receives counts. The agents — the planner,
 publisher shards, one scraper and one trainer per lab — are a :class:`~simweb.fleet.Fleet` that
 runs wherever the executor puts them, the :class:`~simweb.checkpointer.Checkpointer` saves and
 restores, and the :class:`~simweb.results.RunRecorder` keeps the rows. Labs act in scenario order
@@ -23,7 +23,7 @@ from typing import Callable
 import numpy as np
 
 from simweb import consent, rng as rngs
-from simweb.agents.publisher import Publisher, PublisherShard
+from simweb.agents.publisher import Planner, PublisherShard
 from simweb.agents.scraper import Scraper
 from simweb.agents.trainer import Trainer
 from simweb.checkpointer import Checkpointer
@@ -71,13 +71,9 @@ class Engine:
         self.lab_names = [lab.name for lab in sc.labs]
         self.lab_needs = [frozenset().union(*(registry.get("filter", f.kind).needs for f in lab.filters))
                           for lab in sc.labs]
-        topic_probs = getattr(self.context.language, "topic_probs", np.ones(1))
+        self.topic_probs = getattr(self.context.language, "topic_probs", np.ones(1))
         self.features = features_of(sc)
         self.humans = "humans" in self.features  # humans imitate models or are displaced (simweb.humans)
-        width = self.context.language.width if self.humans else None
-        self.publishers = [Publisher(p, i, topic_probs, self.lab_names, [lab.market_share for lab in sc.labs],
-                                     self.seed, [lab.watermark is not None for lab in sc.labs], width=width)
-                           for i, p in enumerate(sc.publishers)]
         self.consent = "consent" in self.features
         self.recorder = RunRecorder(self.ids, self.lab_names, [p.name for p in sc.publishers], self.features,
                                     consent.blocks_labs(sc) if self.consent else None)
@@ -101,7 +97,7 @@ class Engine:
         web = self.scenario.web
         self.graph = SiteGraph(links_per_site=web.links_per_site, homophily=web.homophily,
                                population_share=np.array([p.site_share for p in self.scenario.publishers]),
-                               topic_probs=self.publishers[0].topic_probs)
+                               topic_probs=np.asarray(self.topic_probs, dtype=np.float64))
         self.n_pages = 0  # published so far: the next page's id
         # lab → (generation, model state, its sampling tables or None): values or references to them; the tables
         # are derived from the state (built once by the trainer), so checkpoints keep only the state
@@ -154,37 +150,38 @@ class Engine:
         tick, ex, sc, fleet = self.tick, self.ex, self.scenario, self.fleet
         with self.busy("publish"):
             sites0, edges0, blocks0 = self.graph.n_sites, len(self.graph.edges), len(self.graph.blocks)
-            truth = self.context.language.at(tick)  # a drifting truth: this tick's topic popularity
-            popularity = getattr(truth, "topic_probs", None) if truth is not self.context.language else None
             new_sites = sc.web.initial_sites if tick == 0 else sc.web.sites_per_tick
             if new_sites:  # a stream costs ~15 µs to make: none for a tick that draws nothing from it
+                truth = self.context.language.at(tick)  # a drifting truth: this tick's topic popularity
                 # where topics are born, new sites take the present's topics (else they keep the law at start)
-                born = popularity if len(getattr(truth, "birth_ticks", ())) else None
+                born = getattr(truth, "topic_probs", None) if len(getattr(truth, "birth_ticks", ())) else None
                 self.graph.grow(new_sites, tick, rng=rngs.stream(self.seed, "web", tick), topic_probs=born)
             if self.consent:
                 consent.update_blocks(self.graph, sc.publishers, tick, seed=self.seed)
-            released = self.released
-            web = _Web(self)  # the pages published so far, for copies: looked up in the shards that hold them
-            plans = [pub.plan(tick, self.graph.sites_of(pub.index), self.graph.topic, released, web,
-                              topic_probs=popularity) for pub in self.publishers]
-            plans = [p for p in plans if p is not None]
-            first_id = self.n_pages
-            if len(plans) == 1:
-                pages = plans[0]
-            else:
-                pages = {k: np.concatenate([p[k] for p in plans]) for k in plans[0]} if plans else self._no_pages()
-            self.n_pages += len(pages["tick"])
-            pages_ref = ex.share(pages)  # once: every shard reads this one copy
             graph_ref = ex.share(self.graph.state(sites0, edges0, blocks0))
             models = {lab: self.registry[lab] for lab in sorted(self.registry)}
-            copies = pages["copied_from"] >= 0
-            originals = np.unique(pages["copied_from"][copies]) if copies.any() else None
-        originals_parts = self._fetch(originals) if originals is not None else []
+        # the planner plans the tick; a plan that copies pages asks the shards for their rows first
+        released = self.released
+        need = ex.gather(ex.call(fleet.planner, Planner.plan, tick, graph_ref, released))
+        if need is not None:
+            parts = [ex.call(s, PublisherShard.rows, need) for s in fleet.shards]
+            ex.gather(ex.call(fleet.planner, Planner.plan, tick, None, released, parts))
+        counts = ex.gather(ex.call(fleet.planner, Planner.counts))
+        pages_ref = ex.call(fleet.planner, Planner.pages)  # from the planner to the shards: never through here
+        first_id, n = counts["first_id"], counts["pages"]
+        self.n_pages = first_id + n
+        originals = []
+        if counts["copies"]:  # the content of the pages copied, from the shards that hold them
+            wanted = ex.call(fleet.planner, Planner.originals)
+            originals = [ex.call(s, PublisherShard.fetch, wanted) for s in fleet.shards]
         ex.gather([ex.call(s, PublisherShard.publish, tick=tick, first_id=first_id, pages=pages_ref, models=models,
-                           originals=originals_parts) for s in fleet.shards]
-                  + [ex.call(s, Scraper.observe, graph_ref, {tick: len(pages["tick"])}) for s in fleet.scrapers])
-        drift = self._drift(first_id) if self.humans else None
-        self.recorder.tick(tick, pages, self.graph.population, self.graph, drift=drift)
+                           originals=originals) for s in fleet.shards]
+                  + [ex.call(s, Scraper.observe, graph_ref, {tick: n}) for s in fleet.scrapers])
+        drift = None
+        if self.humans:  # per population: its new human pages' imitation and excess NLL, from the shards
+            parts = [ex.call(s, PublisherShard.drift) for s in fleet.shards]
+            drift = ex.gather(ex.call(fleet.planner, Planner.human_drift, parts))
+        self.recorder.tick(tick, counts, self.graph.population, self.graph, drift=drift)
         releasing = [i for i, lab in enumerate(sc.labs)
                      if tick >= lab.first_release and (tick - lab.first_release) % lab.release_every == 0]
         if releasing:
@@ -224,15 +221,6 @@ class Engine:
             self.recorder.generation(i, gen_of[i], tick, infos[i])
             self.registry[i] = (gen_of[i], reports[i][0], reports[i][2])  # publishers use it from the next tick on
 
-    def _drift(self, first_id: int) -> np.ndarray:
-        """Per page published this tick: its excess NLL against the truth (NaN for AI pages and copies),
-        gathered from the shards in page-id order, so any number of shards gives the same array."""
-        parts = self.ex.gather([self.ex.call(s, PublisherShard.drift) for s in self.fleet.shards])
-        out = np.full(self.n_pages - first_id, np.nan)
-        for ids, excess in parts:
-            out[np.asarray(ids) - first_id] = excess
-        return out
-
     def _crawl(self, lab: int, tick: int, budget: int, purpose: str, crawl: int):
         """A reference to lab ``lab``'s selection: its scraper plans the crawl, every shard answers with its own
         best candidates, the scraper merges them. Each call waits only on references of calls sent before it."""
@@ -251,13 +239,6 @@ class Engine:
         if not len(ids):
             return [self.ex.call(self.fleet.shards[0], PublisherShard.fetch, ids, rows)] if rows else []
         return [self.ex.call(shard, PublisherShard.fetch, ids, rows) for shard in self.fleet.shards]
-
-    def rows(self, ids: np.ndarray, columns=None) -> dict[str, np.ndarray]:
-        """Index rows of pages ``ids`` (any order, repeats allowed), from the shards that hold them."""
-        ids = np.asarray(ids, dtype=np.int64)
-        wanted = np.unique(ids)
-        parts = self.ex.gather([self.ex.call(s, PublisherShard.rows, wanted, columns) for s in self.fleet.shards])
-        return join_rows(ids, parts)
 
     def pages(self, columns=None) -> dict[str, np.ndarray]:
         """Every page's index rows (``columns``: default all), gathered from the shards in page-id order: for
@@ -289,20 +270,6 @@ class Engine:
             "page_memory": self.fleet.page_memory(self.n_pages),
         }
         return Results(**self.recorder.frames(), scenario_toml=self.scenario_toml, manifest=manifest)
-
-
-class _Web:
-    """The pages published so far as :meth:`Publisher.plan` reads them (how many; the rows of the originals
-    it copies), answered by the shards."""
-
-    def __init__(self, engine: Engine):
-        self._engine = engine
-
-    def __len__(self) -> int:
-        return self._engine.n_pages
-
-    def rows(self, ids: np.ndarray) -> dict[str, np.ndarray]:
-        return self._engine.rows(ids)
 
 
 def expected_pages(scenario) -> int:

@@ -17,7 +17,7 @@ from simweb.schema import crawls_schema, generations_schema, ticks_schema
 from simweb.stages import GenerationReport
 from simweb.web.store import AI
 
-__all__ = ["Results", "RunRecorder", "strict_frame"]
+__all__ = ["Results", "RunRecorder", "strict_frame", "tick_counts", "human_drift"]
 
 
 
@@ -58,25 +58,22 @@ class RunRecorder:
         self.totals = totals.copy()
         self.site_human = np.asarray(state["site_human"], dtype=np.int64).copy()
 
-    def tick(self, tick: int, pages: dict[str, np.ndarray], site_population: np.ndarray, graph=None,
-             drift: np.ndarray | None = None) -> None:
-        """One row per population: this tick's pages, and running totals (no pass over the whole web).
+    def tick(self, tick: int, counts: dict, site_population: np.ndarray, graph=None, drift: list | None = None) -> None:
+        """One row per population: this tick's pages (``counts``: :func:`tick_counts` of them), and running
+        totals (no pass over the whole web). ``drift``: per population, :func:`human_drift` (humans only).
 
         With opt-outs (``graph``: the site graph with its blocks), the shares of sites and of human pages
         that refuse each lab."""
         n_pop = len(self.population_names)
-        population, is_ai = pages["population"], pages["origin"] == AI
-        new = np.bincount(population, minlength=n_pop)
-        new_ai = np.bincount(population, weights=is_ai, minlength=n_pop).astype(np.int64)
-        watermarked = np.bincount(population, weights=pages["watermarked"], minlength=n_pop)
-        labelled = np.bincount(population, weights=pages["c2pa"] > 0, minlength=n_pop)
+        new, new_ai = counts["new"], counts["new_ai"]
+        watermarked, labelled = counts["watermarked"], counts["labelled"]
         self.totals[:, 0] += new
         self.totals[:, 1] += new_ai
         n_web, web_ai = int(self.totals[:, 0].sum()), int(self.totals[:, 1].sum())
         sites = np.bincount(site_population, minlength=n_pop)
         shares = None
         if "consent" in self.features:
-            human = np.bincount(pages["site_id"][~is_ai], minlength=len(site_population))
+            human = counts["site_human"]
             self.site_human = np.concatenate([self.site_human, np.zeros(len(human) - len(self.site_human), np.int64)])
             self.site_human[:len(human)] += human
             shares = consent.blocking_shares(graph, self.blocks, self.site_human, tick)
@@ -92,7 +89,7 @@ class RunRecorder:
                 "web_pages": n_web, "web_ai_share": web_ai / n_web if n_web else None,
             })
             if "humans" in self.features:
-                self.rows["ticks"][-1].update(_human_drift(pages, drift, p))
+                self.rows["ticks"][-1].update(drift[p])
             if shares is not None:
                 self.rows["ticks"][-1].update({
                     column: {lab: None if np.isnan(v) else float(v) for lab, v in zip(self.lab_names, share[p])}
@@ -140,7 +137,20 @@ class RunRecorder:
                 "crawls": strict_frame(self.rows["crawls"], crawls_schema(self.features), "crawls")}
 
 
-def _human_drift(pages: dict[str, np.ndarray], drift: np.ndarray | None, population: int) -> dict:
+def tick_counts(pages: dict[str, np.ndarray], n_pop: int, n_sites: int, features=frozenset()) -> dict:
+    """What :meth:`RunRecorder.tick` records of a tick's pages, per population (and per site, with opt-outs):
+    computed where the pages are planned, so they never pass through the driver."""
+    population, is_ai = pages["population"], pages["origin"] == AI
+    out = {"new": np.bincount(population, minlength=n_pop),
+           "new_ai": np.bincount(population, weights=is_ai, minlength=n_pop).astype(np.int64),
+           "watermarked": np.bincount(population, weights=pages["watermarked"], minlength=n_pop),
+           "labelled": np.bincount(population, weights=pages["c2pa"] > 0, minlength=n_pop)}
+    if "consent" in features:
+        out["site_human"] = np.bincount(pages["site_id"][~is_ai], minlength=n_sites)
+    return out
+
+
+def human_drift(pages: dict[str, np.ndarray], drift: np.ndarray | None, population: int) -> dict:
     """A population's new human pages of the tick (copies excluded): mean imitation and excess NLL."""
     written = (pages["population"] == population) & (pages["origin"] != AI) & (pages["copied_from"] < 0)
     if not written.any():

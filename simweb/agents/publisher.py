@@ -31,7 +31,7 @@ from simweb.agents.base import Agent
 from simweb.timing import Busy, timed
 from simweb.web.store import AI, HUMAN, OPTIONAL_COLUMNS, PAGE_COLUMNS, ContentStore, PageIndex, join_parts
 
-__all__ = ["Publisher", "PublisherShard", "adoption_share", "sampling_settings", "SITE_BLOCK", "shard_of"]
+__all__ = ["Publisher", "Planner", "PublisherShard", "adoption_share", "sampling_settings", "SITE_BLOCK", "shard_of"]
 
 SITE_BLOCK = 64  # consecutive site ids whose pages one shard owns and writes together
 BATCH = 32_768  # pages written at once: bounds the noise held while writing
@@ -169,6 +169,133 @@ class Publisher:
             drop = rngs.stream(self.seed, "displace", cfg.name, tick).random(n) < cfg.displacement * share
             out["displaced"] = written & drop
         return out
+
+
+class _Missing(Exception):
+    """A plan needs the rows of pages it copies, which the shards hold: asked for, then planned again."""
+
+
+class _Copied:
+    """The pages published before this tick as :meth:`Publisher.plan` reads them: how many, and the rows of the
+    originals it copies — from ``rows`` (fetched from the shards), else noted in ``need`` and :class:`_Missing`."""
+
+    def __init__(self, pages: int, rows: dict | None, need: list):
+        self.pages, self._rows, self.need = pages, rows, need
+
+    def __len__(self) -> int:
+        return self.pages
+
+    def rows(self, ids: np.ndarray) -> dict[str, np.ndarray]:
+        ids = np.asarray(ids, dtype=np.int64)
+        if self._rows is not None:
+            return {k: v[np.searchsorted(self._rows["page_id"], ids)] for k, v in self._rows.items() if k != "page_id"}
+        self.need.append(ids)
+        raise _Missing
+
+
+class Planner(Agent):
+    """Plans each tick's pages with every population's :class:`Publisher`, so that no page passes through the
+    driver: the plan goes from here to the shards (a reference on Ray), and the driver receives counts.
+
+    It follows the sites' populations and topics (a delta a tick). A plan that copies pages needs their rows,
+    which the shards hold: :meth:`plan` then returns the ids it needs and is called again with the shards'
+    answer (the same streams, so the same plan). It keeps the tick's plan until the next one, for
+    :meth:`pages`, :meth:`originals`, :meth:`counts` and :meth:`human_drift`.
+    """
+
+    def __init__(self, context):
+        from simweb.schema import features_of
+
+        self.context = context
+        sc = context.scenario
+        lab_names = [lab.name for lab in sc.labs]
+        topic_probs = getattr(context.language, "topic_probs", np.ones(1))
+        self.features = features_of(sc)
+        width = context.language.width if "humans" in self.features else None
+        self.publishers = [Publisher(p, i, topic_probs, lab_names, [lab.market_share for lab in sc.labs],
+                                     context.seed, [lab.watermark is not None for lab in sc.labs], width=width)
+                           for i, p in enumerate(sc.publishers)]
+        self.busy = Busy()
+        self.restore({"population": np.empty(0, np.int16), "topic": np.empty(0, np.int16)}, 0)
+
+    def restore(self, graph: dict, pages: int) -> None:
+        """Back to a checkpoint: the sites (``graph``: the site graph's state) and the pages published so far."""
+        self.population = np.asarray(graph["population"], dtype=np.int16).copy()
+        self.topic = np.asarray(graph["topic"], dtype=np.int16).copy()
+        self.n_pages = int(pages)
+        self._tick, self._plans, self._pages, self._first = None, {}, None, 0
+
+    @timed("publish")
+    def plan(self, tick: int, graph: dict | None, released: Mapping[int, int], parts: list | None = None):
+        """Plan tick ``tick`` (``graph``: the sites added since; ``released``: lab → generation); None when done,
+        else the ids of the copied pages whose rows it needs, to be called again with ``parts``: the shards'
+        (ids, rows) of them."""
+        if graph is not None:
+            self.population = np.concatenate([self.population, np.asarray(graph["population"], dtype=np.int16)])
+            self.topic = np.concatenate([self.topic, np.asarray(graph["topic"], dtype=np.int16)])
+        if tick != self._tick:
+            self._tick, self._plans = tick, {}
+        rows = None
+        if parts is not None:
+            from simweb.web.store import join_rows
+
+            wanted = np.unique(np.concatenate([np.asarray(p[0], dtype=np.int64) for p in parts]))
+            rows = {"page_id": wanted, **join_rows(wanted, parts)}
+        language = self.context.language
+        truth = language.at(tick)  # a drifting truth: this tick's topic popularity
+        popularity = getattr(truth, "topic_probs", None) if truth is not language else None
+        need: list = []
+        copied = _Copied(self.n_pages, rows, need)
+        for pub in self.publishers:
+            if pub.index in self._plans:
+                continue
+            try:
+                self._plans[pub.index] = pub.plan(tick, np.flatnonzero(self.population == pub.index), self.topic,
+                                                  released, copied, topic_probs=popularity)
+            except _Missing:
+                continue
+        if need:
+            return np.unique(np.concatenate(need))
+        plans = [self._plans[i] for i in sorted(self._plans) if self._plans[i] is not None]
+        if len(plans) == 1:
+            pages = plans[0]
+        elif plans:
+            pages = {k: np.concatenate([p[k] for p in plans]) for k in plans[0]}
+        else:
+            from simweb.web.store import OPTIONAL_COLUMNS, PAGE_COLUMNS
+
+            humans = "humans" in self.features
+            pages = PageIndex(1, columns=(*PAGE_COLUMNS, *OPTIONAL_COLUMNS) if humans else None).state()
+        self._pages, self._first = pages, self.n_pages
+        self.n_pages += len(pages["tick"])
+        return None
+
+    def pages(self) -> dict[str, np.ndarray]:
+        """The planned tick's pages (metadata columns), for the shards and the scrapers' counts."""
+        return self._pages
+
+    def originals(self) -> np.ndarray:
+        """The ids of the pages the planned tick copies (sorted, unique)."""
+        copied = self._pages["copied_from"]
+        return np.unique(copied[copied >= 0])
+
+    def counts(self) -> dict:
+        """What the driver records of the planned tick (:func:`simweb.results.tick_counts`) and how many pages."""
+        from simweb.results import tick_counts
+
+        return {"pages": len(self._pages["tick"]), "first_id": self._first,
+                "copies": bool(np.any(self._pages["copied_from"] >= 0)),
+                **tick_counts(self._pages, len(self.publishers), len(self.population), self.features)}
+
+    def human_drift(self, parts: list) -> list[dict]:
+        """Per population, its new human pages' mean imitation and excess NLL (:mod:`simweb.humans`), from the
+        shards' (ids, excess NLL) ``parts`` of the planned tick."""
+        from simweb.results import human_drift
+
+        out = np.full(len(self._pages["tick"]), np.nan)
+        for ids, excess in parts:
+            out[np.asarray(ids) - self._first] = excess
+        return [human_drift(self._pages, out, p) for p in range(len(self.publishers))]
 
 
 class PublisherShard(Agent):

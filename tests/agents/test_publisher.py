@@ -58,7 +58,7 @@ def test_human_pages_follow_site_topics_with_topic_focus():
     sim.step()
     site_topic = sim.graph.topic[sim.pages()["site_id"]]
     assert np.array_equal(sim.pages()["topic"], site_topic)
-    assert isinstance(sim.publishers[0], Publisher)
+    assert isinstance(sim.fleet.planner.publishers[0], Publisher)  # the planner plans with the populations' Publishers
 
 
 def test_sampling_settings_are_those_of_the_populations_that_can_pick_the_lab():
