@@ -44,10 +44,11 @@ import numpy as np
 from simweb import storage
 from simweb.errors import SimwebError, first_line
 
-__all__ = ["save", "load", "exists", "pages_dir", "SCHEMA"]
+__all__ = ["save", "load", "exists", "pages_dir", "states_dir", "SCHEMA"]
 
 # 2: page content in per-shard, per-tick files beside the checkpoint; 3: meta.json checksummed; 4: the page
-# index in the page files (no index/ parts), the recorder's totals among the arrays
+# index in the page files (no index/ parts), the recorder's totals among the arrays, the agents' states
+# written by the agents to states/ (meta.states)
 SCHEMA = 4
 
 
@@ -58,6 +59,11 @@ _SNAPSHOT = re.compile(r"[0-9]{6,}-[0-9a-f]{8}")
 def pages_dir(directory: str | Path) -> Path:
     """Where the page files of the checkpoints in ``directory`` live."""
     return storage.location(directory).parent / "pages"
+
+
+def states_dir(directory: str | Path) -> Path:
+    """Where the agents write their states for the checkpoints in ``directory``: one folder per checkpoint."""
+    return storage.location(directory).parent / "states"
 
 
 def exists(directory: str | Path) -> bool:
@@ -199,6 +205,10 @@ def load(directory: str | Path) -> dict:
     for group, digest in meta["files"].items():
         path = _verified(directory, root, snap / _file_name(group), digest, _file_name(group), fail)
         arrays[group] = _arrays(path, _file_name(group), fail)
+    for record in meta["meta"]["states"]:  # the groups the agents wrote themselves, beside the checkpoint
+        what = f"state file {record['file']}"
+        path = _verified(directory, root, states_dir(directory) / record["file"], record["sha256"], what, fail)
+        arrays[record["group"]] = _arrays(path, what, fail)
     for record in meta["meta"]["pages"]:
         _verified(directory, root, pages_dir(directory) / record["file"], record["sha256"],
                   f"page file {record['file']}", fail)
@@ -233,15 +243,23 @@ def _check_meta(meta: dict, fail) -> None:
         need(isinstance(entries, list) and all(isinstance(e, dict) for e in entries),
              f"rows.{table}: expected a list of tables")
     need(isinstance(inner, dict), f"meta: expected a table, got {type(inner).__name__}")
-    for key in ("tick", "run_id", "pages", "page_count", "registry"):
+    for key in ("tick", "run_id", "pages", "page_count", "states", "registry"):
         need(key in inner, f"meta.{key}: required, but missing")
     need(is_int(inner["tick"]), f"meta.tick: expected an integer >= 0, got {inner['tick']!r}")
     need(isinstance(inner["run_id"], str), f"meta.run_id: expected a string, got {inner['run_id']!r}")
     registry = inner["registry"]
     need(isinstance(registry, dict) and all(re.fullmatch(r"[0-9]+", k) and is_int(v) for k, v in registry.items()),
          "meta.registry: expected a table of lab index -> generation")
+    need(isinstance(inner["states"], list), "meta.states: expected a list")
+    groups = set(files)
+    for i, record in enumerate(inner["states"]):
+        where = f"meta.states[{i}]"
+        _check_record(record, where, {"group": str, "file": str, "sha256": str}, need)
+        need(bool(_GROUP.fullmatch(record["group"])) and record["group"] not in groups,
+             f"{where}.group: {record['group']!r} is not a group name, or a second one")
+        groups.add(record["group"])
     for lab in registry:
-        need(f"model/{lab}" in files, f"meta.registry: lab {lab}'s model is not among the files")
+        need(f"model/{lab}" in groups, f"meta.registry: lab {lab}'s model is not among the files")
     need(is_int(inner["page_count"]), f"meta.page_count: expected an integer >= 0, got {inner['page_count']!r}")
     need(isinstance(inner["pages"], list), "meta.pages: expected a list")
     for i, record in enumerate(inner["pages"]):

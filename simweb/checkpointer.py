@@ -16,6 +16,7 @@ import copy
 import shutil
 import tempfile
 import time
+import uuid
 import weakref
 from pathlib import Path
 
@@ -61,21 +62,29 @@ class Checkpointer:
         return self.directory is not None and ckpt.exists(self.directory)
 
     def save(self, engine) -> None:
-        """Everything needed to go on from here: arrays, JSON-able rows, and the shards' page files."""
+        """Everything needed to go on from here: the driver's arrays and JSON-able rows; the shards' page files
+        and the other agents' states, which each writes itself (to ``states/``), so none passes through here."""
         fleet, ex = engine.fleet, engine.ex
         records = [r for part in fleet.on_all(PublisherShard.flush, fleet.shards) for r in part]
+        where = ckpt.states_dir(self.directory) / f"{engine.tick:06d}-{uuid.uuid4().hex[:8]}"
+        calls = [ex.call(t, Trainer.write_state, where, f"trainer/{i}", durable=self.durable)
+                 for i, t in enumerate(fleet.trainers)]
+        calls += [ex.call(s, Scraper.write_state, where, f"scraper/{i}", durable=self.durable)
+                  for i, s in enumerate(fleet.scrapers)]
+        # a released model, by the trainer that made it (its state is that trainer's own result); its sampling
+        # tables are rebuilt from the state
+        calls += [ex.call(fleet.trainers[lab], Trainer.write_state, where, f"model/{lab}", state, durable=self.durable)
+                  for lab, (gen, state, _tables) in engine.registry.items()]
+        states = ex.gather(calls)
         arrays = {"graph": engine.graph.state(), "recorder": engine.recorder.totals_state()}
-        for i, state in enumerate(fleet.on_all(Trainer.state, fleet.trainers)):
-            arrays[f"trainer/{i}"] = state
-        for i, state in enumerate(fleet.on_all(Scraper.state, fleet.scrapers)):
-            arrays[f"scraper/{i}"] = state
-        for lab, (gen, state, _tables) in engine.registry.items():  # the tables are rebuilt from the state
-            arrays[f"model/{lab}"] = ex.gather(state) if not isinstance(state, dict) else state
         meta = {"tick": engine.tick, "run_id": engine.ids["run_id"], "pages": records, "page_count": engine.n_pages,
-                "registry": {str(k): v[0] for k, v in engine.registry.items()}}
+                "states": states, "registry": {str(k): v[0] for k, v in engine.registry.items()}}
         with engine.busy("checkpoint"):
             ckpt.save(self.directory, {"meta": meta, "rows": copy.deepcopy(engine.recorder.rows), "arrays": arrays},
                       durable=self.durable)
+            for old in ckpt.states_dir(self.directory).iterdir():  # the states of checkpoints replaced
+                if old.name != where.name:
+                    storage.remove_tree(old)
         self.tick = engine.tick
         self._saved_at = time.monotonic()
 

@@ -26,7 +26,7 @@ def _arrays() -> dict[str, dict[str, np.ndarray]]:
 
 def _meta(tick: int = 7) -> dict:
     """The smallest meta a checkpoint must hold (the engine's keys)."""
-    return {"tick": tick, "run_id": "abc123", "pages": [], "page_count": 0, "registry": {}}
+    return {"tick": tick, "run_id": "abc123", "pages": [], "page_count": 0, "states": [], "registry": {}}
 
 
 def _save(directory, arrays=None, meta=None, rows=None):

@@ -133,6 +133,10 @@ MALFORMED = [
     ("meta.pages.0.shard", 5, "shard 5 of 1"),
     ("meta.pages.0.hi", DELETE, "meta.pages[0].hi: required, but missing"),
     ("meta.pages.0.lo", 1.5, "meta.pages[0].lo: expected an integer >= 0, got 1.5"),
+    ("meta.states", {}, "meta.states: expected a list"),
+    ("meta.states.0.file", "/etc/passwd", "meta.states[0].file: '/etc/passwd' leaves the run directory"),
+    ("meta.states.0.group", "graph", "meta.states[0].group: 'graph' is not a group name, or a second one"),
+    ("meta.states.0.sha256", DELETE, "meta.states[0].sha256: required, but missing"),
     ("meta.page_count", -1, "meta.page_count: expected an integer >= 0, got -1"),
     ("meta.page_count", DELETE, "meta.page_count: required, but missing"),
     ("files.graph", "0" * 63, "files.graph: expected a SHA-256"),
@@ -158,13 +162,21 @@ def test_json_that_is_not_a_table_is_refused(run):
     _refused(run, "meta.json cannot be read")
 
 
+def _state_file(run: Path, group: str) -> tuple[Path, int]:
+    """The file an agent wrote for ``group`` beside the checkpoint, and its record's place in meta.states."""
+    states = _meta(run)["meta"]["states"]
+    i = next(i for i, r in enumerate(states) if r["group"] == group)
+    return run / "states" / states[i]["file"], i
+
+
 def _replace_group(run: Path, group: str, write) -> None:
-    """Write another file for ``group`` and forge its checksum, so only the content checks can refuse it."""
-    path = run / "checkpoint" / (group.replace("/", "__") + ".npz")
+    """Write another file for ``group`` (an agent's, in states/) and forge its checksum, so only the content
+    checks can refuse it."""
+    path, i = _state_file(run, group)
     path.unlink()
     write(path)
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    _forge(run, lambda m: m["files"].update({group: digest}))
+    _forge(run, lambda m: m["meta"]["states"][i].update(sha256=digest))
 
 
 @pytest.mark.parametrize("what, write, words", [
@@ -184,7 +196,7 @@ def test_an_array_file_of_an_odd_kind_is_one_line(run, what, write, words):
 def test_symbolic_links_out_of_the_run_directory_are_not_followed(run, tmp_path, monkeypatch):
     outside = tmp_path / "outside"
     outside.mkdir()
-    model = run / "checkpoint" / "model__0.npz"
+    model, _ = _state_file(run, "model/0")
     shutil.copy(model, outside / "model__0.npz")  # same bytes, same checksum: only the place is wrong
     model.unlink()
     model.symlink_to(outside / "model__0.npz")
@@ -239,3 +251,11 @@ def test_a_forged_but_well_formed_checkpoint_still_resumes_to_the_same_output(ru
     """The checks refuse only what is wrong: rewriting meta.json as it was (with its checksum) still resumes."""
     _forge(run, lambda m: None)
     assert simweb.resume(run.parent / "run").generations.equals(simweb.run(scenario(COLLAPSE, "run.ticks=3")).generations)
+
+
+def test_a_damaged_state_file_an_agent_wrote_is_refused_by_name(run):
+    path, _ = _state_file(run, "trainer/0")
+    data = bytearray(path.read_bytes())
+    data[-30] ^= 0xFF
+    path.write_bytes(bytes(data))
+    _refused(run, "state file", "trainer__0.npz is damaged (checksum mismatch)")

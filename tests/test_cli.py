@@ -113,7 +113,7 @@ def test_run_writes_the_run_directory_and_refuses_to_clobber_it(tmp_path):
     out = tmp_path / "results" / "quick"
     first = simweb("run", QUICKSTART, "--out", out, "--quiet", *FAST, cwd=tmp_path)
     assert first.returncode == 0, first.stderr
-    assert sorted(p.name for p in out.iterdir()) == sorted([*FILES, "checkpoint", "pages"])
+    assert sorted(p.name for p in out.iterdir()) == sorted([*FILES, "checkpoint", "pages", "states"])
     expected = load_scenario(QUICKSTART, ["run.ticks=3", "run.executor=local"])
     assert load_scenario(out / "scenario.toml") == expected
     manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
@@ -129,7 +129,7 @@ def test_run_writes_the_run_directory_and_refuses_to_clobber_it(tmp_path):
     replaced = simweb("run", QUICKSTART, "--out", out, "--quiet", *FAST, "--set", "run.ticks=2", "--overwrite",
                       cwd=tmp_path)
     assert replaced.returncode == 0, replaced.stderr
-    assert sorted(p.name for p in out.iterdir()) == sorted([*FILES, "checkpoint", "pages"])
+    assert sorted(p.name for p in out.iterdir()) == sorted([*FILES, "checkpoint", "pages", "states"])
     assert load_scenario(out / "scenario.toml").run.ticks == 2
     assert _files(out)["scenario.toml"] != before["scenario.toml"]
     assert _files(out)["ticks.parquet"] != before["ticks.parquet"]

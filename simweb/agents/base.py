@@ -1,6 +1,12 @@
-"""What every agent has: a tally of its seconds of work per stage (:mod:`simweb.timing`)."""
+"""What every agent has: a tally of its seconds of work per stage (:mod:`simweb.timing`), and a way to write
+its part of a checkpoint itself (so that no agent's state passes through the driver)."""
 
 from __future__ import annotations
+
+import hashlib
+import io
+
+import numpy as np
 
 from simweb.timing import Busy
 
@@ -12,3 +18,21 @@ class Agent:
 
     def busy_seconds(self) -> dict[str, float]:
         return dict(self.busy.seconds)
+
+    def write_state(self, directory, group: str, arrays: dict | None = None, durable: bool = True) -> dict:
+        """Write ``arrays`` (default: this agent's ``state()``) as the checkpoint group ``group`` — one ``.npz``
+        in ``directory`` (a path or an object-storage location beside the checkpoint) — and return its record
+        for the checkpoint: the group, the file relative to ``directory``'s parent, and its SHA-256."""
+        from simweb import storage
+
+        with self.busy("checkpoint"):
+            arrays = self.state() if arrays is None else arrays
+            buffer = io.BytesIO()
+            np.savez(buffer, **{k: np.asarray(v) for k, v in arrays.items()})
+            data = buffer.getbuffer()
+            name = group.replace("/", "__") + ".npz"
+            directory = storage.location(directory)
+            path = directory / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            storage.atomic_write(path, data, durable=durable)
+            return {"group": group, "file": f"{directory.name}/{name}", "sha256": hashlib.sha256(data).hexdigest()}
