@@ -239,24 +239,27 @@ def candidates(plan: CrawlPlan, index) -> tuple[np.ndarray, np.ndarray | None, n
     """
     held = index.column("page_id")
     lo, hi = np.searchsorted(held, [plan.first, plan.last])
-    rows = np.arange(lo, hi)
-    ids = held[lo:hi]
-    if plan.trained is not None and len(plan.trained) and len(ids):
-        pos = np.minimum(np.searchsorted(plan.trained, ids), len(plan.trained) - 1)
-        fresh = plan.trained[pos] != ids
-        rows, ids = rows[fresh], ids[fresh]
+    ids, site = held[lo:hi], index.column("site_id")[lo:hi]
+    keep = np.ones(len(ids), dtype=bool)
+    if plan.trained is not None and len(plan.trained) and len(ids):  # the trained ids among these (few)
+        pos = np.searchsorted(ids, plan.trained)
+        inside = pos < len(ids)
+        pos = pos[inside]
+        keep[pos[ids[pos] == plan.trained[inside]]] = False
     counts = None
     if plan.refused is not None:
-        allowed = ~plan.refused[index.column("site_id")[rows]]
-        is_ai = index.column("origin")[rows] == AI  # ground truth, for the accounting only
-        counts = np.array([len(ids), is_ai.sum(), allowed.sum(), (allowed & is_ai).sum()], dtype=np.int64)
-        rows, ids = rows[allowed], ids[allowed]
+        allowed = ~plan.refused[site]
+        is_ai = index.column("origin")[lo:hi] == AI  # ground truth, for the accounting only
+        counts = np.array([keep.sum(), (is_ai & keep).sum(), (allowed & keep).sum(), (allowed & is_ai & keep).sum()],
+                          dtype=np.int64)
+        keep &= allowed
     if plan.site_rank is None:
-        return ids, None, counts
-    rank = plan.site_rank[index.column("site_id")[rows]]
-    reached = rank >= 0
-    rows, ids, rank = rows[reached], ids[reached], rank[reached].astype(np.int64)
-    age = plan.ticks - 1 - index.column("tick")[rows].astype(np.int64)  # 0 for the newest tick
+        return ids[keep], None, counts
+    rank = plan.site_rank[site]
+    keep &= rank >= 0
+    rows = np.flatnonzero(keep)
+    ids, rank = ids[rows], rank[rows].astype(np.int64)
+    age = plan.ticks - 1 - index.column("tick")[lo:hi][rows].astype(np.int64)  # 0 for the newest tick
     key = (rank * plan.ticks + age) * plan.pages + ids  # < n_sites · ticks · pages, well inside int64 for any real web
     if len(ids) > plan.budget:
         first = np.argpartition(key, plan.budget - 1)[:plan.budget]
