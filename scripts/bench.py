@@ -57,6 +57,10 @@ against the documented ones. Absolute times are never compared across machines.
     manifest's stage seconds and its ``page_memory`` (bytes of the page store per token byte), pages
     spilled, and the run directory's size on disk. ``--quick`` runs web_10m for 3 ticks.
 
+``web_100m``
+    ``scenarios/web_100m.toml`` (101 M pages) on a simulated cluster of two one-CPU nodes, every process's
+    memory sampled: ``scripts/bench_web100m.py``. ``--quick`` runs 4 ticks.
+
 ``web_10m_ray``
     The same file on the Ray executor (a local instance, 2 shards on 2 cores): the driver's peak RSS
     (goal <= 300 MB: it holds no page) and the simulation against the local executor's (goal >= 1.5x
@@ -751,6 +755,12 @@ def bench_web_10m_ray(cfg: Config) -> Section:
                              "executor (a local instance), page content over 1 GB spilled to disk")
 
 
+def bench_web_100m_section(cfg: Config) -> Section:
+    from bench_web100m import bench_web_100m
+
+    return bench_web_100m(cfg)
+
+
 def bench_scaling_section(cfg: Config) -> Section:
     from bench_scaling import bench_scaling
 
@@ -779,7 +789,8 @@ def bench_graph(cfg: Config) -> Section:
 
 SECTIONS = {"quickstart": bench_quickstart, "sampler": bench_sampler, "pure_loop": bench_pure_loop,
             "shards": bench_shards, "sweep": bench_sweep, "transformer": bench_transformer, "web_1m": bench_web_1m,
-            "web_10m": bench_web_10m, "web_10m_ray": bench_web_10m_ray, "scaling": bench_scaling_section,
+            "web_10m": bench_web_10m, "web_10m_ray": bench_web_10m_ray, "web_100m": bench_web_100m_section,
+            "scaling": bench_scaling_section,
             "graph": bench_graph, "drift": bench_drift}
 
 

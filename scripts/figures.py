@@ -243,6 +243,21 @@ def block_web_10m_ray(s: dict) -> str:
     return table(["measure", "figure", "goal"], rows) + "\n\n" + provenance(s, ["web_10m_ray"])
 
 
+def block_web_100m(s: dict) -> str:
+    r = s["web_100m"]
+    rows = [["pages", f"{r['pages']:,} ({r['ticks']} ticks, {r['shards']} shards)", "≥ 100,000,000"],
+            ["wall time (run and writing)", f"{num(r['wall_s'])} s", "≤ 1,200 s"],
+            ["simulation throughput", f"{num(r['pages'] / r['sim_s'])} pages/s, "
+                                      f"{num(r['pages'] * 64 / r['sim_s'] / 1e6)} M tokens/s", ""],
+            ["driver peak RSS (`ru_maxrss`)", f"{num(r['driver_peak_rss_mb'])} MB", "≤ 500 MB"],
+            ["run directory on disk", f"{num(r['disk_mb'])} MB", ""],
+            ["stages: publish / crawl / filter / train / evaluate / checkpoint", stages(r["stage_time_s"]), ""]]
+    procs = [[p["name"], str(p["pid"]), f"{num(p['peak_rss_mb'])} MB"] for p in r["processes"] if p["peak_rss_mb"] >= 20]
+    return (table(["measure", "figure", "goal"], rows) + "\n\nEvery process of the run, its peak RSS sampled each "
+            "second (those under 20 MB left out):\n\n" + table(["process", "pid", "peak RSS"], procs) + "\n\n"
+            + provenance(s, ["web_100m"]))
+
+
 def block_scaling(s: dict) -> str:
     points = s["scaling"]["points"]
     rows = [[n, str(p["cores"]), f"{p['pages']:,}", f"{num(p['sim_s'])} s", num(p["pages_per_s"]),
@@ -294,6 +309,7 @@ BLOCKS: dict[str, tuple[Callable[[dict], str], tuple[str, ...], bool]] = {  # na
     "web_1m": (block_web_1m, ("web_1m",), False),
     "web_10m": (block_web_10m, ("web_10m",), False),
     "web_10m_ray": (block_web_10m_ray, ("web_10m_ray", "web_10m"), False),
+    "web_100m": (block_web_100m, ("web_100m",), False),
     "scaling": (block_scaling, ("scaling",), False),
     "scaling_stages": (block_scaling_stages, ("scaling",), False),
     "quickstart": (block_quickstart, ("quickstart",), False),
