@@ -118,17 +118,24 @@ class Scraper(Agent):
         if plan.refused is not None:
             counts = np.sum([p[2] for p in parts], axis=0, dtype=np.int64) if parts else np.zeros(4, np.int64)
             steps = ({"step": -1, "filter": "blocked", **accounting_of(*(int(c) for c in counts))},)
-        if plan.site_rank is None:  # random: the candidates in id order, then the crawl's stream's first draw
-            ids = np.sort(ids)
+        if plan.site_rank is None:  # random: the crawl stream's first draw permutes the candidates in id order
+            lengths = np.concatenate([np.asarray(p[1], dtype=np.int64) for p in parts]) if parts else ids
+            order = np.argsort(ids, kind="stable")  # the runs, disjoint, in id order
+            starts, ends = ids[order], np.cumsum(lengths[order])
             rng = self.context.stream("crawl", self.cfg.name, plan.purpose, plan.crawl)
-            ids = ids[rng.permutation(len(ids))[:plan.budget]]
+            pos = rng.permutation(int(ends[-1]) if len(ends) else 0)[:plan.budget]
+            run = np.searchsorted(ends, pos, side="right")  # the run holding each position, then its id
+            ids = starts[run] + pos - (ends[run] - lengths[order][run])
         elif len(ids) > plan.budget:
             keys = np.concatenate([p[1] for p in parts])
             ids = ids[np.argpartition(keys, plan.budget - 1)[:plan.budget]]
         ids = np.sort(ids)
         if plan.purpose == "train":
             self.last_crawl_tick = plan.crawl_tick
-            self.trained = np.union1d(self.trained, ids)
+            # both sorted: a stable sort merges the two runs in linear time (np.union1d sorts from scratch)
+            merged = np.concatenate([self.trained, ids])
+            merged.sort(kind="stable")
+            self.trained = merged[np.concatenate(([True], merged[1:] != merged[:-1]))] if len(merged) else merged
         return Selection(ids=ids, crawl_tick=plan.crawl_tick, purpose=plan.purpose, crawl=plan.crawl, steps=steps)
 
     @timed("filter")
@@ -234,8 +241,9 @@ class Scraper(Agent):
 def candidates(plan: CrawlPlan, index) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
     """One shard's answer to ``plan`` from its ``index`` (a :class:`~simweb.web.store.PageIndex` with
     ``page_id``, ``site_id``, ``tick`` and ``origin``): (ids, keys, counts). ids: its pages in the plan's range,
-    not trained on, not refused, reached — at most ``budget`` of them, the first by key (site rank, age, id),
-    or all of them for a random crawl (keys None); counts (opt-outs): pages in, AI pages in, allowed, AI allowed.
+    not trained on, not refused, reached — at most ``budget`` of them, the first by key (site rank, age, id), with
+    their keys; for a random crawl all of them, as runs of consecutive ids (starts, lengths: a shard's pages come
+    in long runs, so this is small); counts (opt-outs): pages in, AI pages in, allowed, AI allowed.
     """
     held = index.column("page_id")
     lo, hi = np.searchsorted(held, [plan.first, plan.last])
@@ -253,8 +261,12 @@ def candidates(plan: CrawlPlan, index) -> tuple[np.ndarray, np.ndarray | None, n
         counts = np.array([keep.sum(), (is_ai & keep).sum(), (allowed & keep).sum(), (allowed & is_ai & keep).sum()],
                           dtype=np.int64)
         keep &= allowed
-    if plan.site_rank is None:
-        return ids[keep], None, counts
+    if plan.site_rank is None:  # every candidate, as runs of consecutive ids: (starts, lengths)
+        ids = ids[keep]
+        if not len(ids):
+            return ids, np.empty(0, dtype=np.int64), counts
+        cuts = np.flatnonzero(np.diff(ids) != 1) + 1
+        return ids[np.concatenate(([0], cuts))], np.diff(np.concatenate(([0], cuts, [len(ids)]))), counts
     rank = plan.site_rank[site]
     keep &= rank >= 0
     rows = np.flatnonzero(keep)

@@ -189,7 +189,7 @@ def test_a_crawl_selects_the_same_pages_however_the_shards_split_the_web():
     n = len(index)
     rng = np.random.default_rng(11)
     for strategy in ("bfs", "pagerank", "random"):
-        for budget in (1, 50, 999, 10**6):
+        for budget in (0, 1, 50, 999, 10**6):
             one = _scraper(_lab(crawl_strategy=strategy), 3, graph, index)
             one.shards = [_shard(index, np.ones(n, bool))]
             many = _scraper(_lab(crawl_strategy=strategy), 3, graph, index)
