@@ -107,7 +107,10 @@ class Checkpointer:
         graph = {k: np.asarray(v) for k, v in arrays["graph"].items()}
         engine.graph.apply(graph)
         engine.n_pages = int(state["meta"]["page_count"])
-        engine.recorder.restore_totals(arrays["recorder"])
+        try:
+            engine.recorder.restore_totals(arrays["recorder"])
+        except ValueError as err:
+            raise SimwebError(f"checkpoint {str(self.directory)!r}: recorder: {err}") from None
         engine.registry = {int(lab): (int(gen), ex.share(arrays[f"model/{lab}"]), None)
                            for lab, gen in state["meta"]["registry"].items()}
         records = state["meta"]["pages"]

@@ -52,11 +52,16 @@ class RunRecorder:
         return {"totals": self.totals.copy(), "site_human": self.site_human.copy()}
 
     def restore_totals(self, state: dict[str, np.ndarray]) -> None:
-        totals = np.asarray(state["totals"], dtype=np.int64)
-        if totals.shape != self.totals.shape:
-            raise ValueError(f"recorder totals of shape {totals.shape}, expected {self.totals.shape}")
-        self.totals = totals.copy()
-        self.site_human = np.asarray(state["site_human"], dtype=np.int64).copy()
+        """Back to a checkpoint's totals; a ValueError names what does not fit this run."""
+        if set(state) != {"totals", "site_human"}:
+            raise ValueError(f"expected the arrays site_human and totals, got {sorted(state)}")
+        totals, site_human = np.asarray(state["totals"]), np.asarray(state["site_human"])
+        if totals.shape != self.totals.shape or totals.dtype.kind not in "iu" or site_human.ndim != 1 \
+                or site_human.dtype.kind not in "iu":
+            raise ValueError(f"totals {totals.dtype}{list(totals.shape)} and site_human {site_human.dtype}"
+                             f"{list(site_human.shape)}, expected integers of shapes {list(self.totals.shape)} and [sites]")
+        self.totals = totals.astype(np.int64)
+        self.site_human = site_human.astype(np.int64)
 
     def tick(self, tick: int, counts: dict, site_population: np.ndarray, graph=None, drift: list | None = None) -> None:
         """One row per population: this tick's pages (``counts``: :func:`tick_counts` of them), and running

@@ -259,3 +259,19 @@ def test_a_damaged_state_file_an_agent_wrote_is_refused_by_name(run):
     data[-30] ^= 0xFF
     path.write_bytes(bytes(data))
     _refused(run, "state file", "trainer__0.npz is damaged (checksum mismatch)")
+
+
+@pytest.mark.parametrize("arrays, words", [
+    ({"totals": np.zeros((5, 2), np.int64), "site_human": np.zeros(3, np.int64)}, "expected integers of shapes [1, 2]"),
+    ({"totals": np.zeros((1, 2)), "site_human": np.zeros(3, np.int64)}, "totals float64[1, 2]"),
+    ({"totals": np.zeros((1, 2), np.int64)}, "expected the arrays site_human and totals"),
+])
+def test_recorder_totals_that_do_not_fit_the_run_are_one_line_on_resume(run, arrays, words):
+    # well-formed arrays with a forged checksum: only the restore can tell they do not fit this run
+    path = run / "checkpoint" / "recorder.npz"
+    np.savez(path, **arrays)
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    _forge(run, lambda m: m["files"].update(recorder=digest))
+    with pytest.raises(SimwebError) as info:
+        simweb.resume(run.parent / "run")
+    assert "\n" not in str(info.value) and "recorder: " in str(info.value) and words in str(info.value), str(info.value)
