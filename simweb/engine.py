@@ -37,7 +37,7 @@ from simweb.schema import features_of
 from simweb.scenario import Scenario, dump_scenario
 from simweb.timing import Busy
 from simweb.web import SiteGraph
-from simweb.web.store import OPTIONAL_COLUMNS, PAGE_COLUMNS, PageIndex, join_rows
+from simweb.web.store import PageIndex, join_rows, page_columns
 
 __all__ = ["Engine", "Results", "run_id_of", "MAX_RECOVERIES"]
 
@@ -162,11 +162,10 @@ class Engine:
             models = {lab: self.registry[lab] for lab in sorted(self.registry)}
         # the planner plans the tick; a plan that copies pages asks the shards for their rows first
         released = self.released
-        need = ex.gather(ex.call(fleet.planner, Planner.plan, tick, graph_ref, released))
-        if need is not None:
-            parts = [ex.call(s, PublisherShard.rows, need) for s in fleet.shards]
-            ex.gather(ex.call(fleet.planner, Planner.plan, tick, None, released, parts))
-        counts = ex.gather(ex.call(fleet.planner, Planner.counts))
+        counts = ex.gather(ex.call(fleet.planner, Planner.plan, tick, graph_ref, released))
+        if "need" in counts:
+            parts = [ex.call(s, PublisherShard.rows, counts["need"]) for s in fleet.shards]
+            counts = ex.gather(ex.call(fleet.planner, Planner.plan, tick, None, released, parts))
         pages_ref = ex.call(fleet.planner, Planner.pages)  # from the planner to the shards: never through here
         first_id, n = counts["first_id"], counts["pages"]
         self.n_pages = first_id + n
@@ -248,8 +247,7 @@ class Engine:
         return join_rows(np.arange(self.n_pages), parts) if self.n_pages else self._no_pages()
 
     def _no_pages(self) -> dict[str, np.ndarray]:
-        columns = (*PAGE_COLUMNS, *OPTIONAL_COLUMNS) if self.humans else None
-        return PageIndex(1, columns=columns).state()
+        return PageIndex(1, columns=page_columns(self.humans)).state()
 
     # ------------------------------------------------------------ results
     def results(self, *, wall_time: float) -> Results:

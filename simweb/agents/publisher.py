@@ -29,7 +29,7 @@ from simweb.plugins import PluginError, registry
 from simweb.sampling import choice
 from simweb.agents.base import Agent
 from simweb.timing import Busy, timed
-from simweb.web.store import AI, HUMAN, OPTIONAL_COLUMNS, PAGE_COLUMNS, ContentStore, PageIndex, join_parts
+from simweb.web.store import AI, HUMAN, ContentStore, PageIndex, join_parts, page_columns
 
 __all__ = ["Publisher", "Planner", "PublisherShard", "adoption_share", "sampling_settings", "SITE_BLOCK", "shard_of"]
 
@@ -200,7 +200,7 @@ class Planner(Agent):
     It follows the sites' populations and topics (a delta a tick). A plan that copies pages needs their rows,
     which the shards hold: :meth:`plan` then returns the ids it needs and is called again with the shards'
     answer (the same streams, so the same plan). It keeps the tick's plan until the next one, for
-    :meth:`pages`, :meth:`originals`, :meth:`counts` and :meth:`human_drift`.
+    :meth:`pages`, :meth:`originals` and :meth:`human_drift`.
     """
 
     def __init__(self, context):
@@ -227,9 +227,9 @@ class Planner(Agent):
 
     @timed("publish")
     def plan(self, tick: int, graph: dict | None, released: Mapping[int, int], parts: list | None = None):
-        """Plan tick ``tick`` (``graph``: the sites added since; ``released``: lab → generation); None when done,
-        else the ids of the copied pages whose rows it needs, to be called again with ``parts``: the shards'
-        (ids, rows) of them."""
+        """Plan tick ``tick`` (``graph``: the sites added since; ``released``: lab → generation). Returns what the
+        driver records of it (:meth:`_counts`) — or, when a plan copies pages, ``{"need": ids}``: the ids whose rows
+        it needs, to be called again with ``parts``, the shards' (ids, rows) of them."""
         if graph is not None:
             self.population = np.concatenate([self.population, np.asarray(graph["population"], dtype=np.int16)])
             self.topic = np.concatenate([self.topic, np.asarray(graph["topic"], dtype=np.int16)])
@@ -255,20 +255,17 @@ class Planner(Agent):
             except _Missing:
                 continue
         if need:
-            return np.unique(np.concatenate(need))
+            return {"need": np.unique(np.concatenate(need))}
         plans = [self._plans[i] for i in sorted(self._plans) if self._plans[i] is not None]
         if len(plans) == 1:
             pages = plans[0]
         elif plans:
             pages = {k: np.concatenate([p[k] for p in plans]) for k in plans[0]}
         else:
-            from simweb.web.store import OPTIONAL_COLUMNS, PAGE_COLUMNS
-
-            humans = "humans" in self.features
-            pages = PageIndex(1, columns=(*PAGE_COLUMNS, *OPTIONAL_COLUMNS) if humans else None).state()
+            pages = PageIndex(1, columns=page_columns("humans" in self.features)).state()
         self._pages, self._first = pages, self.n_pages
         self.n_pages += len(pages["tick"])
-        return None
+        return self._counts()
 
     def pages(self) -> dict[str, np.ndarray]:
         """The planned tick's pages (metadata columns), for the shards and the scrapers' counts."""
@@ -279,7 +276,7 @@ class Planner(Agent):
         copied = self._pages["copied_from"]
         return np.unique(copied[copied >= 0])
 
-    def counts(self) -> dict:
+    def _counts(self) -> dict:
         """What the driver records of the planned tick (:func:`simweb.results.tick_counts`) and how many pages."""
         from simweb.results import tick_counts
 
@@ -321,7 +318,7 @@ class PublisherShard(Agent):
         self.language = context.language
         self.capacity = capacity
         humans = "humans" in features_of(self.scenario)
-        self.columns = ("page_id", *PAGE_COLUMNS, *(OPTIONAL_COLUMNS if humans else ()))
+        self.columns = ("page_id", *page_columns(humans))
         self.index = PageIndex(capacity, columns=self.columns)
         self.store = self._new_store()
         self.busy = Busy()

@@ -32,7 +32,7 @@ from simweb import storage
 from simweb.storage import atomic_write
 
 __all__ = ["PageIndex", "ContentStore", "Chunk", "PAGE_COLUMNS", "OPTIONAL_COLUMNS", "HUMAN", "AI", "join_parts",
-           "join_rows"]
+           "join_rows", "page_columns"]
 
 HUMAN, AI = 0, 1
 
@@ -56,6 +56,14 @@ OPTIONAL_COLUMNS: dict[str, np.dtype] = {
 }
 
 PAGE_ID = {"page_id": np.dtype(np.int64)}  # a shard's index: the global id of each of its rows
+
+
+
+def page_columns(humans: bool) -> tuple[str, ...]:
+    """The ground-truth columns a run keeps of every page: all of PAGE_COLUMNS, and the optional ones when its
+    humans imitate or are displaced (:mod:`simweb.humans`)."""
+    return (*PAGE_COLUMNS, *(OPTIONAL_COLUMNS if humans else ()))
+
 
 GROWTH = 1.5  # when the capacity hint was too small: geometric growth keeps appends amortised O(1)
 
