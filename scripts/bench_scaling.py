@@ -150,20 +150,27 @@ def child_scaling(arg: str) -> None:
         "stage_time_s": m["stage_time_s"], "overrides": overrides(n_nodes, size)}))
 
 
-def run_point(n_nodes: int, size_name: str, seed: int, pin: bool) -> dict:
-    """One point in a fresh interpreter (its own session, so a hung cluster can be killed as a group)."""
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--child", f"{n_nodes}@{size_name}@{seed}@{int(pin)}"]
-    start = time.perf_counter()
+def run_fresh(cmd: list[str], timeout: float, what: str) -> tuple[str, str]:
+    """``cmd`` in a fresh interpreter, in its own session so that a hung cluster is killed as a group; its
+    (stdout, stderr). A timeout or a failure is SystemExit naming ``what``."""
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
                             start_new_session=True)
     try:
-        out, err = proc.communicate(timeout=CHILD_TIMEOUT_S)
+        out, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, 9)
         out, err = proc.communicate()
-        raise SystemExit(f"scaling: the {n_nodes}-node point did not finish in {CHILD_TIMEOUT_S} s:\n{err[-4000:]}")
+        raise SystemExit(f"{what} did not finish in {timeout} s:\n{err[-4000:]}")
     if proc.returncode != 0:
-        raise SystemExit(f"scaling: the {n_nodes}-node point failed (exit {proc.returncode}):\n{err[-4000:]}")
+        raise SystemExit(f"{what} failed (exit {proc.returncode}):\n{err[-4000:]}")
+    return out, err
+
+
+def run_point(n_nodes: int, size_name: str, seed: int, pin: bool) -> dict:
+    """One point in a fresh interpreter."""
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--child", f"{n_nodes}@{size_name}@{seed}@{int(pin)}"]
+    start = time.perf_counter()
+    out, err = run_fresh(cmd, CHILD_TIMEOUT_S, f"scaling: the {n_nodes}-node point")
     point = json.loads(out.strip().splitlines()[-1])
     point["process_s"] = time.perf_counter() - start
     point["stderr_warnings"] = [line.strip() for line in err.splitlines() if "warn" in line.lower()]

@@ -18,7 +18,6 @@ import json
 import os
 import resource
 import shutil
-import subprocess
 import sys
 import tempfile
 import threading
@@ -125,17 +124,10 @@ def child(overrides: list[str]) -> None:
 
 
 def run(overrides: list[str] = ()) -> dict:
-    """The child in a fresh interpreter, in its own session (killed as a group if it hangs)."""
-    proc = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "--child", *overrides],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO, start_new_session=True)
-    try:
-        out, err = proc.communicate(timeout=TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, 9)
-        out, err = proc.communicate()
-        raise SystemExit(f"web_100m: no result in {TIMEOUT_S} s:\n{err[-4000:]}")
-    if proc.returncode != 0:
-        raise SystemExit(f"web_100m failed (exit {proc.returncode}):\n{err[-4000:]}")
+    """The child in a fresh interpreter (see ``bench_scaling.run_fresh``)."""
+    from bench_scaling import run_fresh
+
+    out, _ = run_fresh([sys.executable, str(Path(__file__).resolve()), "--child", *overrides], TIMEOUT_S, "web_100m")
     return json.loads(out.strip().splitlines()[-1])
 
 
