@@ -78,6 +78,7 @@ class Engine:
         self.recorder = RunRecorder(self.ids, self.lab_names, [p.name for p in sc.publishers], self.features,
                                     consent.blocks_labs(sc) if self.consent else None)
         self.busy = Busy()  # the driver's own work; agents keep theirs
+        self.phases = Busy()  # the driver's wall time per phase of a tick: publish, generations, checkpoint
         self.recoveries = 0
         self.capacity = expected_pages(sc)
         budget = sc.run.page_memory_mb
@@ -147,6 +148,18 @@ class Engine:
         self.restore(self.checkpoints.load())
 
     def step(self) -> None:
+        with self.phases("publish"):
+            releasing = self._publish()
+        if releasing:
+            with self.phases("generations"):
+                self._generations(self.tick, releasing)
+        self.tick += 1
+        if releasing and self.checkpoints.due():
+            with self.phases("checkpoint"):
+                self.checkpoints.save(self)
+
+    def _publish(self) -> list[int]:
+        """Publish this tick's pages; the labs that release at its end."""
         tick, ex, sc, fleet = self.tick, self.ex, self.scenario, self.fleet
         with self.busy("publish"):
             sites0, edges0, blocks0 = self.graph.n_sites, len(self.graph.edges), len(self.graph.blocks)
@@ -181,32 +194,34 @@ class Engine:
             parts = [ex.call(s, PublisherShard.drift) for s in fleet.shards]
             drift = ex.gather(ex.call(fleet.planner, Planner.human_drift, parts))
         self.recorder.tick(tick, counts, self.graph.population, self.graph, drift=drift)
-        releasing = [i for i, lab in enumerate(sc.labs)
-                     if tick >= lab.first_release and (tick - lab.first_release) % lab.release_every == 0]
-        if releasing:
-            self._generations(tick, releasing)
-        self.tick += 1
-        if releasing and self.checkpoints.due():
-            self.checkpoints.save(self)
+        return [i for i, lab in enumerate(sc.labs)
+                if tick >= lab.first_release and (tick - lab.first_release) % lab.release_every == 0]
 
     def _generations(self, tick: int, releasing: list[int]) -> None:
+        """Crawl, filter, train and evaluate for every lab releasing now. The calls go out a stage at a time for
+        every lab (plans, then the shards' candidates, then the selections; the fetches, the filters, then the
+        trainers): a host actor runs its calls in the order sent, and one waiting on another host's answer
+        holds up its other agents' calls behind it, so each stage's calls wait only on the stage before. Every
+        agent receives its own calls in the same order as lab by lab, so the results do not change."""
         ex, sc, fleet = self.ex, self.scenario, self.fleet
         bench_budget = sc.evaluation.benchmark_docs
         gen_of = {i: (self.registry[i][0] + 1 if i in self.registry else 0) for i in releasing}
         # every lab crawls the same web: selections first (ids, from the shards' candidates), then the pages'
         # content and ground truth from the shards; a benchmark after the training crawl, which it must avoid
-        picks, benches = {}, {}
-        for i in releasing:
-            picks[i] = self._crawl(i, tick, sc.labs[i].crawl_budget, "train", gen_of[i])
-            if bench_budget:
-                benches[i] = self._crawl(i, tick, bench_budget, "benchmark", gen_of[i])
+        picks = self._crawls({i: (sc.labs[i].crawl_budget, "train", gen_of[i]) for i in releasing}, tick)
+        benches = (self._crawls({i: (bench_budget, "benchmark", gen_of[i]) for i in releasing}, tick)
+                   if bench_budget else {})
         picks, benches = ex.gather(picks), ex.gather(benches)
-        reports = {}
-        for i in releasing:
+        fetched = {(i, k): self._fetch(chosen[i].ids, rows=True)
+                   for i in releasing for k, chosen in (("train", picks), ("benchmark", benches)) if i in chosen}
+        kept = {}
+        for (i, k), parts in fetched.items():
             # the lab's latest model, for filters that need it
             model = self.registry.get(i) if "model" in self.lab_needs[i] else None
-            kept = self._filter(i, picks[i], model)
-            bench_kept = self._filter(i, benches[i], model) if i in benches else None
+            chosen = picks if k == "train" else benches
+            kept[i, k] = ex.call(fleet.scrapers[i], Scraper.filter, chosen[i], parts=parts, model=model)
+        reports = {}
+        for i in releasing:
             # with distillation, every other lab's latest model (released before this tick, so the order of the
             # labs never matters): the teachers, and what lab_divergence compares with
             released = ({j: self.registry[j] for j in sorted(self.registry) if j != i}
@@ -214,23 +229,22 @@ class Engine:
             extra = {"released": released} if released else {}
             if self.humans:  # every released model, its own included: what the human writers imitate
                 extra["humans"] = {j: self.registry[j] for j in sorted(self.registry)}
-            reports[i] = ex.call(fleet.trainers[i], Trainer.generate, kept, bench_kept, returns=3, **extra)
+            reports[i] = ex.call(fleet.trainers[i], Trainer.generate, kept[i, "train"], kept.get((i, "benchmark")),
+                                 returns=3, **extra)
         infos = ex.gather({i: out[1] for i, out in reports.items()})
         for i in releasing:  # scenario order
             self.recorder.generation(i, gen_of[i], tick, infos[i])
             self.registry[i] = (gen_of[i], reports[i][0], reports[i][2])  # publishers use it from the next tick on
 
-    def _crawl(self, lab: int, tick: int, budget: int, purpose: str, crawl: int):
-        """A reference to lab ``lab``'s selection: its scraper plans the crawl, every shard answers with its own
-        best candidates, the scraper merges them. Each call waits only on references of calls sent before it."""
-        ex, scraper = self.ex, self.fleet.scrapers[lab]
-        plan = ex.call(scraper, Scraper.plan_crawl, tick, budget, purpose, crawl)
-        parts = [ex.call(shard, PublisherShard.candidates, plan) for shard in self.fleet.shards]
-        return ex.call(scraper, Scraper.select, plan, parts)
-
-    def _filter(self, lab: int, selection, model):
-        return self.ex.call(self.fleet.scrapers[lab], Scraper.filter, selection,
-                            parts=self._fetch(selection.ids, rows=True), model=model)
+    def _crawls(self, crawls: dict, tick: int) -> dict:
+        """References to each lab's selection (``crawls``: lab → (budget, purpose, crawl number)): its scraper
+        plans the crawl, every shard answers with its own best candidates, the scraper merges them — the plans
+        of every lab first, then the candidates, then the merges."""
+        ex, fleet = self.ex, self.fleet
+        plans = {i: ex.call(fleet.scrapers[i], Scraper.plan_crawl, tick, *crawl) for i, crawl in crawls.items()}
+        parts = {i: [ex.call(shard, PublisherShard.candidates, plan) for shard in fleet.shards]
+                 for i, plan in plans.items()}
+        return {i: ex.call(fleet.scrapers[i], Scraper.select, plans[i], parts[i]) for i in plans}
 
     def _fetch(self, ids: np.ndarray, rows: bool = False) -> list:
         """References to (ids, content[, index rows]) from every shard, each answering for the pages it holds
@@ -265,6 +279,8 @@ class Engine:
             "plugins": [p.record() for p in self.plugins],
             "wall_time_s": round(wall_time, 3),
             "stage_time_s": self.fleet.stage_times(self.busy),
+            "phase_wall_s": {phase: round(self.phases.seconds.get(phase, 0.0), 3)
+                             for phase in ("publish", "generations", "checkpoint")},
             "page_memory": self.fleet.page_memory(self.n_pages),
         }
         return Results(**self.recorder.frames(), scenario_toml=self.scenario_toml, manifest=manifest)

@@ -129,6 +129,38 @@ def test_the_trainer_ships_the_sampling_tables_publishers_adopt(monkeypatch):
     assert sim.registry[0][0] == 1 and sim.registry[0][2] is None
 
 
+def test_a_generation_sends_its_calls_a_stage_at_a_time_for_every_lab():
+    """A host actor runs its calls in the order sent, so a call waiting on another host holds up those behind it:
+    the labs' crawl plans go out before any shard's candidates, the candidates before any merge, the training
+    crawls before the benchmarks (which must avoid what they trained on), the fetches before any filter, and the
+    filters before any trainer — while each agent still receives its own calls in the order lab by lab would."""
+    from simweb.executors import LocalExecutor
+
+    class Recording(LocalExecutor):
+        def __init__(self):
+            self.calls = []
+
+        def call(self, handle, method, /, *args, **kwargs):
+            self.calls.append((id(handle), method.__qualname__, args))
+            return super().call(handle, method, *args, **kwargs)
+
+    ex = Recording()
+    sim = Engine(scenario(COLLAPSE, "run.ticks=1", "evaluation.benchmark_docs=50"), executor=ex)
+    sim.step()  # tick 0: both labs release
+    stage = {"Scraper.plan_crawl": "plan", "PublisherShard.candidates": "candidates", "Scraper.select": "select",
+             "PublisherShard.fetch": "fetch", "Scraper.filter": "filter", "Trainer.generate": "generate"}
+    seen = [(stage[name], args[2] if name == "Scraper.plan_crawl" else None, agent)
+            for agent, name, args in ex.calls if name in stage]
+    order = [s for s, _, _ in seen]
+    # one of each per lab and crawl (two labs, a training crawl and a benchmark each), one shard
+    assert order == ["plan"] * 2 + ["candidates"] * 2 + ["select"] * 2 + ["plan"] * 2 + ["candidates"] * 2 \
+        + ["select"] * 2 + ["fetch"] * 4 + ["filter"] * 4 + ["generate"] * 2
+    assert [purpose for s, purpose, _ in seen if s == "plan"] == ["train", "train", "benchmark", "benchmark"]
+    scrapers = [agent for s, _, agent in seen if s == "plan"][:2]
+    for scraper in scrapers:  # per scraper: plan, merge, plan, merge, filter, filter — as lab by lab
+        assert [s for s, _, a in seen if a == scraper] == ["plan", "select", "plan", "select", "filter", "filter"]
+
+
 def test_release_schedule_and_ids():
     res = simweb.run(scenario(COLLAPSE, "run.ticks=7",
                               "labs.replace.release_every=3", "labs.keep.first_release=2",
