@@ -256,38 +256,45 @@ def bench_drift(cfg: Config) -> Section:
 # ------------------------------------------------------------------ publisher shards
 
 def bench_shards(cfg: Config) -> Section:
-    """Publishing throughput under the Ray executor with 1 and 2 publisher shards (goal: >= 1.6x on 2 CPUs)."""
+    """Publishing throughput under the Ray executor with 1 and 2 publisher shards (goal: >= 1.7x on 2 CPUs)."""
     import simweb
     from simweb.engine import Engine
     from simweb.executors.ray_executor import RayExecutor
 
     pages = 20_000 if cfg.quick else 100_000
+    # a web of 2,000 sites: 32 site blocks to share between the shards (the quickstart's 150 sites are 3 blocks,
+    # and a block is the unit a shard owns: 2 blocks against 1, whatever simweb does)
     sc = simweb.load_scenario(QUICKSTART, [
-        "language.vocab_size=1024", "run.ticks=4", f"publishers.content_farms.pages_per_tick={pages}",
-        "publishers.newsrooms.pages_per_tick=0", "labs.naive.release_every=100", "labs.careful.release_every=100",
-        "evaluation.benchmark_docs=0", "evaluation.human_docs=100", "evaluation.sample_docs=100"],
-        seed=cfg.seed)
+        "language.vocab_size=1024", "run.ticks=8", "web.initial_sites=2000",
+        f"publishers.content_farms.pages_per_tick={pages}", "publishers.newsrooms.pages_per_tick=0",
+        "labs.naive.release_every=100", "labs.careful.release_every=100",
+        "evaluation.benchmark_docs=0", "evaluation.human_docs=100", "evaluation.sample_docs=100"], seed=cfg.seed)
     ex = RayExecutor()
     try:
         figures = {}
         for shards in (1, 2):
-            best = None
-            for _ in range(2):
-                res = Engine(sc, executor=ex, shards=shards).run()
-                publish = res.manifest["wall_time_s"]  # stage times sum over shards; this is the wall
-                best = publish if best is None else min(best, publish)
-            n_pages = res.manifest["pages"]
-            figures[shards] = {"sim_s": best, "pages": n_pages, "pages_per_s": n_pages / best}
+            runs = [Engine(sc, executor=ex, shards=shards).run().manifest for _ in range(3)]
+            best = min(runs, key=lambda m: m["phase_wall_s"]["publish"])
+            n_pages = best["pages"]
+            publish, sim = best["phase_wall_s"]["publish"], min(m["wall_time_s"] for m in runs)
+            figures[shards] = {"publish_s": publish, "sim_s": sim, "pages": n_pages,
+                               "pages_per_s": n_pages / publish, "sim_pages_per_s": n_pages / sim}
     finally:
         ex.shutdown()
     speedup = figures[2]["pages_per_s"] / figures[1]["pages_per_s"]
+    sim_speedup = figures[2]["sim_pages_per_s"] / figures[1]["sim_pages_per_s"]
     return Section(
-        title=f"publisher shards: {pages:,} AI pages a tick of 64 tokens (V = 1024), 4 ticks, Ray executor, best of 2",
-        header=["shards", "sim s", "pages", "pages/s"],
-        rows=[[str(k), f"{v['sim_s']:.2f}", f"{v['pages']:,}", f"{v['pages_per_s']:,.0f}"] for k, v in figures.items()],
-        figures={"pages_per_tick": pages, "by_shards": figures, "speedup_2_over_1": speedup},
-        notes=[f"2 shards / 1 shard = {speedup:.2f}x (goal >= 1.6x with 2 CPUs); the simulation (no lab trains after tick 0) covers planning, "
-               "moving the plan and model states through the object store, and writing the pages"],
+        title=f"publisher shards: {pages:,} AI pages a tick of 64 tokens (V = 1024) on 2,000 sites, 8 ticks, "
+              "Ray executor, best of 3",
+        header=["shards", "publishing s", "simulation s", "pages", "pages/s (publishing)"],
+        rows=[[str(k), f"{v['publish_s']:.2f}", f"{v['sim_s']:.2f}", f"{v['pages']:,}", f"{v['pages_per_s']:,.0f}"]
+              for k, v in figures.items()],
+        figures={"pages_per_tick": pages, "sites": 2000, "by_shards": figures, "speedup_2_over_1": speedup,
+                 "sim_speedup_2_over_1": sim_speedup},
+        notes=[f"publishing throughput, 2 shards / 1 shard = {speedup:.2f}x (goal >= 1.7x with 2 CPUs): the driver's "
+               "wall time in the publish phase (manifest phase_wall_s: the planner planning, the plan and the models "
+               "moving through the object store, the shards writing the pages), best of 3 runs; the whole "
+               f"simulation {sim_speedup:.2f}x (it also trains and evaluates both labs at tick 0)"],
     )
 
 

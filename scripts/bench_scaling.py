@@ -30,7 +30,7 @@ What is measured, per point:
 - the driver's peak RSS (``getrusage``; the engine and the site graph live there, and each tick's
   plan passes through; the pages live in the shards; Ray's node and actor processes come on top).
 
-Efficiency at n = (pages/s per node at n) / (pages/s per node at 1 node); the goal is >= 0.8.
+Efficiency at n = (pages/s per node at n) / (pages/s per node at 1 node); the goal is >= 0.9 at 2 nodes.
 
 THE CAVEAT. The nodes are simulated: every node is a set of processes on this one machine, sharing
 its cores, memory bandwidth and ``/dev/shm``. By default each point's process (and so every Ray
@@ -204,10 +204,10 @@ def bench_scaling(cfg, *, pin: bool = True):
         if p["alive_nodes"] != n or p["recoveries"]:
             notes.append(f"  PROBLEM at {n} nodes: {p['alive_nodes']} nodes alive, {p['recoveries']} recoveries")
         notes += [f"  stderr: {w}" for w in p["stderr_warnings"][:5]]
-    worst = min(p["efficiency"] for p in points.values())
+    two = points.get(2)
     summary = ", ".join(f"{n} node{'s' if n > 1 else ''} {p['efficiency']:.2f}" for n, p in points.items())
     notes = [(f"efficiency per node (pages/s per node / same at 1 node): {summary} "
-              f"(goal >= 0.8 at every point: {'meets' if worst >= 0.8 else 'MISSES'})"),
+              f"(goal >= 0.9 at 2 nodes: {'meets' if two is None or two['efficiency'] >= 0.9 else 'MISSES'})"),
              caveat(points, pin),
              ("per node: the web and the labs' crawl budgets scale with n; the 3 labs stay 3 scrapers and "
               "3 trainers, and each generation's evaluation (fixed document counts) does not grow with n"),
