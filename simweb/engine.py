@@ -211,8 +211,8 @@ class Engine:
         picks = self._crawls({i: (sc.labs[i].crawl_budget, "train", gen_of[i]) for i in releasing}, tick)
         benches = (self._crawls({i: (bench_budget, "benchmark", gen_of[i]) for i in releasing}, tick)
                    if bench_budget else {})
-        picks, benches = ex.gather(picks), ex.gather(benches)
-        fetched = {(i, k): self._fetch(chosen[i].ids, rows=True)
+        # the selections go from the scrapers to the shards as references: no page id passes through here
+        fetched = {(i, k): [ex.call(shard, PublisherShard.fetch, chosen[i], True) for shard in fleet.shards]
                    for i in releasing for k, chosen in (("train", picks), ("benchmark", benches)) if i in chosen}
         kept = {}
         for (i, k), parts in fetched.items():
@@ -245,13 +245,6 @@ class Engine:
         parts = {i: [ex.call(shard, PublisherShard.candidates, plan) for shard in fleet.shards]
                  for i, plan in plans.items()}
         return {i: ex.call(fleet.scrapers[i], Scraper.select, plans[i], parts[i]) for i in plans}
-
-    def _fetch(self, ids: np.ndarray, rows: bool = False) -> list:
-        """References to (ids, content[, index rows]) from every shard, each answering for the pages it holds
-        (for no page and ``rows``: one shard's empty answer, which carries the columns' dtypes)."""
-        if not len(ids):
-            return [self.ex.call(self.fleet.shards[0], PublisherShard.fetch, ids, rows)] if rows else []
-        return [self.ex.call(shard, PublisherShard.fetch, ids, rows) for shard in self.fleet.shards]
 
     def pages(self, columns=None) -> dict[str, np.ndarray]:
         """Every page's index rows (``columns``: default all), gathered from the shards in page-id order: for

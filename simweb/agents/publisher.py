@@ -472,10 +472,11 @@ class PublisherShard(Agent):
                     raise PluginError(f"publisher behaviour {kind!r} of population {name!r} at tick {tick} "
                                       f"({entry.origin}) raised {type(err).__name__}: {err}") from err
 
-    def fetch(self, ids: np.ndarray, rows: bool = False) -> tuple:
-        """(ids, content) of those of ``ids`` this shard holds, in the order asked; with ``rows``, (ids, content,
-        their index rows). Every shard may be asked for the same ids: each answers for its own."""
-        ids = np.asarray(ids, dtype=np.int64)
+    def fetch(self, ids, rows: bool = False) -> tuple:
+        """(ids, content) of those of ``ids`` (page ids, or a crawl's :class:`~simweb.stages.Selection`) this shard
+        holds, in the order asked; with ``rows``, (ids, content, their index rows). Every shard may be asked for the
+        same ids: each answers for its own."""
+        ids = np.asarray(getattr(ids, "ids", ids), dtype=np.int64)
         hit, at = self.index.find(ids)
         held = ids[hit]
         out = (held, self.store.fetch(held))
