@@ -69,6 +69,11 @@ against the documented ones. Absolute times are never compared across machines.
 ``scaling``
     Weak scaling on a simulated Ray cluster of 1, 2 and 4 nodes: ``scripts/bench_scaling.py``.
 
+``single_core``
+    Issue 16's goals for one core, on one pinned core: the publish stage's tokens/s against the bare alias
+    sampler (goal >= 0.6), and the quickstart's local simulation against a ``git worktree`` of the commit the
+    issue started from (goal >= 1.5x faster): ``scripts/bench_single_core.py``.
+
 ``drift``
     What a moving truth costs: the quickstart with the local executor, stationary and drifting, each run in
     a fresh process, interleaved (so machine load hits both alike); the median simulation time of each and
@@ -766,6 +771,15 @@ def bench_web_100m_section(cfg: Config) -> Section:
     return bench_web_100m(cfg)
 
 
+def bench_single_core_section(cfg: Config) -> Section:
+    from bench_single_core import run, section_rows
+
+    r = run(quick=cfg.quick, seed=cfg.seed)
+    header, rows, notes = section_rows(r)
+    return Section(title="single core: publishing against the bare sampler; the quickstart against issue 16's start",
+                   header=header, rows=rows, figures=r, notes=notes)
+
+
 def bench_scaling_section(cfg: Config) -> Section:
     from bench_scaling import bench_scaling
 
@@ -795,7 +809,7 @@ def bench_graph(cfg: Config) -> Section:
 SECTIONS = {"quickstart": bench_quickstart, "sampler": bench_sampler, "pure_loop": bench_pure_loop,
             "shards": bench_shards, "sweep": bench_sweep, "transformer": bench_transformer, "web_1m": bench_web_1m,
             "web_10m": bench_web_10m, "web_10m_ray": bench_web_10m_ray, "web_100m": bench_web_100m_section,
-            "scaling": bench_scaling_section,
+            "scaling": bench_scaling_section, "single_core": bench_single_core_section,
             "graph": bench_graph, "drift": bench_drift}
 
 

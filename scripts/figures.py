@@ -188,6 +188,18 @@ def block_speed(s: dict) -> str:
             num(p["efficiency"]) for p in sc["points"].values()) + " (goal ≥ 0.9 at 2 nodes)"],
     ]
     names = ["quickstart", "shards", "sampler", "pure_loop", "sweep", "transformer", "web_1m", "web_10m", "scaling"]
+    if "single_core" in s:
+        one = s["single_core"]
+        p, qs = one["publish"], one["quickstart"]
+        rows += [
+            [f"one core: the publish stage on issue 16's web ({num(p['pages'])} pages, {num(p['sites'])} sites, "
+             f"V = {p['vocab_size']}) / the bare numpy alias sampler",
+             f"{num(p['publish_tokens_per_s'] / 1e6)} M / {num(p['alias_ref_tokens_per_s'] / 1e6)} M tokens/s = "
+             f"{num(p['ratio'])}× (goal ≥ 0.6×)"],
+            [f"one core: the quickstart's local simulation at `{qs['baseline']}` (issue 16's start) / now",
+             f"{num(qs['median']['baseline'])} s / {num(qs['median']['now'])} s = {num(qs['speedup'])}× "
+             "(goal ≥ 1.5×)"]]
+        names.append("single_core")
     return table(["measure", "figure"], rows) + "\n\n" + provenance(s, names)
 
 
