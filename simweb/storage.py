@@ -17,6 +17,7 @@ writing, last, one object that names it (a checkpoint's ``CURRENT``, a run's ``m
 
 from __future__ import annotations
 
+import functools
 import io
 import os
 import re
@@ -30,6 +31,26 @@ __all__ = ["ObjectPath", "location", "is_object", "check_reachable", "local_only
            "read_parquet", "open_arrow", "remove_tree", "sha256_of"]
 
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*")
+
+
+def _store_errors(call):
+    """A store's failure as an ``OSError``, which every caller takes for the storage failing (the last good
+    checkpoint kept, the run resumable): pyarrow reports some failures as a bare ``ArrowException`` (Azure's
+    refused or expired credentials). Its errors that are also ``ValueError``, ``TypeError`` and the like
+    (``ArrowInvalid`` …: a bug, not the store) go on as they are."""
+
+    @functools.wraps(call)
+    def wrapper(*args, **kwargs):
+        from pyarrow import ArrowException
+
+        try:
+            return call(*args, **kwargs)
+        except ArrowException as err:
+            if isinstance(err, (OSError, ValueError, TypeError, LookupError, NotImplementedError, MemoryError)):
+                raise
+            raise OSError(first_line(err)) from err
+
+    return wrapper
 
 
 class ObjectPath:
@@ -68,6 +89,7 @@ class ObjectPath:
     def parent(self) -> "ObjectPath":
         return ObjectPath(self.fs, self.key.rsplit("/", 1)[0], self.prefix, self.query) if "/" in self.key else self
 
+    @_store_errors
     def _type(self):
         return self.fs.get_file_info(self.key).type
 
@@ -90,12 +112,14 @@ class ObjectPath:
     def is_symlink(self) -> bool:
         return False  # object stores have none
 
+    @_store_errors
     def iterdir(self) -> list["ObjectPath"]:
         from pyarrow.fs import FileSelector
 
         infos = self.fs.get_file_info(FileSelector(self.key, allow_not_found=True))
         return [self / info.base_name for info in infos]
 
+    @_store_errors
     def walk_files(self) -> list["ObjectPath"]:
         """Every object under this prefix."""
         from pyarrow.fs import FileSelector, FileType
@@ -103,6 +127,7 @@ class ObjectPath:
         infos = self.fs.get_file_info(FileSelector(self.key, recursive=True, allow_not_found=True))
         return [ObjectPath(self.fs, i.path, self.prefix, self.query) for i in infos if i.type == FileType.File]
 
+    @_store_errors
     def read_bytes(self) -> bytes:
         with self.fs.open_input_stream(self.key) as fh:
             return fh.read()
@@ -110,6 +135,7 @@ class ObjectPath:
     def read_text(self, encoding: str = "utf-8") -> str:
         return self.read_bytes().decode(encoding)
 
+    @_store_errors
     def write_bytes(self, data) -> None:
         """One PUT (a multipart upload for a big one), completed by ``close``: a reader sees it whole or not at
         all. pyarrow has no abort: should ``write`` fail and the stream's destructor complete the upload, a
@@ -122,6 +148,7 @@ class ObjectPath:
     def mkdir(self, parents: bool = False, exist_ok: bool = False) -> None:
         """Nothing to do: on an object store a "directory" exists once an object is under it."""
 
+    @_store_errors
     def unlink(self, missing_ok: bool = False) -> None:
         try:
             self.fs.delete_file(self.key)
@@ -240,6 +267,7 @@ def read_parquet(path):
     return pl.read_parquet(io.BytesIO(path.read_bytes()) if is_object(path) else path)
 
 
+@_store_errors
 def open_arrow(path):
     """A random-access file to read an Arrow IPC file from: memory-mapped locally, opened on a store."""
     import pyarrow as pa
@@ -251,7 +279,7 @@ def remove_tree(path) -> None:
     """Remove a directory (or every object under a prefix); errors are ignored, as ``rmtree(..., True)``."""
     if is_object(path):
         try:
-            path.fs.delete_dir_contents(path.key, missing_dir_ok=True)
+            _store_errors(path.fs.delete_dir_contents)(path.key, missing_dir_ok=True)
         except OSError:
             pass
         return
@@ -260,6 +288,7 @@ def remove_tree(path) -> None:
     shutil.rmtree(path, ignore_errors=True)
 
 
+@_store_errors
 def sha256_of(path) -> str:
     """SHA-256 of a file, read in blocks (checkpoint files can be larger than the memory one wants to spend)."""
     import hashlib

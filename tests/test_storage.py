@@ -208,6 +208,61 @@ def test_a_store_that_fails_mid_run_keeps_its_last_checkpoint_and_resume_finishe
     assert f"runs/flaky-{fail_from}/manifest.json" in s3.keys(f"flaky-{fail_from}")
 
 
+def test_a_store_that_fails_mid_run_with_an_arrow_error_keeps_its_last_checkpoint_too(s3, monkeypatch):
+    # Azure's SDK reports expired credentials as a bare ArrowException, not an OSError: mid-run it was an internal
+    # error and a traceback; now it is the store failing, as any other
+    from pyarrow import ArrowException
+
+    uri = s3.uri("flaky-arrow")
+    real = storage.location
+    puts = {"n": 0}
+
+    class Expiring:
+        """The run's filesystem, until its credentials expire at the 47th upload and stay expired."""
+
+        def __init__(self, fs):
+            self._fs = fs
+
+        def __getattr__(self, name):
+            return getattr(self._fs, name)
+
+        def open_output_stream(self, key, *args, **kwargs):
+            puts["n"] += 1
+            if puts["n"] >= 47:
+                raise ArrowException("Unknown error: Failed to get token from DefaultAzureCredential.\nSee the logger")
+            return self._fs.open_output_stream(key, *args, **kwargs)
+
+    def expiring(text, *args, **kwargs):
+        where = real(text, *args, **kwargs)
+        if isinstance(where, storage.ObjectPath) and not isinstance(where.fs, Expiring):
+            where = storage.ObjectPath(Expiring(where.fs), where.key, where.prefix, where.query)
+        return where
+
+    monkeypatch.setattr(runlock, "RENEW_S", 3600.0)  # no lease renewal among the counted PUTs
+    monkeypatch.setattr(storage, "location", expiring)
+    with pytest.raises(SimwebError, match="Failed to get token.*simweb resume") as err:
+        simweb.run(scenario(COLLAPSE), out=uri)
+    assert "\n" not in str(err.value) and puts["n"] >= 47
+    monkeypatch.setattr(storage, "location", real)
+    from simweb import checkpoint
+
+    state = checkpoint.load(storage.location(uri) / "checkpoint")  # intact and verified by its checksums
+    assert 1 <= state["meta"]["tick"] < 6
+    resumed = simweb.resume(uri)
+    assert resumed.generations.equals(simweb.run(scenario(COLLAPSE)).generations)
+
+
+def test_pyarrows_errors_that_are_bugs_are_not_taken_for_the_store_failing():
+    from pyarrow import ArrowInvalid
+
+    class Invalid:
+        def open_output_stream(self, key):
+            raise ArrowInvalid("a bug of ours, not the store's")
+
+    with pytest.raises(ArrowInvalid):
+        storage.ObjectPath(Invalid(), "bucket/run/x", "s3://", "").write_bytes(b"x")
+
+
 def test_the_lease_refuses_a_live_writer_and_yields_to_a_dead_or_silent_one(s3, monkeypatch):
     out = storage.location(s3.uri("leased"))
     (out / "scenario.toml").write_bytes(b"")
