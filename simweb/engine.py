@@ -201,8 +201,9 @@ class Engine:
         """Crawl, filter, train and evaluate for every lab releasing now. The calls go out a stage at a time for
         every lab (plans, then the shards' candidates, then the selections; the fetches, the filters, then the
         trainers): a host actor runs its calls in the order sent, and one waiting on another host's answer
-        holds up its other agents' calls behind it, so each stage's calls wait only on the stage before. Every
-        agent receives its own calls in the same order as lab by lab, so the results do not change."""
+        holds up its other agents' calls behind it, so each stage's calls wait only on the stage before. The
+        agents that keep state (scrapers, trainers) receive their own calls in the same order as lab by lab; the
+        shards' candidates and fetches, which only read, arrive in another — so the results do not change."""
         ex, sc, fleet = self.ex, self.scenario, self.fleet
         bench_budget = sc.evaluation.benchmark_docs
         gen_of = {i: (self.registry[i][0] + 1 if i in self.registry else 0) for i in releasing}
@@ -220,6 +221,7 @@ class Engine:
             model = self.registry.get(i) if "model" in self.lab_needs[i] else None
             chosen = picks if k == "train" else benches
             kept[i, k] = ex.call(fleet.scrapers[i], Scraper.filter, chosen[i], parts=parts, model=model)
+        del fetched, parts  # each filter holds its own parts: free them as it finishes, not after training
         reports = {}
         for i in releasing:
             # with distillation, every other lab's latest model (released before this tick, so the order of the

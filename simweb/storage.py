@@ -36,8 +36,8 @@ _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*")
 def _store_errors(call):
     """A store's failure as an ``OSError``, which every caller takes for the storage failing (the last good
     checkpoint kept, the run resumable): pyarrow reports some failures as a bare ``ArrowException`` (Azure's
-    refused or expired credentials). Its errors that are also ``ValueError``, ``TypeError`` and the like
-    (``ArrowInvalid`` …: a bug, not the store) go on as they are."""
+    refused or expired credentials). Its subclasses (``ArrowInvalid``, ``ArrowCapacityError`` …: a bug or a
+    limit, not the store; ``ArrowIOError`` is an ``OSError`` already) go on as they are."""
 
     @functools.wraps(call)
     def wrapper(*args, **kwargs):
@@ -46,7 +46,7 @@ def _store_errors(call):
         try:
             return call(*args, **kwargs)
         except ArrowException as err:
-            if isinstance(err, (OSError, ValueError, TypeError, LookupError, NotImplementedError, MemoryError)):
+            if type(err) is not ArrowException:
                 raise
             raise OSError(first_line(err)) from err
 

@@ -252,15 +252,19 @@ def test_a_store_that_fails_mid_run_with_an_arrow_error_keeps_its_last_checkpoin
     assert resumed.generations.equals(simweb.run(scenario(COLLAPSE)).generations)
 
 
-def test_pyarrows_errors_that_are_bugs_are_not_taken_for_the_store_failing():
-    from pyarrow import ArrowInvalid
+@pytest.mark.parametrize("name", ["ArrowInvalid", "ArrowCapacityError", "ArrowNotImplementedError"])
+def test_pyarrows_errors_that_are_bugs_or_limits_are_not_taken_for_the_store_failing(name):
+    import pyarrow
 
-    class Invalid:
+    error = getattr(pyarrow, name)
+
+    class Failing:
         def open_output_stream(self, key):
-            raise ArrowInvalid("a bug of ours, not the store's")
+            raise error("a bug of ours or a limit, not the store's")
 
-    with pytest.raises(ArrowInvalid):
-        storage.ObjectPath(Invalid(), "bucket/run/x", "s3://", "").write_bytes(b"x")
+    with pytest.raises(error) as raised:
+        storage.ObjectPath(Failing(), "bucket/run/x", "s3://", "").write_bytes(b"x")
+    assert not isinstance(raised.value, OSError)
 
 
 def test_the_lease_refuses_a_live_writer_and_yields_to_a_dead_or_silent_one(s3, monkeypatch):

@@ -189,6 +189,10 @@ class RayExecutor:
             cause = getattr(err, "cause", None)
             if isinstance(cause, SimwebError):
                 raise cause from None
+            if isinstance(cause, (ActorDiedError, ActorUnavailableError, RayActorError)):
+                # a host died while another waited on its answer (a merge on the candidates of a shard killed
+                # mid-generation): an agent lost, as when the call itself goes to the dead host
+                raise ActorLost(first_line(cause)) from None
             raise
         except (ActorDiedError, ActorUnavailableError, RayActorError) as err:
             raise ActorLost(first_line(err)) from None

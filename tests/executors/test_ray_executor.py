@@ -50,3 +50,23 @@ def test_the_hosts_fit_the_smallest_node_with_trainers_on_gpus(monkeypatch, shar
         ex.start(object, role="trainer", gpus=1.0 if i < gpu_labs else 0.0)
     total = sum(o["num_cpus"] for o in ex._remote.reserved)
     assert total <= 0.9 * 2.0 + 1e-9, ex._remote.reserved
+
+
+def test_a_call_that_waited_on_a_dead_host_is_an_agent_lost(monkeypatch):
+    """A host killed mid-generation fails the calls of other hosts that wait on its answers: Ray reports those as
+    a RayTaskError whose cause is the actor's death. The engine recovers from ActorLost only, so that is what
+    gather must raise — not the RayTaskError, which would end the run as an internal error."""
+    from ray.exceptions import ActorDiedError, RayTaskError
+
+    from simweb.executors import ActorLost
+    from simweb.executors.ray_executor import RayExecutor
+
+    def failing(refs):
+        raise RayTaskError("invoke", "Traceback: ...", ActorDiedError()).as_instanceof_cause()
+
+    monkeypatch.setattr(ray, "get", failing)
+    ex = RayExecutor.__new__(RayExecutor)  # no cluster: gather only calls ray.get
+    with pytest.raises(ActorLost):
+        ex.gather(["a reference"])
+    with pytest.raises(ActorLost):
+        ex.gather({"lab": "a reference"})
