@@ -129,7 +129,7 @@ class Engine:
                             if self.checkpoints.temporary else
                             f"the last good checkpoint (tick {self.checkpoints.tick}) is intact; free some space "
                             "(or wait for the storage to answer) and run 'simweb resume' on the run directory")
-                    raise SimwebError(f"cannot write page files under {str(self.checkpoints.store_dir)!r}: "
+                    raise SimwebError(f"cannot write or read page files under {str(self.checkpoints.store_dir)!r}: "
                                       f"{err.strerror or err}; {then}") from None
                 if on_tick is not None:
                     on_tick(self.tick)

@@ -28,7 +28,7 @@ from urllib.parse import urlsplit
 from simweb.errors import SimwebError, first_line
 
 __all__ = ["ObjectPath", "location", "is_object", "check_reachable", "local_only", "atomic_write",
-           "read_parquet", "open_arrow", "remove_tree", "sha256_of"]
+           "read_parquet", "open_arrow", "read_arrow", "remove_tree", "sha256_of"]
 
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*")
 
@@ -265,6 +265,15 @@ def read_parquet(path):
     import polars as pl
 
     return pl.read_parquet(io.BytesIO(path.read_bytes()) if is_object(path) else path)
+
+
+@_store_errors
+def read_arrow(source):
+    """The table of the Arrow IPC file ``source`` opened by :func:`open_arrow` (read while it is open: locally
+    its buffers are the mapped file's)."""
+    import pyarrow as pa
+
+    return pa.ipc.open_file(source).read_all()
 
 
 @_store_errors

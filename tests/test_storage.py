@@ -252,6 +252,37 @@ def test_a_store_that_fails_mid_run_with_an_arrow_error_keeps_its_last_checkpoin
     assert resumed.generations.equals(simweb.run(scenario(COLLAPSE)).generations)
 
 
+def test_a_store_that_fails_while_a_page_file_is_read_is_the_store_failing():
+    # the file opened, its bytes then refused (credentials expiring between the open and the read of a
+    # spilled page file): a bare ArrowException from pyarrow's reader, as an OSError like any failing store
+    from pyarrow import ArrowException
+
+    class Expiring(io.RawIOBase):
+        """A 1,000-byte object whose every read is refused."""
+
+        position = 0
+
+        def readable(self):
+            return True
+
+        def seekable(self):
+            return True
+
+        def seek(self, offset, whence=0):
+            self.position = {0: offset, 1: self.position + offset, 2: 1000 + offset}[whence]
+            return self.position
+
+        def tell(self):
+            return self.position
+
+        def readinto(self, buffer):
+            raise ArrowException("Unknown error: Failed to get token from DefaultAzureCredential.\nSee the logger")
+
+    with pytest.raises(OSError, match="Failed to get token") as err:
+        storage.read_arrow(Expiring())
+    assert "\n" not in str(err.value)
+
+
 @pytest.mark.parametrize("name", ["ArrowInvalid", "ArrowCapacityError", "ArrowNotImplementedError"])
 def test_pyarrows_errors_that_are_bugs_or_limits_are_not_taken_for_the_store_failing(name):
     import pyarrow

@@ -266,10 +266,8 @@ class ContentStore:
 
     def read_rows(self, record: dict) -> dict[str, np.ndarray]:
         """The ground-truth columns of one written chunk, ``page_id`` included, without its content."""
-        import pyarrow as pa
-
         with storage.open_arrow(self.directory / record["file"]) as source:
-            table = pa.ipc.open_file(source).read_all()
+            table = storage.read_arrow(source)
             return {name: table.column(name).to_numpy().copy() for name in table.column_names if name != "content"}
 
     def _keep_budget(self) -> None:
@@ -313,10 +311,8 @@ class ContentStore:
         all its ids and content (and with ``columns``, its ground-truth columns). Only the rows returned are
         copied out of the mapped file.
         """
-        import pyarrow as pa
-
         with storage.open_arrow(self.directory / record["file"]) as source:
-            table = pa.ipc.open_file(source).read_all()
+            table = storage.read_arrow(source)
             ids = table.column("page_id").to_numpy()
             flat = table.column("content").combine_chunks().flatten().to_numpy(zero_copy_only=False)
             content = flat.reshape(len(ids), self.width)
