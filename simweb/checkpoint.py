@@ -44,7 +44,7 @@ import numpy as np
 from simweb import storage
 from simweb.errors import SimwebError, first_line
 
-__all__ = ["save", "load", "exists", "pages_dir", "states_dir", "SCHEMA"]
+__all__ = ["save", "load", "exists", "pages_dir", "states_dir", "write_group", "SCHEMA"]
 
 # 2: page content in per-shard, per-tick files beside the checkpoint; 3: meta.json checksummed; 4: the page
 # index in the page files (no index/ parts), the recorder's totals among the arrays, the agents' states
@@ -100,6 +100,17 @@ def _file_name(group: str) -> str:
     return group.replace("/", "__") + ".npz"
 
 
+def write_group(directory, group: str, arrays: dict, *, durable: bool = True) -> tuple[str, str]:
+    """One group's arrays as an ``.npz`` file in ``directory`` (a path or an object-storage location), written
+    whole or not at all: (its file name, its SHA-256)."""
+    buffer = io.BytesIO()
+    np.savez(buffer, **{k: np.asarray(v) for k, v in arrays.items()})
+    data = buffer.getbuffer()
+    name = _file_name(group)
+    storage.atomic_write(directory / name, data, durable=durable)
+    return name, hashlib.sha256(data).hexdigest()
+
+
 def save(directory: str | Path, checkpoint: dict, *, durable: bool = True) -> None:
     """Write ``checkpoint`` to ``directory``; on failure (a full disk) the previous checkpoint stays intact.
 
@@ -124,13 +135,7 @@ def _save_object(directory, snap, checkpoint: dict, durable: bool = True) -> Non
     """Every file under a new prefix, then ``CURRENT`` (one PUT) names it: the commit; then older prefixes go."""
     from simweb import runlock
 
-    sums = {}
-    for group, arrays in checkpoint["arrays"].items():
-        buffer = io.BytesIO()
-        np.savez(buffer, **{k: np.asarray(v) for k, v in arrays.items()})
-        data = buffer.getbuffer()
-        storage.atomic_write(snap / _file_name(group), data)
-        sums[group] = hashlib.sha256(data).hexdigest()
+    sums = {group: write_group(snap, group, arrays)[1] for group, arrays in checkpoint["arrays"].items()}
     meta = {"schema": SCHEMA, "meta": checkpoint["meta"], "rows": checkpoint["rows"], "files": sums}
     body = json.dumps(meta).encode("utf-8")
     storage.atomic_write(snap / "meta.json", body)

@@ -3,11 +3,6 @@ its part of a checkpoint itself (so that no agent's state passes through the dri
 
 from __future__ import annotations
 
-import hashlib
-import io
-
-import numpy as np
-
 from simweb.timing import Busy
 
 __all__ = ["Agent"]
@@ -24,15 +19,10 @@ class Agent:
         in ``directory`` (a path or an object-storage location beside the checkpoint) — and return its record
         for the checkpoint: the group, the file relative to ``directory``'s parent, and its SHA-256."""
         from simweb import storage
+        from simweb.checkpoint import write_group
 
         with self.busy("checkpoint"):
-            arrays = self.state() if arrays is None else arrays
-            buffer = io.BytesIO()
-            np.savez(buffer, **{k: np.asarray(v) for k, v in arrays.items()})
-            data = buffer.getbuffer()
-            name = group.replace("/", "__") + ".npz"
             directory = storage.location(directory)
-            path = directory / name
-            path.parent.mkdir(parents=True, exist_ok=True)
-            storage.atomic_write(path, data, durable=durable)
-            return {"group": group, "file": f"{directory.name}/{name}", "sha256": hashlib.sha256(data).hexdigest()}
+            directory.mkdir(parents=True, exist_ok=True)
+            name, digest = write_group(directory, group, self.state() if arrays is None else arrays, durable=durable)
+            return {"group": group, "file": f"{directory.name}/{name}", "sha256": digest}
