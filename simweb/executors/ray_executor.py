@@ -40,6 +40,7 @@ from simweb.executors import ActorLost, local_cpus
 __all__ = ["AgentHandle", "RayExecutor", "map_tasks"]
 
 READY_TIMEOUT_S = 120  # an actor not running by then is reported, not waited on forever
+_ACTOR_LOST = (ActorDiedError, ActorUnavailableError, RayActorError)  # what Ray raises for a host that died
 CONNECT_TIMEOUT_S = 10  # to reach a cluster's address before Ray's own (long) retries
 
 
@@ -189,12 +190,12 @@ class RayExecutor:
             cause = getattr(err, "cause", None)
             if isinstance(cause, SimwebError):
                 raise cause from None
-            if isinstance(cause, (ActorDiedError, ActorUnavailableError, RayActorError)):
+            if isinstance(cause, _ACTOR_LOST):
                 # a host died while another waited on its answer (a merge on the candidates of a shard killed
                 # mid-generation): an agent lost, as when the call itself goes to the dead host
                 raise ActorLost(first_line(cause)) from None
             raise
-        except (ActorDiedError, ActorUnavailableError, RayActorError) as err:
+        except _ACTOR_LOST as err:
             raise ActorLost(first_line(err)) from None
 
     def share(self, value):
