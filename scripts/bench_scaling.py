@@ -150,11 +150,12 @@ def child_scaling(arg: str) -> None:
         "stage_time_s": m["stage_time_s"], "overrides": overrides(n_nodes, size)}))
 
 
-def run_fresh(cmd: list[str], timeout: float, what: str) -> tuple[str, str]:
-    """``cmd`` in a fresh interpreter, in its own session so that a hung cluster is killed as a group; its
-    (stdout, stderr). A timeout or a failure is SystemExit naming ``what``."""
+def run_fresh(cmd: list[str], timeout: float, what: str, env: dict | None = None) -> tuple[str, str]:
+    """``cmd`` in a fresh interpreter (``env``: its environment, default this one's), in its own session so that
+    a hung cluster is killed as a group; its (stdout, stderr). A timeout or a failure is SystemExit naming
+    ``what``."""
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
-                            start_new_session=True)
+                            start_new_session=True, env=env)
     try:
         out, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:

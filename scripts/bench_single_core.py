@@ -86,14 +86,15 @@ def child_quickstart() -> dict:
 
 
 def _child(mode: str, *, pythonpath: str | None = None, seed: int = 0, timeout: float = 600) -> dict:
+    """One child (``--child MODE``) in a fresh interpreter, with ``pythonpath`` first on its path; its JSON line."""
+    from bench_scaling import run_fresh
+
     env = dict(os.environ)
     if pythonpath is not None:
         env["PYTHONPATH"] = pythonpath + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    out = subprocess.run([sys.executable, __file__, "--child", mode, "--seed", str(seed)], env=env, cwd=REPO,
-                         capture_output=True, text=True, timeout=timeout, check=False)
-    if out.returncode != 0:
-        raise RuntimeError(f"{mode} child failed ({out.returncode}): {out.stderr.strip().splitlines()[-1:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    out, _ = run_fresh([sys.executable, __file__, "--child", mode, "--seed", str(seed)], timeout,
+                       f"single_core: the {mode} child", env=env)
+    return json.loads(out.strip().splitlines()[-1])
 
 
 def run(*, quick: bool = False, seed: int = 0, baseline: str = BASELINE) -> dict:
