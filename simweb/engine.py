@@ -29,7 +29,7 @@ from simweb.agents.trainer import Trainer
 from simweb.checkpointer import Checkpointer
 from simweb.context import AgentContext
 from simweb.errors import SimwebError
-from simweb.executors import ActorLost, LocalExecutor
+from simweb.executors import ActorLost, ClusterFull, LocalExecutor
 from simweb.fleet import Fleet
 from simweb.plugins import registry
 from simweb.results import Results, RunRecorder
@@ -131,6 +131,13 @@ class Engine:
                             "(or wait for the storage to answer) and run 'simweb resume' on the run directory")
                     raise SimwebError(f"cannot write or read page files under {str(self.checkpoints.store_dir)!r}: "
                                       f"{err.strerror or err}; {then}") from None
+                except ClusterFull as err:
+                    then = ("run again" if self.checkpoints.temporary else
+                            f"the last good checkpoint (tick {self.checkpoints.tick}) is intact: run 'simweb "
+                            "resume' on the run directory")
+                    raise SimwebError(f"at tick {self.tick}, {err}; free disk space on the nodes (Ray overflows "
+                                      f"under its temporary directory) or give them larger object stores "
+                                      f"(ray start --object-store-memory), then {then}") from None
                 if on_tick is not None:
                     on_tick(self.tick)
             return self.results(wall_time=time.perf_counter() - start)

@@ -294,3 +294,34 @@ def test_agents_that_die_as_they_start_are_one_clear_error_not_an_internal_one()
 
     with pytest.raises(SimwebError, match="agents died as they started"):
         Engine(scenario(MINIMAL, 'run.executor="local"'), executor=DiesAtStart())
+
+
+def test_a_cluster_with_no_room_mid_run_is_one_line_and_the_run_resumes(tmp_path, monkeypatch):
+    """ClusterFull (a Ray node's object store full and its disk refusing the overflow) at the fourth tick: one line
+    naming the tick and the checkpoint kept, not an internal error; 'simweb resume' then finishes the run with
+    the output of a run never stopped."""
+    from simweb.errors import SimwebError
+    from simweb.executors import ClusterFull, LocalExecutor
+
+    engines = []
+    real_init = Engine.__init__
+
+    def remember(self, *args, **kwargs):
+        engines.append(self)
+        real_init(self, *args, **kwargs)
+
+    class FullAtTick4(LocalExecutor):
+        def gather(self, results):
+            if engines and engines[0].tick == 4:
+                raise ClusterFull("a node's Ray object store is full")
+            return super().gather(results)
+
+    monkeypatch.setattr(Engine, "__init__", remember)
+    sc = scenario(MINIMAL, "run.ticks=8", "labs[0].release_every=2")
+    with pytest.raises(SimwebError, match=r"at tick 4, a node's Ray object store is full.*"
+                                          r"checkpoint \(tick \d\) is intact.*simweb resume") as err:
+        simweb.run(sc, out=tmp_path / "run", executor=FullAtTick4())
+    assert "\n" not in str(err.value)
+    monkeypatch.undo()
+    resumed = simweb.resume(tmp_path / "run")
+    assert resumed.generations.equals(simweb.run(sc).generations)

@@ -11,11 +11,16 @@ from __future__ import annotations
 import os
 from typing import Any, Callable, Protocol, runtime_checkable
 
-__all__ = ["ActorLost", "Executor", "LocalExecutor", "make_executor", "local_cpus"]
+__all__ = ["ActorLost", "ClusterFull", "Executor", "LocalExecutor", "make_executor", "local_cpus"]
 
 
 class ActorLost(RuntimeError):
     """An agent's process died; the engine restores every agent from its last checkpoint."""
+
+
+class ClusterFull(RuntimeError):
+    """The cluster had no room for an object its agents pass each other (a node's object store full, its disk
+    refusing the overflow): restoring would meet the same wall, so the run stops with its checkpoint kept."""
 
 
 @runtime_checkable
@@ -36,7 +41,8 @@ class Executor(Protocol):
         """``method`` (e.g. ``Scraper.crawl``) on the agent: a result, or a reference to one."""
 
     def gather(self, results: Any) -> Any:
-        """The values of results (a list or a dict of them); raises :class:`ActorLost` if an agent died."""
+        """The values of results (a list or a dict of them); raises :class:`ActorLost` if an agent died,
+        :class:`ClusterFull` if the cluster had no room for an object."""
 
     def share(self, value: Any) -> Any:
         """``value`` put once where every agent can read it; a reference."""

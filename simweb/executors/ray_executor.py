@@ -32,15 +32,19 @@ from dataclasses import dataclass
 from typing import Any
 
 import ray
-from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError, RayTaskError
+from ray.exceptions import (ActorDiedError, ActorUnavailableError, ObjectStoreFullError, OutOfDiskError,
+                            RayActorError, RayTaskError)
 
 from simweb.errors import SimwebError, first_line
-from simweb.executors import ActorLost, local_cpus
+from simweb.executors import ActorLost, ClusterFull, local_cpus
 
 __all__ = ["AgentHandle", "RayExecutor", "map_tasks"]
 
 READY_TIMEOUT_S = 120  # an actor not running by then is reported, not waited on forever
 _ACTOR_LOST = (ActorDiedError, ActorUnavailableError, RayActorError)  # what Ray raises for a host that died
+_NO_ROOM = (ObjectStoreFullError, OutOfDiskError)  # an object store full, and no disk Ray will overflow onto
+NO_ROOM = ("a node's Ray object store is full and Ray will not overflow it onto that node's disk (by default Ray "
+           "refuses once the disk is 95 % used)")
 CONNECT_TIMEOUT_S = 10  # to reach a cluster's address before Ray's own (long) retries
 
 
@@ -194,9 +198,13 @@ class RayExecutor:
                 # a host died while another waited on its answer (a merge on the candidates of a shard killed
                 # mid-generation): an agent lost, as when the call itself goes to the dead host
                 raise ActorLost(first_line(cause)) from None
+            if isinstance(cause, _NO_ROOM):
+                raise ClusterFull(NO_ROOM) from None
             raise
         except _ACTOR_LOST as err:
             raise ActorLost(first_line(err)) from None
+        except _NO_ROOM:
+            raise ClusterFull(NO_ROOM) from None
 
     def share(self, value):
         return ray.put(value)

@@ -70,3 +70,27 @@ def test_a_call_that_waited_on_a_dead_host_is_an_agent_lost(monkeypatch):
         ex.gather(["a reference"])
     with pytest.raises(ActorLost):
         ex.gather({"lab": "a reference"})
+
+
+@pytest.mark.parametrize("error", ["OutOfDiskError", "ObjectStoreFullError"])
+def test_an_object_store_with_no_room_is_the_cluster_full_not_an_internal_error(monkeypatch, error):
+    """A node's object store full, with its disk over Ray's 95 % line, fails a call with OutOfDiskError (seen on a
+    CI machine with a nearly full disk), wrapped in a RayTaskError when a host met it; the engine turns
+    ClusterFull into one line that keeps the checkpoint, so that is what gather must raise."""
+    import ray.exceptions
+    from ray.exceptions import RayTaskError
+
+    from simweb.executors import ClusterFull
+    from simweb.executors.ray_executor import RayExecutor
+
+    cls = getattr(ray.exceptions, error)
+    raised = iter([RayTaskError("invoke", "Traceback: ...", cls("no room")).as_instanceof_cause(), cls("no room")])
+
+    def failing(refs):
+        raise next(raised)
+
+    monkeypatch.setattr(ray, "get", failing)
+    ex = RayExecutor.__new__(RayExecutor)  # no cluster: gather only calls ray.get
+    for _ in range(2):  # met by a host, then by the driver itself
+        with pytest.raises(ClusterFull, match="object store is full"):
+            ex.gather(["a reference"])
