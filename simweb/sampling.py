@@ -90,11 +90,22 @@ class AliasTable:
 
     def draw(self, rows: np.ndarray, uniforms: np.ndarray) -> np.ndarray:
         """One draw from each row named in ``rows``, each driven by one uniform in [0, 1)."""
-        u = uniforms * self.width
-        col = u.astype(np.int64)
+        return self.draw_split(np.asarray(rows, dtype=np.int64) * self.width, *self.split(uniforms))
+
+    def split(self, uniforms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(column, fraction) of every uniform — the part of a draw that does not depend on the row, so a
+        writer computes it for a whole (steps, documents) block at once (C order) and each step only looks
+        up its rows (:meth:`draw_split`): the same numbers, element for element, as :meth:`draw`."""
+        scaled = np.multiply(uniforms, self.width, order="C")
+        col = scaled.astype(np.int64)
         np.minimum(col, self.width - 1, out=col)
-        flat = col + np.asarray(rows, dtype=np.int64) * self.width
-        return np.where(u - col < self._threshold[flat], col, self._alias[flat])
+        scaled -= col  # the fraction that picks the column itself or its alias
+        return col, scaled
+
+    def draw_split(self, offsets: np.ndarray, col: np.ndarray, frac: np.ndarray) -> np.ndarray:
+        """:meth:`draw` for the rows starting at flat ``offsets`` (row × width), with :meth:`split`'s parts."""
+        flat = offsets + col
+        return np.where(frac < self._threshold[flat], col, self._alias[flat])
 
     def nbytes(self) -> int:
         return self._threshold.nbytes + self._alias.nbytes

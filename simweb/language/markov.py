@@ -249,16 +249,17 @@ class MarkovLanguage:
     def draw(self, noise: np.ndarray, *, topics: np.ndarray) -> np.ndarray:
         """Documents of the given topics, each written from its own row of ``noise``."""
         topics = np.asarray(topics, dtype=np.int64)
-        u = np.ascontiguousarray(np.asarray(noise).T)  # (L, n): one contiguous row per step
-        start_table, next_table = self._alias()
+        start_table, next_table = self._alias()  # stacked: one width
+        col, frac = next_table.split(np.asarray(noise).T)  # (L, n): one contiguous row per step
         if self._slots is not None:  # tables of the living topics only: topic → its row block
             topics = self._slots[topics]
         out = np.empty((len(topics), self.doc_length), dtype=self.dtype)
-        x = start_table.draw(topics, u[0])
+        W = next_table.width
+        x = start_table.draw_split(topics * W, col[0], frac[0])
         out[:, 0] = x
-        base = topics * self.classes
+        base, class_offset = topics * (self.classes * W), self.token_class * W  # row (topic, class) starts there
         for t in range(1, self.doc_length):
-            x = next_table.draw(base + self.token_class[x], u[t])
+            x = next_table.draw_split(base + class_offset[x], col[t], frac[t])
             out[:, t] = x
         return out
 

@@ -115,15 +115,15 @@ class NgramModel:
     def draw(self, noise: np.ndarray, *, temperature: float = 1.0, top_p: float = 1.0, watermark=None) -> np.ndarray:
         """Documents written from rows of ``noise``: row i alone decides document i."""
         table = self._table(temperature, top_p, watermark)
-        u = np.ascontiguousarray(np.asarray(noise).T)  # (L, n): one contiguous row per step
-        n = u.shape[1]
-        V, base = self.vocab_size, self.vocab_size + 1
+        col, frac = table.split(np.asarray(noise).T)  # (L, n): one contiguous row per step
+        n = col.shape[1]
+        V, base, W = self.vocab_size, self.vocab_size + 1, table.width
         out = np.empty((n, self.doc_length), dtype=np.uint16)
         wrap = base ** self.order
         # the all-BOS context; the newest token sits in the lowest digit
         ctx = np.full(n, sum(V * base ** i for i in range(self.order)), dtype=np.int64)
         for t in range(self.doc_length):
-            x = table.draw(ctx, u[t])
+            x = table.draw_split(ctx * W, col[t], frac[t])
             out[:, t] = x
             ctx = x if self.order == 1 else (ctx * base + x) % wrap
         return out
