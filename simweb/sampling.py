@@ -51,6 +51,17 @@ def shape_probs(probs: np.ndarray, *, temperature: float = 1.0, top_p: float = 1
     return p
 
 
+DRAW_CHUNK = 4096  # documents a writer draws at once: a step's arrays stay in the core's cache
+
+
+def chunks(n: int) -> list[slice]:
+    """Consecutive slices of at most :data:`DRAW_CHUNK` documents covering ``range(n)``: a writer draws each in
+    turn (document i depends on row i of the noise alone, so the output is the same). On one core, 100,000
+    first-order documents at V = 2048: 25.8 M tokens/s at once, 33 M in chunks of 2,048 to 16,384
+    (``scripts/draw_chunks.py``)."""
+    return [slice(lo, min(lo + DRAW_CHUNK, n)) for lo in range(0, n, DRAW_CHUNK)]
+
+
 class AliasTable:
     """Alias tables for R rows of V probabilities each; ``sample(rows)`` draws one token per entry."""
 

@@ -350,3 +350,34 @@ def test_top_p_breaks_ties_by_token_index():
     want = np.where(w == 3, 3.0, 0.0)
     want[[0, 1]] = 2.0
     np.testing.assert_allclose(out, want / want.sum(), rtol=1e-12)
+
+
+@pytest.mark.parametrize("writer", ["ngram1", "ngram2", "markov"])
+def test_documents_drawn_in_chunks_are_those_drawn_at_once(writer, monkeypatch):
+    """The writers draw DRAW_CHUNK documents at a time (for the core's cache); document i depends on row i of
+    the noise alone, so any chunk size — here 7, which splits 50 documents unevenly — writes the same pages.
+    A context or a topic carried from one chunk into the next would change them."""
+    from simweb import sampling
+    from simweb.language.markov import MarkovLanguage
+    from simweb.models.ngram import NgramModel
+    from simweb.scenario.models import MarkovLanguage as MarkovConfig
+
+    rng = np.random.default_rng(3)
+    if writer == "markov":
+        lang = MarkovLanguage.from_config(MarkovConfig(vocab_size=12, doc_length=9, topics=3, classes=2), rng=rng)
+        topics = rng.integers(0, 3, 50)
+        noise = lang.noise(50, rng=rng)
+        draw = lambda: lang.draw(noise, topics=topics)  # noqa: E731
+    else:
+        order = int(writer[-1])
+        probs = rng.random(((12 + 1) ** order, 12)) ** 3
+        model = NgramModel(vocab_size=12, doc_length=9, order=order).load_state_dict(
+            {"probs": probs / probs.sum(axis=1, keepdims=True)})
+        noise = model.noise(50, rng=rng)
+        draw = lambda: model.draw(noise, temperature=0.8, top_p=0.9)  # noqa: E731
+    monkeypatch.setattr(sampling, "DRAW_CHUNK", 10**9)
+    whole = draw()
+    monkeypatch.setattr(sampling, "DRAW_CHUNK", 7)
+    assert len(sampling.chunks(50)) == 8
+    np.testing.assert_array_equal(draw(), whole)
+    assert len(np.unique(whole, axis=0)) > 40  # real documents, not one repeated

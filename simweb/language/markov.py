@@ -39,7 +39,7 @@ import numpy as np
 
 from simweb import rng as rngs
 from simweb.language.drift import Births, GaussianWalk, event_multiplier
-from simweb.sampling import AliasTable
+from simweb.sampling import AliasTable, chunks
 
 __all__ = ["MarkovLanguage", "NEW_TOPIC_TOKENS"]
 
@@ -250,17 +250,20 @@ class MarkovLanguage:
         """Documents of the given topics, each written from its own row of ``noise``."""
         topics = np.asarray(topics, dtype=np.int64)
         start_table, next_table = self._alias()  # stacked: one width
-        col, frac = next_table.split(np.asarray(noise).T)  # (L, n): one contiguous row per step
         if self._slots is not None:  # tables of the living topics only: topic → its row block
             topics = self._slots[topics]
+        noise = np.asarray(noise)
         out = np.empty((len(topics), self.doc_length), dtype=self.dtype)
         W = next_table.width
-        x = start_table.draw_split(topics * W, col[0], frac[0])
-        out[:, 0] = x
-        base, class_offset = topics * (self.classes * W), self.token_class * W  # row (topic, class) starts there
-        for t in range(1, self.doc_length):
-            x = next_table.draw_split(base + class_offset[x], col[t], frac[t])
-            out[:, t] = x
+        class_offset = self.token_class * W  # row (topic, class) starts at topic × classes × W + class × W
+        for part in chunks(len(topics)):
+            col, frac = next_table.split(noise[part].T)  # (L, n): one contiguous row per step
+            x = start_table.draw_split(topics[part] * W, col[0], frac[0])
+            out[part, 0] = x
+            base = topics[part] * (self.classes * W)
+            for t in range(1, self.doc_length):
+                x = next_table.draw_split(base + class_offset[x], col[t], frac[t])
+                out[part, t] = x
         return out
 
     def _alias(self) -> tuple[AliasTable, AliasTable]:

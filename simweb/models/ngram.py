@@ -13,7 +13,7 @@ import numpy as np
 from pydantic import Field
 
 import simweb.plugins as plugins
-from simweb.sampling import AliasTable, shape_probs
+from simweb.sampling import AliasTable, chunks, shape_probs
 
 __all__ = ["NgramModel"]
 
@@ -115,17 +115,18 @@ class NgramModel:
     def draw(self, noise: np.ndarray, *, temperature: float = 1.0, top_p: float = 1.0, watermark=None) -> np.ndarray:
         """Documents written from rows of ``noise``: row i alone decides document i."""
         table = self._table(temperature, top_p, watermark)
-        col, frac = table.split(np.asarray(noise).T)  # (L, n): one contiguous row per step
-        n = col.shape[1]
+        noise = np.asarray(noise)
         V, base, W = self.vocab_size, self.vocab_size + 1, table.width
-        out = np.empty((n, self.doc_length), dtype=np.uint16)
+        out = np.empty((len(noise), self.doc_length), dtype=np.uint16)
         wrap = base ** self.order
-        # the all-BOS context; the newest token sits in the lowest digit
-        ctx = np.full(n, sum(V * base ** i for i in range(self.order)), dtype=np.int64)
-        for t in range(self.doc_length):
-            x = table.draw_split(ctx * W, col[t], frac[t])
-            out[:, t] = x
-            ctx = x if self.order == 1 else (ctx * base + x) % wrap
+        bos = sum(V * base ** i for i in range(self.order))  # the all-BOS context; the newest token: lowest digit
+        for part in chunks(len(noise)):
+            col, frac = table.split(noise[part].T)  # (L, n): one contiguous row per step
+            ctx = np.full(col.shape[1], bos, dtype=np.int64)
+            for t in range(self.doc_length):
+                x = table.draw_split(ctx * W, col[t], frac[t])
+                out[part, t] = x
+                ctx = x if self.order == 1 else (ctx * base + x) % wrap
         return out
 
     def _table(self, temperature: float, top_p: float, watermark=None) -> AliasTable:
