@@ -192,7 +192,8 @@ def _write_plugin_records(partial, sources) -> None:
 def _execute(build, scenario, *, out, overwrite, on_tick, executor, address, say=None, prepare=None):
     import time
 
-    from simweb.executors import make_executor
+    from simweb.errors import SimwebError
+    from simweb.executors import ClusterFull, make_executor
     from simweb.recorder import partial_dir, write_run
     from simweb.runlock import release
 
@@ -202,6 +203,9 @@ def _execute(build, scenario, *, out, overwrite, on_tick, executor, address, say
     try:
         try:
             results = build(ex, prepare() if prepare else None).run(on_tick=on_tick)
+        except ClusterFull as err:  # starting the agents, restoring a checkpoint, gathering results: not in a tick
+            raise SimwebError(err.say("run again ('simweb resume' on the run directory continues it from its last "
+                                      "checkpoint, if it has one)")) from None
         finally:
             if own:
                 ex.shutdown()

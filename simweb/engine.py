@@ -119,11 +119,9 @@ class Engine:
         start = time.perf_counter()
         try:
             while self.tick < self.scenario.run.ticks:
+                tick = self.tick
                 try:
-                    self.step()
-                except ActorLost as err:
-                    self.recover(err)
-                    continue
+                    stepped = self._step_or_recover()
                 except OSError as err:  # a page file could not be written (a spill, or a checkpoint's)
                     then = ("choose a temporary directory with room (TMPDIR) and run again"
                             if self.checkpoints.temporary else
@@ -131,19 +129,26 @@ class Engine:
                             "(or wait for the storage to answer) and run 'simweb resume' on the run directory")
                     raise SimwebError(f"cannot write or read page files under {str(self.checkpoints.store_dir)!r}: "
                                       f"{err.strerror or err}; {then}") from None
-                except ClusterFull as err:
+                except ClusterFull as err:  # in the tick, or in restoring the agents after one died
                     then = ("run again" if self.checkpoints.temporary else
                             f"the last good checkpoint (tick {self.checkpoints.tick}) is intact: run 'simweb "
                             "resume' on the run directory")
-                    raise SimwebError(f"at tick {self.tick}, {err}; free disk space on the nodes (Ray overflows "
-                                      f"under its temporary directory) or give them larger object stores "
-                                      f"(ray start --object-store-memory), then {then}") from None
-                if on_tick is not None:
+                    raise SimwebError(f"at tick {tick}, {err.say(then)}") from None
+                if stepped and on_tick is not None:
                     on_tick(self.tick)
             return self.results(wall_time=time.perf_counter() - start)
         finally:
             self.fleet.kill()
             self.checkpoints.close()
+
+    def _step_or_recover(self) -> bool:
+        """One tick; False when an agent died instead and every agent was restored from the checkpoint."""
+        try:
+            self.step()
+            return True
+        except ActorLost as err:
+            self.recover(err)
+            return False
 
     def recover(self, err: Exception) -> None:
         self.recoveries += 1

@@ -2,14 +2,15 @@
 
 The alias method (Walker 1977; Vose 1991) draws from a row of V probabilities
 in O(1): one uniform picks a column and, against that column's threshold,
-either the column or its alias. Every AI page on the simulated web is written
-through :meth:`AliasTable.sample`, so it is the hot loop of the simulator.
+either the column or its alias. Every page on the simulated web is written
+through :meth:`AliasTable.draw_split` (the truth's pages and the models'), so it is the
+hot loop of the simulator.
 """
 
 from __future__ import annotations
 
 import numpy as np
-
+__all__ = ["AliasTable", "DRAW_CHUNK", "choice", "chunks", "shape_probs"]
 __all__ = ["AliasTable", "choice", "shape_probs"]
 
 

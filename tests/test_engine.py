@@ -325,3 +325,42 @@ def test_a_cluster_with_no_room_mid_run_is_one_line_and_the_run_resumes(tmp_path
     monkeypatch.undo()
     resumed = simweb.resume(tmp_path / "run")
     assert resumed.generations.equals(simweb.run(sc).generations)
+
+
+def test_a_cluster_with_no_room_while_restoring_or_starting_is_one_line_too(tmp_path, monkeypatch):
+    """ClusterFull outside a tick's own calls: while the agents are restored after one died (an agent lost at
+    tick 4, then no room to restore), and while they start. Both were internal errors (a ClusterFull raised
+    in the ActorLost handler, or before the loop); both are one line now."""
+    from simweb.errors import SimwebError
+    from simweb.executors import ActorLost, ClusterFull, LocalExecutor
+
+    engines = []
+    real_init = Engine.__init__
+
+    def remember(self, *args, **kwargs):
+        engines.append(self)
+        real_init(self, *args, **kwargs)
+
+    class LostThenFull(LocalExecutor):
+        lost = False
+
+        def gather(self, results):
+            if engines and engines[0].tick == 4:
+                if not self.lost:
+                    self.lost = True
+                    raise ActorLost("The actor died unexpectedly before finishing this task.")
+                raise ClusterFull("no room to restore")
+            return super().gather(results)
+
+    class FullAtStart(LocalExecutor):
+        def ready(self, handles):
+            raise ClusterFull("no room to start")
+
+    monkeypatch.setattr(Engine, "__init__", remember)
+    sc = scenario(MINIMAL, "run.ticks=8", "labs[0].release_every=2")
+    with pytest.raises(SimwebError, match=r"^at tick 4, no room to restore; free disk space.*simweb resume") as err:
+        simweb.run(sc, out=tmp_path / "lost", executor=LostThenFull())
+    assert "\n" not in str(err.value)
+    with pytest.raises(SimwebError, match=r"^no room to start; free disk space.*run again") as err:
+        simweb.run(sc, out=tmp_path / "start", executor=FullAtStart())
+    assert "\n" not in str(err.value)

@@ -381,3 +381,31 @@ def test_documents_drawn_in_chunks_are_those_drawn_at_once(writer, monkeypatch):
     assert len(sampling.chunks(50)) == 8
     np.testing.assert_array_equal(draw(), whole)
     assert len(np.unique(whole, axis=0)) > 40  # real documents, not one repeated
+
+
+@pytest.mark.parametrize("layout", ["float64", "float32", "strided", "edges"])
+def test_a_split_draw_is_the_textbook_draw_of_each_uniform(layout):
+    """draw() (now split, then looked up) against the alias method written out for one uniform at a time —
+    column = min(floor(u·W), W − 1), the column if u·W − column < its threshold, else its alias — on noise of
+    every kind a writer may pass: float32, a strided view, uniforms at 0 and just below 1."""
+    rng = np.random.default_rng(11)
+    probs = rng.random((6, 13)) ** 3
+    probs[:, 4] = 0.0
+    table = AliasTable(probs)
+    rows = rng.integers(0, 6, 400)
+    u = rng.random(800)
+    if layout == "float32":
+        u = u.astype(np.float32)
+    elif layout == "strided":
+        u = u[::2]
+    elif layout == "edges":
+        u[:4] = [0.0, np.nextafter(1.0, 0.0), 0.5, 1 / 13]
+    u = u[:400]
+    threshold, alias = table._threshold.reshape(6, 13), table._alias.reshape(6, 13)
+    expected = []
+    for r, x in zip(rows, u):
+        scaled = x * 13
+        col = min(int(scaled), 12)
+        expected.append(col if scaled - col < threshold[r, col] else alias[r, col])
+    np.testing.assert_array_equal(table.draw(rows, u), expected)
+    assert not np.isin(table.draw(rows, u), [4]).any()  # the impossible token is never drawn

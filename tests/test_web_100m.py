@@ -35,13 +35,17 @@ def test_a_tenth_of_web_100m_on_a_cluster_gives_the_output_of_one_local_process(
 
     sc = simweb.load_scenario(WEB_100M, tenth())
     assert sc.run.ticks == 100 and len(sc.labs) == 3  # only the web's size is scaled
-    local = simweb.run(sc, out=tmp_path / "local", executor="local")
-    assert local.manifest["pages"] >= 10_000_000 and local.manifest["shards"] == 1
-    expected = {name: (tmp_path / "local" / name).read_bytes() for name in FRAMES}
-    shutil.rmtree(tmp_path / "local")  # ~1.6 GB of page files: the suite runs on disks with little room
-    on_ray = simweb.run(sc.replace({"run.shards": 2}), out=tmp_path / "ray", executor=RayExecutor())
-    assert on_ray.manifest["shards"] == 2 and on_ray.manifest["page_memory"]["spilled_pages"] > 0
-    got = {name: (tmp_path / "ray" / name).read_bytes() for name in FRAMES}
-    shutil.rmtree(tmp_path / "ray")
+    try:  # ~1.6 GB of page files a run, removed as soon as the frames are read, and on failure too (the suite
+        # runs on disks with little room, and pytest keeps a failed test's directory)
+        local = simweb.run(sc, out=tmp_path / "local", executor="local")
+        assert local.manifest["pages"] >= 10_000_000 and local.manifest["shards"] == 1
+        expected = {name: (tmp_path / "local" / name).read_bytes() for name in FRAMES}
+        shutil.rmtree(tmp_path / "local")
+        on_ray = simweb.run(sc.replace({"run.shards": 2}), out=tmp_path / "ray", executor=RayExecutor())
+        assert on_ray.manifest["shards"] == 2 and on_ray.manifest["page_memory"]["spilled_pages"] > 0
+        got = {name: (tmp_path / "ray" / name).read_bytes() for name in FRAMES}
+    finally:
+        for run in tmp_path.iterdir():  # the runs and any partial directory a failed run left beside them
+            shutil.rmtree(run, ignore_errors=True)
     for name in FRAMES:
         assert got[name] == expected[name], name

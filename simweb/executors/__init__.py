@@ -22,6 +22,11 @@ class ClusterFull(RuntimeError):
     """The cluster had no room for an object its agents pass each other (a node's object store full, its disk
     refusing the overflow): restoring would meet the same wall, so the run stops with its checkpoint kept."""
 
+    def say(self, then: str) -> str:
+        """The one line for the user: what happened, what to do, ``then`` what."""
+        return (f"{self}; free disk space on the nodes (Ray overflows under its temporary directory) or give them "
+                f"larger object stores (ray start --object-store-memory), then {then}")
+
 
 @runtime_checkable
 class Executor(Protocol):

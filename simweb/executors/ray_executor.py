@@ -43,8 +43,14 @@ __all__ = ["AgentHandle", "RayExecutor", "map_tasks"]
 READY_TIMEOUT_S = 120  # an actor not running by then is reported, not waited on forever
 _ACTOR_LOST = (ActorDiedError, ActorUnavailableError, RayActorError)  # what Ray raises for a host that died
 _NO_ROOM = (ObjectStoreFullError, OutOfDiskError)  # an object store full, and no disk Ray will overflow onto
-NO_ROOM = ("a node's Ray object store is full and Ray will not overflow it onto that node's disk (by default Ray "
-           "refuses once the disk is 95 % used)")
+NO_ROOM = ("a Ray node's object store had no room for an object, and Ray would not overflow it onto the node's disk "
+           "(by default Ray refuses once the disk is 95 % used)")
+
+
+def _no_room(err: BaseException) -> ClusterFull:
+    """ClusterFull for Ray's error; ObjectStoreFullError's own first line names the node and sizes (an
+    OutOfDiskError's text is Ray's internal object id)."""
+    return ClusterFull(NO_ROOM + (f" (Ray: {first_line(err)})" if isinstance(err, ObjectStoreFullError) else ""))
 CONNECT_TIMEOUT_S = 10  # to reach a cluster's address before Ray's own (long) retries
 
 
@@ -182,7 +188,10 @@ class RayExecutor:
 
     def call(self, handle, method, /, *args, returns: int = 1, **kwargs):
         invoke = handle.host.invoke.options(num_returns=returns) if returns != 1 else handle.host.invoke
-        return invoke.remote(handle.key, method.__name__, args, kwargs)
+        try:  # large arguments are put in the driver's object store as the call is sent
+            return invoke.remote(handle.key, method.__name__, args, kwargs)
+        except _NO_ROOM as err:
+            raise _no_room(err) from None
 
     def gather(self, results):
         try:
@@ -199,15 +208,18 @@ class RayExecutor:
                 # mid-generation): an agent lost, as when the call itself goes to the dead host
                 raise ActorLost(first_line(cause)) from None
             if isinstance(cause, _NO_ROOM):
-                raise ClusterFull(NO_ROOM) from None
+                raise _no_room(cause) from None
             raise
         except _ACTOR_LOST as err:
             raise ActorLost(first_line(err)) from None
-        except _NO_ROOM:
-            raise ClusterFull(NO_ROOM) from None
+        except _NO_ROOM as err:
+            raise _no_room(err) from None
 
     def share(self, value):
-        return ray.put(value)
+        try:
+            return ray.put(value)
+        except _NO_ROOM as err:
+            raise _no_room(err) from None
 
     def kill(self, handle) -> None:
         """Kill the agent's host (with every agent in it)."""

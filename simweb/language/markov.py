@@ -249,10 +249,12 @@ class MarkovLanguage:
     def draw(self, noise: np.ndarray, *, topics: np.ndarray) -> np.ndarray:
         """Documents of the given topics, each written from its own row of ``noise``."""
         topics = np.asarray(topics, dtype=np.int64)
+        noise = np.asarray(noise)
+        if len(noise) != len(topics):
+            raise ValueError(f"{len(noise)} rows of noise for {len(topics)} topics")
         start_table, next_table = self._alias()  # stacked: one width
         if self._slots is not None:  # tables of the living topics only: topic → its row block
             topics = self._slots[topics]
-        noise = np.asarray(noise)
         out = np.empty((len(topics), self.doc_length), dtype=self.dtype)
         W = next_table.width
         class_offset = self.token_class * W  # row (topic, class) starts at topic × classes × W + class × W

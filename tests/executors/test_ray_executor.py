@@ -92,5 +92,31 @@ def test_an_object_store_with_no_room_is_the_cluster_full_not_an_internal_error(
     monkeypatch.setattr(ray, "get", failing)
     ex = RayExecutor.__new__(RayExecutor)  # no cluster: gather only calls ray.get
     for _ in range(2):  # met by a host, then by the driver itself
-        with pytest.raises(ClusterFull, match="object store is full"):
+        with pytest.raises(ClusterFull, match="object store had no room"):
             ex.gather(["a reference"])
+
+
+def test_no_room_when_the_driver_puts_or_sends_an_object_is_the_cluster_full_too(monkeypatch):
+    """ray.put (a tick's site graph, a restored model) and an actor call carrying large arguments store
+    objects from the driver, and raise Ray's errors there, not from ray.get."""
+    from types import SimpleNamespace
+
+    from ray.exceptions import ObjectStoreFullError, OutOfDiskError
+
+    from simweb.executors import ClusterFull
+    from simweb.executors.ray_executor import AgentHandle, RayExecutor
+
+    def full(*args, **kwargs):
+        raise ObjectStoreFullError("Failed to put object abc in object store because it is full. Object size is 3 GB.")
+
+    def no_disk(*args, **kwargs):
+        raise OutOfDiskError("abc", b"\x00", "")
+
+    monkeypatch.setattr(ray, "put", full)
+    ex = RayExecutor.__new__(RayExecutor)
+    with pytest.raises(ClusterFull, match=r"no room.*\(Ray: Failed to put object abc"):
+        ex.share(b"a graph")
+    host = SimpleNamespace(invoke=SimpleNamespace(remote=no_disk))
+    with pytest.raises(ClusterFull, match="no room") as raised:
+        ex.call(AgentHandle(host, 1, None), RayExecutor.share, b"large")
+    assert "Ray:" not in str(raised.value)  # an OutOfDiskError's text is an object id, not for the user
