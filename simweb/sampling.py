@@ -10,8 +10,8 @@ hot loop of the simulator.
 from __future__ import annotations
 
 import numpy as np
+
 __all__ = ["AliasTable", "DRAW_CHUNK", "choice", "chunks", "shape_probs"]
-__all__ = ["AliasTable", "choice", "shape_probs"]
 
 
 def choice(p: np.ndarray, size: int, *, rng: np.random.Generator) -> np.ndarray:

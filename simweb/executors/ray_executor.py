@@ -41,6 +41,7 @@ from simweb.executors import ActorLost, ClusterFull, local_cpus
 __all__ = ["AgentHandle", "RayExecutor", "map_tasks"]
 
 READY_TIMEOUT_S = 120  # an actor not running by then is reported, not waited on forever
+CONNECT_TIMEOUT_S = 10  # to reach a cluster's address before Ray's own (long) retries
 _ACTOR_LOST = (ActorDiedError, ActorUnavailableError, RayActorError)  # what Ray raises for a host that died
 _NO_ROOM = (ObjectStoreFullError, OutOfDiskError)  # an object store full, and no disk Ray will overflow onto
 NO_ROOM = ("a Ray node's object store had no room for an object, and Ray would not overflow it onto the node's disk "
@@ -51,7 +52,6 @@ def _no_room(err: BaseException) -> ClusterFull:
     """ClusterFull for Ray's error; ObjectStoreFullError's own first line names the node and sizes (an
     OutOfDiskError's text is Ray's internal object id)."""
     return ClusterFull(NO_ROOM + (f" (Ray: {first_line(err)})" if isinstance(err, ObjectStoreFullError) else ""))
-CONNECT_TIMEOUT_S = 10  # to reach a cluster's address before Ray's own (long) retries
 
 
 class _Host:
