@@ -296,6 +296,18 @@ def test_agents_that_die_as_they_start_are_one_clear_error_not_an_internal_one()
         Engine(scenario(MINIMAL, 'run.executor="local"'), executor=DiesAtStart())
 
 
+def _watch_engines(monkeypatch) -> list:
+    """Every Engine built from now on, in order: a fault-injecting executor reads the running one's tick."""
+    engines, real_init = [], Engine.__init__
+
+    def remember(self, *args, **kwargs):
+        engines.append(self)
+        real_init(self, *args, **kwargs)
+
+    monkeypatch.setattr(Engine, "__init__", remember)
+    return engines
+
+
 def test_a_cluster_with_no_room_mid_run_is_one_line_and_the_run_resumes(tmp_path, monkeypatch):
     """ClusterFull (a Ray node's object store full and its disk refusing the overflow) at the fourth tick: one line
     naming the tick and the checkpoint kept, not an internal error; 'simweb resume' then finishes the run with
@@ -303,12 +315,7 @@ def test_a_cluster_with_no_room_mid_run_is_one_line_and_the_run_resumes(tmp_path
     from simweb.errors import SimwebError
     from simweb.executors import ClusterFull, LocalExecutor
 
-    engines = []
-    real_init = Engine.__init__
-
-    def remember(self, *args, **kwargs):
-        engines.append(self)
-        real_init(self, *args, **kwargs)
+    engines = _watch_engines(monkeypatch)
 
     class FullAtTick4(LocalExecutor):
         def gather(self, results):
@@ -316,7 +323,6 @@ def test_a_cluster_with_no_room_mid_run_is_one_line_and_the_run_resumes(tmp_path
                 raise ClusterFull("a node's Ray object store is full")
             return super().gather(results)
 
-    monkeypatch.setattr(Engine, "__init__", remember)
     sc = scenario(MINIMAL, "run.ticks=8", "labs[0].release_every=2")
     with pytest.raises(SimwebError, match=r"at tick 4, a node's Ray object store is full.*"
                                           r"checkpoint \(tick \d\) is intact.*simweb resume") as err:
@@ -334,12 +340,7 @@ def test_a_cluster_with_no_room_while_restoring_or_starting_is_one_line_too(tmp_
     from simweb.errors import SimwebError
     from simweb.executors import ActorLost, ClusterFull, LocalExecutor
 
-    engines = []
-    real_init = Engine.__init__
-
-    def remember(self, *args, **kwargs):
-        engines.append(self)
-        real_init(self, *args, **kwargs)
+    engines = _watch_engines(monkeypatch)
 
     class LostThenFull(LocalExecutor):
         lost = False
@@ -356,7 +357,6 @@ def test_a_cluster_with_no_room_while_restoring_or_starting_is_one_line_too(tmp_
         def ready(self, handles):
             raise ClusterFull("no room to start")
 
-    monkeypatch.setattr(Engine, "__init__", remember)
     sc = scenario(MINIMAL, "run.ticks=8", "labs[0].release_every=2")
     with pytest.raises(SimwebError, match=r"^at tick 4, no room to restore; free disk space.*simweb resume") as err:
         simweb.run(sc, out=tmp_path / "lost", executor=LostThenFull())
