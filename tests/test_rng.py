@@ -11,7 +11,7 @@ import sys
 import numpy as np
 import pytest
 
-from simweb.rng import key_int, stream
+from simweb.rng import key_int, stream, streams
 
 KEYS = [("publish", "farms", 3), ("write", "farms", 3, 0), ("fit", "lab", 0), ("fit", "lab", 1), ("fit", "lab2", 0),
         ("lab", "fit", 0), ("fit",), ("fit", 0), ("3",), (3,), ()]
@@ -76,3 +76,44 @@ def test_a_negative_key_part_is_refused_by_name(part):
 def test_a_key_part_that_is_neither_int_nor_string_is_refused(part):
     with pytest.raises(TypeError, match=type(part).__name__):
         stream(0, part)
+
+
+def _random_keys(rng: np.random.Generator, n: int) -> list[tuple]:
+    """Keys of 0 to 6 parts: names (one of them empty, one long), numpy and Python ints of 1 to 62 bits."""
+    names = ["write", "farms", "newsrooms", "x" * 40, ""]
+    keys = []
+    for _ in range(n):
+        key = []
+        for _ in range(int(rng.integers(0, 7))):
+            if rng.random() < 0.4:
+                key.append(str(rng.choice(names)))
+            else:
+                part = int(rng.integers(0, 2**62)) >> int(rng.integers(0, 62))
+                key.append(np.int64(part) if rng.random() < 0.2 else part)
+        keys.append(tuple(key))
+    return keys
+
+
+@pytest.mark.parametrize("seed", [0, 1, 7, 2**32 - 1, 2**32, 2**64 + 3, 2**130 + 17])
+def test_streams_made_together_are_the_streams_made_one_by_one(seed):
+    # streams() reimplements SeedSequence's hashing over arrays: every generator state must be numpy's own,
+    # for seeds of one to five words and keys of any length (grouped by length inside)
+    keys = _random_keys(np.random.default_rng(seed % 1000), 400) + [(), ("write", "farms", 3, 0)]
+    for key, got in zip(keys, streams(seed, keys), strict=True):
+        assert got.bit_generator.state == stream(seed, *key).bit_generator.state, f"seed {seed}, key {key}"
+    assert streams(seed, []) == []
+
+
+def test_a_stream_made_together_draws_what_the_one_made_alone_draws():
+    together = streams(3, [("write", "farms", 5, b) for b in range(3)])
+    assert [g.random(5).tolist() for g in together] == [stream(3, "write", "farms", 5, b).random(5).tolist()
+                                                       for b in range(3)]
+
+
+def test_streams_refuse_what_stream_refuses():
+    with pytest.raises(ValueError, match="must be >= 0, got -2"):
+        streams(0, [("fit", 1), ("fit", -2)])
+    with pytest.raises(ValueError, match="must be >= 0, got -1"):
+        streams(-1, [("fit",)])
+    with pytest.raises(TypeError, match="float"):
+        streams(0, [("fit", 1.0)])

@@ -397,10 +397,13 @@ class PublisherShard(Agent):
         """Write the pages of consecutive (population, block) groups ``bounds`` into ``content`` (copies: later)."""
         lo, hi = int(bounds[0]), int(bounds[-1])
         population = pages["population"][lo:hi]
-        noise_t = np.concatenate([
-            self.language.noise(int(b - a), rng=self.context.stream(
-                "write", self.scenario.publishers[int(pages["population"][a])].name, tick, int(block[a]))).T
-            for a, b in zip(bounds[:-1], bounds[1:])], axis=1)  # (width, n): one contiguous row per step
+        starts = bounds[:-1]
+        names = [self.scenario.publishers[int(p)].name for p in pages["population"][starts]]
+        streams = rngs.streams(self.context.seed, [("write", name, tick, int(b))
+                                                   for name, b in zip(names, block[starts])])
+        noise_t = np.concatenate([self.language.noise(int(b - a), rng=rng).T
+                                  for a, b, rng in zip(bounds[:-1], bounds[1:], streams)],
+                                 axis=1)  # (width, n): one contiguous row per step
         out = content[lo:hi]
         lab = pages["lab"][lo:hi].copy()
         copies = pages["copied_from"][lo:hi] >= 0
