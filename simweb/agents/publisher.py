@@ -408,19 +408,25 @@ class PublisherShard(Agent):
         lab = pages["lab"][lo:hi].copy()
         copies = pages["copied_from"][lo:hi] >= 0
         lab[copies] = -2  # written by publish(), from their originals
-        human = lab == -1
-        if human.any():  # written from the truth of the tick they are published
-            out[human] = self.language.at(tick).draw(noise_t[:, human].T, topics=pages["topic"][lo:hi][human])
-            if "imitation_tokens" in pages:
-                self._imitate(tick, out, pages, lo, hi, human, block, bounds - lo, models, ids_of)
-        # the labs and populations present, ascending (bincount: no sort, as np.unique would)
-        for lab_index in np.flatnonzero(np.bincount(lab[lab >= 0])):
-            for pop in np.flatnonzero(np.bincount(population[lab == lab_index])):
-                rows = (lab == lab_index) & (population == pop)
-                cfg = self.scenario.publishers[int(pop)]
-                out[rows] = self.context.model(int(lab_index), *models[int(lab_index)]).draw(
-                    noise_t[:, rows].T, temperature=cfg.temperature, top_p=cfg.top_p,
-                    watermark=self._watermarks.get(int(lab_index)))
+        # who writes each page: 0 the truth (a human page), 1 + lab × populations + population a lab's model for
+        # a population; grouped by one stable sort, so each writer gathers its pages' noise and puts its pages
+        # back by index, at a cost in its own pages (a mask per writer would scan the whole batch each time)
+        n_pop = len(self.scenario.publishers)
+        writer = np.where(lab >= 0, 1 + lab.astype(np.int64) * n_pop + population, np.where(lab == -1, 0, -1))
+        order = np.argsort(writer, kind="stable")
+        ends = np.cumsum(np.bincount(writer + 1))  # writer w's pages are order[ends[w]:ends[w + 1]]
+        for w in np.flatnonzero(np.diff(ends)):  # the writers present, in order (the truth first)
+            rows = order[ends[w]:ends[w + 1]]
+            if w == 0:  # human pages, written from the truth of the tick they are published
+                out[rows] = self.language.at(tick).draw(noise_t[:, rows].T, topics=pages["topic"][lo:hi][rows])
+                if "imitation_tokens" in pages:
+                    self._imitate(tick, out, pages, lo, hi, lab == -1, block, bounds - lo, models, ids_of)
+                continue
+            lab_index, pop = divmod(int(w) - 1, n_pop)
+            cfg = self.scenario.publishers[pop]
+            out[rows] = self.context.model(lab_index, *models[lab_index]).draw(
+                noise_t[:, rows].T, temperature=cfg.temperature, top_p=cfg.top_p,
+                watermark=self._watermarks.get(lab_index))
         self._behave(tick, out, lab, site[lo:hi], population, block[lo:hi], bounds - lo, models)
 
     def _imitate(self, tick: int, out: np.ndarray, pages: dict, lo: int, hi: int, human: np.ndarray,
