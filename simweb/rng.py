@@ -79,6 +79,8 @@ def _words(n: int) -> list[int]:
 def _entropy(seed: int, key: tuple) -> list[int]:
     """SeedSequence(seed, spawn_key=key)'s assembled entropy: the seed's words, padded to the pool's size when
     there is a key, then the key's."""
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)):
+        raise TypeError(f"a seed is an int, got {type(seed).__name__}")
     if seed < 0:
         raise ValueError(f"a seed must be >= 0, got {seed}")
     run = _words(int(seed))

@@ -87,6 +87,9 @@ def _random_keys(rng: np.random.Generator, n: int) -> list[tuple]:
         for _ in range(int(rng.integers(0, 7))):
             if rng.random() < 0.4:
                 key.append(str(rng.choice(names)))
+            elif rng.random() < 0.1:  # a bool, or a part of 64 to 130 bits
+                key.append(bool(rng.random() < 0.5) if rng.random() < 0.5 else
+                           int(rng.integers(0, 2**62)) << int(rng.integers(2, 69)))
             else:
                 part = int(rng.integers(0, 2**62)) >> int(rng.integers(0, 62))
                 key.append(np.int64(part) if rng.random() < 0.2 else part)
@@ -117,3 +120,5 @@ def test_streams_refuse_what_stream_refuses():
         streams(-1, [("fit",)])
     with pytest.raises(TypeError, match="float"):
         streams(0, [("fit", 1.0)])
+    with pytest.raises(TypeError, match="a seed is an int, got float"):
+        streams(1.5, [("fit",)])

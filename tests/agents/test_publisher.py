@@ -78,5 +78,11 @@ def test_the_radix_order_of_pages_is_numpys_stable_order(high):
     # np.argsort(kind="stable") — 16-bit keys by one radix pass, wider ones by two (low half first)
     rng = np.random.default_rng(high)
     for n in (0, 1, 7, 5000):
-        keys = rng.integers(0, high + 1, size=n).astype(np.int32)
-        assert np.array_equal(_stable_order(keys), np.argsort(keys, kind="stable")), (high, n)
+        for dtype in (np.int32, np.int64, np.uint32):
+            keys = rng.integers(0, high + 1, size=n).astype(dtype)
+            assert np.array_equal(_stable_order(keys), np.argsort(keys, kind="stable")), (high, n, dtype)
+
+
+def test_keys_the_radix_passes_cannot_order_get_numpys_order():
+    for keys in ([2**32 + 1, 1, 0, 2**32 + 1], [-1, 1, 0, 70_000, -1], [-3, 2, -3], [0.5, 0.25, 0.5]):
+        assert np.array_equal(_stable_order(np.array(keys)), np.argsort(np.array(keys), kind="stable")), keys
