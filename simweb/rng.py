@@ -50,9 +50,9 @@ def streams(seed: int, keys) -> list[np.random.Generator]:
     word, never on its value, so keys with as many entropy words go through one vectorised pass.
     ``tests/test_rng.py`` compares the two on random keys and seeds.
     """
-    keys = [tuple(key) for key in keys]
-    entropy = [_entropy(seed, key) for key in keys]
-    state = np.empty((len(keys), 8), dtype=np.uint32)
+    run = _seed_words(seed)
+    entropy = [_entropy(run, key) for key in keys]
+    state = np.empty((len(entropy), 8), dtype=np.uint32)
     by_length: dict[int, list[int]] = {}
     for i, words in enumerate(entropy):
         by_length.setdefault(len(words), []).append(i)
@@ -76,17 +76,21 @@ def _words(n: int) -> list[int]:
     return out
 
 
-def _entropy(seed: int, key: tuple) -> list[int]:
-    """SeedSequence(seed, spawn_key=key)'s assembled entropy: the seed's words, padded to the pool's size when
-    there is a key, then the key's."""
+def _seed_words(seed: int) -> list[int]:
+    """The seed as SeedSequence reads it (refused where SeedSequence refuses it)."""
     if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)):
         raise TypeError(f"a seed is an int, got {type(seed).__name__}")
     if seed < 0:
         raise ValueError(f"a seed must be >= 0, got {seed}")
-    run = _words(int(seed))
+    return _words(int(seed))
+
+
+def _entropy(run: list[int], key) -> list[int]:
+    """SeedSequence(seed, spawn_key=key)'s assembled entropy, from the seed's words ``run``: those, padded to the
+    pool's size when there is a key, then the key's."""
     spawn = [w for part in key for w in _words(key_int(part))]
     if spawn and len(run) < _POOL:
-        run += [0] * (_POOL - len(run))
+        run = run + [0] * (_POOL - len(run))
     return run + spawn
 
 

@@ -48,9 +48,10 @@ def _stable_order(keys: np.ndarray) -> np.ndarray:
     keys = np.asarray(keys)
     if len(keys) == 0:
         return np.empty(0, dtype=np.intp)
-    if keys.dtype.kind not in "iu" or keys.min() < 0 or keys.max() >= 2**32:  # not what the passes can order
+    high = keys.max() if keys.dtype.kind in "iu" else None
+    if high is None or high >= 2**32 or keys.min() < 0:  # not what the passes can order
         return np.argsort(keys, kind="stable")
-    if keys.max() < 2**16:
+    if high < 2**16:
         return np.argsort(keys.astype(np.uint16), kind="stable")
     low = np.argsort((keys & 0xFFFF).astype(np.uint16), kind="stable")
     return low[np.argsort((keys[low] >> 16).astype(np.uint16), kind="stable")]
@@ -417,27 +418,28 @@ class PublisherShard(Agent):
         streams = rngs.streams(self.context.seed, [("write", name, tick, int(b))
                                                    for name, b in zip(names, block[starts])])
         noise_t = np.concatenate([self.language.noise(int(b - a), rng=rng).T
-                                  for a, b, rng in zip(bounds[:-1], bounds[1:], streams)],
+                                  for a, b, rng in zip(starts, bounds[1:], streams)],
                                  axis=1)  # (width, n): one contiguous row per step
         out = content[lo:hi]
         lab = pages["lab"][lo:hi].copy()
         copies = pages["copied_from"][lo:hi] >= 0
         lab[copies] = -2  # written by publish(), from their originals
-        # who writes each page: 0 the truth (a human page), 1 + lab × populations + population a lab's model for
-        # a population; grouped by one stable sort, so each writer gathers its pages' noise and puts its pages
-        # back by index, at a cost in its own pages (a mask per writer would scan the whole batch each time)
+        # who writes each page: 0 nobody here (a copy), 1 the truth (a human page), 2 + lab × populations +
+        # population a lab's model for a population; grouped by one stable sort, so each writer gathers its pages'
+        # noise and puts its pages back by index, at a cost in its own pages (a mask per writer would scan the
+        # whole batch each time)
         n_pop = len(self.scenario.publishers)
-        writer = np.where(lab >= 0, 1 + lab.astype(np.int64) * n_pop + population, np.where(lab == -1, 0, -1))
-        order = _stable_order(writer + 1)
-        ends = np.cumsum(np.bincount(writer + 1))  # writer w's pages are order[ends[w]:ends[w + 1]]
-        for w in np.flatnonzero(np.diff(ends)):  # the writers present, in order (the truth first)
-            rows = order[ends[w]:ends[w + 1]]
-            if w == 0:  # human pages, written from the truth of the tick they are published
+        writer = np.where(lab >= 0, 2 + lab.astype(np.int64) * n_pop + population, np.where(lab == -1, 1, 0))
+        order = _stable_order(writer)
+        edges = np.concatenate(([0], np.cumsum(np.bincount(writer))))  # writer w: order[edges[w]:edges[w + 1]]
+        for w in np.flatnonzero(np.diff(edges)[1:]) + 1:  # the writers present, in order (the truth first)
+            rows = order[edges[w]:edges[w + 1]]
+            if w == 1:  # human pages, written from the truth of the tick they are published
                 out[rows] = self.language.at(tick).draw(noise_t[:, rows].T, topics=pages["topic"][lo:hi][rows])
                 if "imitation_tokens" in pages:
                     self._imitate(tick, out, pages, lo, hi, lab == -1, block, bounds - lo, models, ids_of)
                 continue
-            lab_index, pop = divmod(int(w) - 1, n_pop)
+            lab_index, pop = divmod(int(w) - 2, n_pop)
             cfg = self.scenario.publishers[pop]
             out[rows] = self.context.model(lab_index, *models[lab_index]).draw(
                 noise_t[:, rows].T, temperature=cfg.temperature, top_p=cfg.top_p,
