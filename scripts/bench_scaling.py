@@ -153,6 +153,12 @@ def child_scaling(arg: str) -> None:
         "stage_time_s": m["stage_time_s"], "overrides": overrides(n_nodes, size)}))
 
 
+def median_run(runs: list[dict], key: str) -> dict:
+    """The run whose ``key`` is the median (the lower one of an even count): a real run's figures together,
+    not medians taken apart."""
+    return sorted(runs, key=lambda r: r[key])[(len(runs) - 1) // 2]
+
+
 def run_fresh(cmd: list[str], timeout: float, what: str, env: dict | None = None) -> tuple[str, str]:
     """``cmd`` in a fresh interpreter (``env``: its environment, default this one's), in its own session so that
     a hung cluster is killed as a group; its (stdout, stderr). A timeout or a failure is SystemExit naming
@@ -195,10 +201,7 @@ def bench_scaling(cfg, *, pin: bool = True):
     for _ in range(1 if cfg.quick else ROUNDS):
         for n in NODES:
             runs[n].append(run_point(n, size_name, cfg.seed, pin))
-    points = {}
-    for n, got in runs.items():
-        ordered = sorted(got, key=lambda p: p["sim_s"])
-        points[n] = {**ordered[(len(ordered) - 1) // 2], "sim_s_runs": [p["sim_s"] for p in got]}
+    points = {n: {**median_run(got, "sim_s"), "sim_s_runs": [p["sim_s"] for p in got]} for n, got in runs.items()}
     base = points[1]
     base_per_node = base["pages"] / base["sim_s"]
     base_per_core = base["pages"] / base["sim_s"] / base["cores"]

@@ -83,8 +83,9 @@ def child_publish(seed: int) -> dict:
 def _median_process(processes: list[dict]) -> dict:
     """The process whose ratio is the median (a real pair of figures, not medians taken apart), with every
     process's ratio beside it."""
-    chosen = sorted(processes, key=lambda p: p["ratio"])[(len(processes) - 1) // 2]
-    return {**chosen, "ratios": [p["ratio"] for p in processes],
+    from bench_scaling import median_run
+
+    return {**median_run(processes, "ratio"), "ratios": [p["ratio"] for p in processes],
             "alias_ref_range": [min(p["alias_ref_tokens_per_s"] for p in processes),
                                 max(p["alias_ref_tokens_per_s"] for p in processes)]}
 
