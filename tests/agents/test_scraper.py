@@ -201,3 +201,50 @@ def test_a_crawl_selects_the_same_pages_however_the_shards_split_the_web():
             bench = one.crawl(3, budget, "benchmark", 0)  # after the training crawl, which it avoids
             assert np.array_equal(bench.ids, many.crawl(3, budget, "benchmark", 0).ids), (strategy, budget)
             assert not np.isin(bench.ids, trained.ids).any()
+
+
+def test_random_positions_are_a_uniform_subset_on_both_sides_of_the_bound():
+    from simweb.agents.scraper import PERMUTE_AT_MOST, random_positions
+
+    # up to the bound: the first `budget` of a permutation (the output of every web up to 2 M pages as it was)
+    for n, budget in ((0, 5), (7, 10), (1000, 37)):
+        got = random_positions(n, budget, np.random.default_rng(4))
+        assert np.array_equal(got, np.random.default_rng(4).permutation(n)[:budget])
+    # past it: distinct positions in range, min(budget, n) of them, each position equally likely
+    n = PERMUTE_AT_MOST + 1000
+    rng = np.random.default_rng(9)
+    for budget in (1, 500, n, n + 5):
+        got = random_positions(n, budget, rng)
+        assert len(got) == min(budget, n) == len(np.unique(got)) and got.min() >= 0 and got.max() < n
+    draws, budget, bins = 200, 20_000, 40
+    counts = np.zeros(bins)
+    for _ in range(draws):
+        counts += np.bincount(random_positions(n, budget, rng) * bins // n, minlength=bins)
+    # each bin holds n / bins positions, each kept with probability budget / n: a sum of draws × hypergeometric
+    p = 1 / bins
+    sd = np.sqrt(draws * budget * p * (1 - p) * (n - budget) / (n - 1))
+    assert np.abs(counts - draws * budget * p).max() < 4.5 * sd
+
+
+def test_a_random_crawl_past_the_bound_keeps_a_uniform_share_of_each_tick(monkeypatch):
+    # the bound lowered so the scraper's real merge takes Floyd's path on a small web: the pages kept from each
+    # tick are a hypergeometric share of its pages, and the shards' split still does not matter
+    from simweb.agents import scraper as scraper_module
+
+    monkeypatch.setattr(scraper_module, "PERMUTE_AT_MOST", 100)
+    graph, index = _web(ticks=4)
+    n, budget, crawls = len(index), 600, 60
+    ticks = index.column("tick")
+    kept = np.zeros(4)
+    for crawl in range(crawls):
+        one = _scraper(_lab(), 5, graph, index)
+        one.shards = [_shard(index, np.ones(n, bool))]
+        many = _scraper(_lab(), 5, graph, index)
+        many.shards = [_shard(index, np.arange(n) % 3 == s) for s in range(3)]
+        ids = one.crawl(3, budget, "train", crawl).ids
+        assert len(ids) == budget == len(np.unique(ids))
+        assert np.array_equal(ids, many.crawl(3, budget, "train", crawl).ids)
+        kept += np.bincount(ticks[ids], minlength=4)
+    p = np.bincount(ticks, minlength=4) / n
+    sd = np.sqrt(crawls * budget * p * (1 - p) * (n - budget) / (n - 1))
+    assert np.all(np.abs(kept - crawls * budget * p) < 4.5 * sd), (kept, crawls * budget * p)
