@@ -164,3 +164,40 @@ def test_links_are_distinct_and_the_same_topic_share_matches_the_formula():
         np.add.at(mass, g.topic[targets], 1.0)
         mass[t] += 1 + kk
     assert abs(observed - expected) < 4 * np.sqrt(variance), (observed, expected, np.sqrt(variance))
+
+
+def test_the_networkx_graph_built_late_is_the_one_built_as_sites_came():
+    # the DiGraph is built from the links when first asked for; it must be the graph adding each grow's sites,
+    # then its links, would have made — the same nodes, links and neighbour order, so the same PageRank
+    import networkx as nx
+
+    def grown(look_every_time: bool, replica: bool):
+        g = SiteGraph(links_per_site=3, homophily=2.0, population_share=np.array([1.0, 3.0]),
+                      topic_probs=np.full(4, 0.25))
+        copy = SiteGraph(links_per_site=3, homophily=2.0, population_share=np.ones(1), topic_probs=np.ones(1))
+        rng = np.random.default_rng(8)
+        for tick, n in enumerate((40, 7, 0, 25, 1)):
+            sites, links = g.n_sites, len(g.edges)
+            g.grow(n, tick, rng=rng)
+            copy.apply(g.state(sites, links))
+            if look_every_time:
+                (copy if replica else g).graph
+        return copy if replica else g
+
+    eager = nx.DiGraph()  # as sites came: each grow's sites, then its links
+    g = SiteGraph(links_per_site=3, homophily=2.0, population_share=np.array([1.0, 3.0]), topic_probs=np.full(4, 0.25))
+    rng = np.random.default_rng(8)
+    for tick, n in enumerate((40, 7, 0, 25, 1)):
+        links = len(g.edges)
+        new = g.grow(n, tick, rng=rng)
+        eager.add_nodes_from(new.tolist())
+        eager.add_edges_from(map(tuple, g.edges[links:].tolist()))
+
+    def shape(graph):
+        return (list(graph.nodes), [list(graph.succ[s]) for s in graph], [list(graph.pred[s]) for s in graph])
+
+    for look in (True, False):
+        for replica in (False, True):
+            late = grown(look, replica)
+            assert shape(late.graph) == shape(eager), (look, replica)
+            assert nx.pagerank(late.graph) == nx.pagerank(eager)
