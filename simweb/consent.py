@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from simweb import rng as rngs
-from simweb.schema import features_of
+from simweb.features import features_of
 
 __all__ = ["restricted", "consent_on", "blocks_labs", "update_blocks", "honour", "refused_sites", "blocking_shares"]
 

@@ -33,7 +33,7 @@ from simweb.executors import ActorLost, ClusterFull, LocalExecutor
 from simweb.fleet import Fleet
 from simweb.plugins import registry
 from simweb.results import Results, RunRecorder
-from simweb.schema import features_of
+from simweb.features import features_of
 from simweb.scenario import Scenario, dump_scenario
 from simweb.timing import Busy
 from simweb.web import SiteGraph

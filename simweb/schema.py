@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import polars as pl
 
+from simweb.features import features_of  # noqa: F401 -- where it was first defined; importers may use either
+
 __all__ = ["generations_schema", "ticks_schema", "crawls_schema", "TICKS", "CRAWLS", "CONTAMINATION", "IDS", "FEATURES", "features_of"]
 
 IDS = {"run_id": pl.String, "scenario": pl.String, "seed": pl.Int64}
@@ -97,27 +99,6 @@ FEATURES = {
         # included); null for the others
         "watermark_z": None}},
 }
-
-
-def features_of(scenario) -> frozenset[str]:
-    """The mechanisms, off by default, that ``scenario`` turns on: each adds its columns (``FEATURES``)."""
-    on = set()
-    if any(p.opt_out is not None for p in scenario.publishers):
-        on.add("consent")
-    if any(lab.licences for lab in scenario.labs):
-        on.add("licences")
-    if any(lab.distill for lab in scenario.labs):
-        on.add("distill")
-    from simweb.humans import humans_on
-
-    if humans_on(scenario):
-        on.add("humans")
-    if getattr(scenario.evaluation, "forensics_tokens", None) is not None:
-        on.add("forensics")
-    drift = getattr(scenario.language, "drift", None)
-    if scenario.language.family == "markov" and drift is not None and drift.new_topics_per_tick:
-        on.add("new_topics")
-    return frozenset(on)
 
 
 def _columns(columns: dict, lab_names: list[str]) -> dict[str, pl.DataType]:

@@ -220,7 +220,7 @@ class Planner(Agent):
     """
 
     def __init__(self, context):
-        from simweb.schema import features_of
+        from simweb.features import features_of
 
         self.context = context
         sc = context.scenario
@@ -324,7 +324,7 @@ class PublisherShard(Agent):
 
     def __init__(self, context, shard: int, n_shards: int, directory=None, budget: int | None = None,
                  durable: bool = True, capacity: int = 1024):
-        from simweb.schema import features_of
+        from simweb.features import features_of
 
         self.context = context
         self.shard = shard

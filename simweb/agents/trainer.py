@@ -20,7 +20,7 @@ from simweb.humans import imitates
 from simweb.models import Prior, build_model
 from simweb.plugins import PluginError, registry
 from simweb.regimes import Pool
-from simweb.schema import features_of
+from simweb.features import features_of
 from simweb.stages import GenerationReport, Kept
 from simweb.agents.base import Agent
 from simweb.timing import Busy

@@ -18,17 +18,21 @@ weight (in-degree + 1) × (homophily if same topic else 1) is the mixture
 (mass (homophily − 1) · U): one uniform decides both the part and the entry.
 
 The links live in a numpy array (``edges``), per-site attributes in arrays beside it. The networkx
-``DiGraph`` that a BFS or PageRank crawl walks is built from them on first use and kept up from then
-on: the driver, which grows the graph, and a random crawl's scrapers never build it (at 2,000 sites it
-is half the cost of growing them).
+``DiGraph`` is built from them on first use and kept up from then on — by what walks it: a BFS or
+PageRank crawl, and a site's PageRank as its reputation (opt-outs by reputation, the allowlist filter).
+Growing the graph never builds it (at 2,000 sites it was half the cost of growing them), and networkx
+is imported only then.
 """
 
 from __future__ import annotations
 
 from array import array
+from typing import TYPE_CHECKING
 
-import networkx as nx
 import numpy as np
+
+if TYPE_CHECKING:
+    import networkx as nx
 
 __all__ = ["SiteGraph", "NEVER"]
 
@@ -191,6 +195,8 @@ class SiteGraph:
         new sites, then the new links in the order they were made, gives the graph — its node order and each
         site's neighbour order — that adding them as they came would have."""
         if self._graph is None:
+            import networkx as nx
+
             self._graph, self._graph_has = nx.DiGraph(), (0, 0)  # (sites, links) in it
         sites, links = self._graph_has
         if sites < self.n_sites:
@@ -226,6 +232,8 @@ class SiteGraph:
 
     def pagerank_rank(self) -> np.ndarray:
         """Sites ordered by PageRank (highest first, ties by id): rank of each site."""
+        import networkx as nx
+
         scores = nx.pagerank(self.graph, alpha=0.85, tol=1e-10, max_iter=1000)
         score = np.array([scores[s] for s in range(self.n_sites)])
         order = np.lexsort((np.arange(self.n_sites), -score))

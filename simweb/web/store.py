@@ -24,12 +24,15 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import polars as pl
 
 from simweb import storage
 from simweb.storage import atomic_write
+
+if TYPE_CHECKING:
+    import polars as pl
 
 __all__ = ["PageIndex", "ContentStore", "Chunk", "PAGE_COLUMNS", "OPTIONAL_COLUMNS", "HUMAN", "AI", "join_parts",
            "join_rows", "page_columns"]
@@ -121,6 +124,8 @@ class PageIndex:
 
     def frame(self) -> pl.DataFrame:
         """All page metadata as a polars frame, with ``page_id`` first."""
+        import polars as pl  # here only: the agents' processes never need it
+
         data = {"page_id": np.arange(self.n, dtype=np.int64)}
         data.update({name: col[: self.n] for name, col in self._cols.items()})
         return pl.DataFrame(data)
