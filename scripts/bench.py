@@ -789,7 +789,8 @@ def bench_scaling_section(cfg: Config) -> Section:
 # ------------------------------------------------------------------ site graph
 
 def bench_graph(cfg: Config) -> Section:
-    """Growing the site graph (urn sampler + networkx): 10^5 and 10^6 sites at once (goal: 10^6 in < 60 s)."""
+    """Growing the site graph (the urn sampler), then building its networkx DiGraph as a BFS or PageRank crawl does
+    on first use: 10^5 and 10^6 sites at once (goal: 10^6 grown and built in < 60 s)."""
     from simweb.rng import stream
     from simweb.web import SiteGraph
 
@@ -798,12 +799,17 @@ def bench_graph(cfg: Config) -> Section:
         g = SiteGraph(links_per_site=3, homophily=4.0, population_share=np.ones(2), topic_probs=np.full(64, 1 / 64))
         start = time.perf_counter()
         g.grow(n, 0, rng=stream(cfg.seed, "web", 0))
+        grown = time.perf_counter() - start
+        g.graph  # noqa: B018 -- the networkx DiGraph, built on first use
         seconds = time.perf_counter() - start
-        figures[f"grow_{n}_s"] = seconds
-        rows.append([f"{n:,} sites, 3 links each way, 64 topics", f"{seconds:.1f}", "s",
+        figures[f"grow_{n}_s"], figures[f"grow_only_{n}_s"] = seconds, grown
+        rows.append([f"{n:,} sites, 3 links each way, 64 topics: grown, then the DiGraph built", f"{seconds:.1f}", "s",
                      "< 60 s" if n == 10**6 else "-"])
-    return Section(title="site graph: SiteGraph.grow", header=["measure", "value", "unit", "goal"], rows=rows,
-                   figures=figures, notes=["includes adding the nodes and links to the networkx DiGraph"])
+        rows.append([f"  of which growing (the urns; all a random crawl's web needs)", f"{grown:.1f}", "s", "-"])
+    return Section(title="site graph: SiteGraph.grow, then SiteGraph.graph", header=["measure", "value", "unit", "goal"],
+                   rows=rows, figures=figures,
+                   notes=["grow_N_s: growing and building the networkx DiGraph (what grow did alone before the "
+                          "DiGraph was built on first use), comparable with earlier figures; grow_only_N_s: growing"])
 
 
 SECTIONS = {"quickstart": bench_quickstart, "sampler": bench_sampler, "pure_loop": bench_pure_loop,

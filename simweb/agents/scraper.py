@@ -37,7 +37,7 @@ from simweb.web.store import AI, join_parts, join_rows
 __all__ = ["Scraper", "candidates", "random_positions"]
 
 DEFAULT_CALIBRATION_DOCS = 1000
-# a random crawl over more candidates than this draws its pages by Floyd's algorithm, not a permutation of all
+# a random crawl over more candidates than this samples without replacement, not a permutation of them all
 PERMUTE_AT_MOST = 1 << 21
 
 
@@ -45,9 +45,10 @@ def random_positions(n: int, budget: int, rng: np.random.Generator) -> np.ndarra
     """``min(budget, n)`` distinct positions in ``range(n)``, every such set equally likely (a random crawl).
 
     Up to :data:`PERMUTE_AT_MOST` candidates: the first ``budget`` of a permutation of all of them. A permutation
-    draws once per candidate — 0.6 s at 11 M, to keep 50,000 — so past that the positions come from
-    ``Generator.choice(replace=False)`` (Floyd's algorithm: a draw per position kept). Both give a uniform
-    subset; they give different ones, so the bound keeps the output of every web up to 2 M pages as it was.
+    draws once per candidate — 0.6 s for 11 M candidates, to keep 50,000 — so past that the positions come from
+    ``Generator.choice(replace=False)``, which draws once per position kept (numpy: Floyd's algorithm when
+    ``budget`` ≤ n/50, else the last ``budget`` steps of a shuffle). Both give a uniform subset; they give
+    different ones, so the bound keeps every crawl of up to 2,097,152 candidates as it was.
     """
     if n <= PERMUTE_AT_MOST:
         return rng.permutation(n)[:budget]

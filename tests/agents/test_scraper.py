@@ -207,9 +207,12 @@ def test_random_positions_are_a_uniform_subset_on_both_sides_of_the_bound():
     from simweb.agents.scraper import PERMUTE_AT_MOST, random_positions
 
     # up to the bound: the first `budget` of a permutation (the output of every web up to 2 M pages as it was)
-    for n, budget in ((0, 5), (7, 10), (1000, 37)):
+    for n, budget in ((0, 5), (7, 10), (1000, 37), (PERMUTE_AT_MOST, 50)):
         got = random_positions(n, budget, np.random.default_rng(4))
         assert np.array_equal(got, np.random.default_rng(4).permutation(n)[:budget])
+    # one past it, the other path
+    got = random_positions(PERMUTE_AT_MOST + 1, 50, np.random.default_rng(4))
+    assert not np.array_equal(got, np.random.default_rng(4).permutation(PERMUTE_AT_MOST + 1)[:50])
     # past it: distinct positions in range, min(budget, n) of them, each position equally likely
     n = PERMUTE_AT_MOST + 1000
     rng = np.random.default_rng(9)
@@ -224,6 +227,30 @@ def test_random_positions_are_a_uniform_subset_on_both_sides_of_the_bound():
     p = 1 / bins
     sd = np.sqrt(draws * budget * p * (1 - p) * (n - budget) / (n - 1))
     assert np.abs(counts - draws * budget * p).max() < 4.5 * sd
+
+
+def test_past_the_bound_every_position_and_every_pair_is_kept_as_often_as_in_a_uniform_subset(monkeypatch):
+    # k of n uniformly: a position is kept with probability k/n, a pair with k(k-1)/(n(n-1)) — which a subset
+    # spread evenly (never two neighbours) or one that never keeps some position would fail. The bound lowered
+    # so that both of numpy's ways past it are checked on webs small enough to count every position: Floyd's
+    # algorithm (n <= 10,000 or k <= n/50) and a partial shuffle (else)
+    from simweb.agents import scraper as scraper_module
+
+    monkeypatch.setattr(scraper_module, "PERMUTE_AT_MOST", 100)
+    rng = np.random.default_rng(21)
+    for n, k, draws in ((1000, 300, 400), (20_000, 2_000, 300), (20_000, 100, 1_000)):
+        kept = np.zeros(n)
+        pairs = np.zeros(3)
+        for _ in range(draws):
+            got = np.zeros(n, bool)
+            got[scraper_module.random_positions(n, k, rng)] = True
+            kept += got
+            pairs += [got[0] & got[1], got[0] & got[n - 1], got[n // 2] & got[n // 2 + 1]]
+        p = k / n
+        assert np.abs(kept - draws * p).max() < 6 * np.sqrt(draws * p * (1 - p)), (n, k)
+        q = k * (k - 1) / (n * (n - 1))
+        if draws * q >= 3:  # else too rare a pair for a normal bound
+            assert np.all(np.abs(pairs - draws * q) < 5 * np.sqrt(draws * q * (1 - q))), (n, k, pairs, draws * q)
 
 
 def test_a_random_crawl_past_the_bound_keeps_a_uniform_share_of_each_tick(monkeypatch):
