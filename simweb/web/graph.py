@@ -214,6 +214,7 @@ class SiteGraph:
         """Visit order of every site in a breadth-first crawl from ``seeds`` (−1 = not reached)."""
         rank = np.full(self.n_sites, -1, dtype=np.int64)
         order = 0
+        graph = self.graph  # brought up to date once, not per site visited
         frontier = [int(s) for s in seeds]
         for s in frontier:
             if rank[s] < 0:
@@ -222,7 +223,7 @@ class SiteGraph:
         while frontier:
             nxt = []
             for site in frontier:
-                for succ in sorted(self.graph.successors(site)):
+                for succ in sorted(graph.successors(site)):
                     if rank[succ] < 0:
                         rank[succ] = order
                         order += 1
