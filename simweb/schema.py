@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from simweb.features import features_of  # noqa: F401 -- where it was first defined; importers may use either
-
-__all__ = ["generations_schema", "ticks_schema", "crawls_schema", "TICKS", "CRAWLS", "CONTAMINATION", "IDS", "FEATURES", "features_of"]
+__all__ = ["generations_schema", "ticks_schema", "crawls_schema", "TICKS", "CRAWLS", "CONTAMINATION", "IDS", "FEATURES"]
 
 IDS = {"run_id": pl.String, "scenario": pl.String, "seed": pl.Int64}
 

@@ -223,11 +223,12 @@ def test_the_consent_scenario_runs_its_four_labs():
 
 def test_written_columns_are_the_declared_ones_with_every_mechanism_on(tmp_path):
     from simweb import schema
+    from simweb.features import features_of
 
     sc = simweb.load_scenario("scenarios/consent.toml", ["run.ticks=2"])
     simweb.run(sc, out=tmp_path / "run")
     labs = [lab.name for lab in sc.labs]
-    features = schema.features_of(sc)
+    features = features_of(sc)
     assert features == {"consent", "licences", "distill"}
     for name, want in {"generations": schema.generations_schema(labs, features),
                        "ticks": schema.ticks_schema(labs, features), "crawls": schema.CRAWLS}.items():

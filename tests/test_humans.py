@@ -18,7 +18,7 @@ from simweb.engine import Engine
 from simweb.executors import LocalExecutor
 from simweb.humans import imitation_share, splice
 from simweb.reproduce import Z_PASS, imitation_error, reproduce
-from simweb.schema import features_of
+from simweb.features import features_of
 from tests.helpers import COLLAPSE, refused_run, scenario
 
 HUMANS = COLLAPSE + """

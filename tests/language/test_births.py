@@ -185,7 +185,7 @@ def test_an_archive_model_never_writes_new_tokens_and_a_model_of_the_truth_does(
 def test_no_new_keys_no_new_columns():
     sc = parse_scenario(WORLD.replace("new_topics_per_tick = 0.5", "").replace(
         'events = [{ tick = 2, topic = 2, surge = 6.0 }]', ""))
-    from simweb.schema import features_of
+    from simweb.features import features_of
 
     assert "new_topics" not in features_of(sc)
     assert "new_topics" in features_of(parse_scenario(WORLD))
