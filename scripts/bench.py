@@ -755,10 +755,14 @@ def bench_web_1m(cfg: Config) -> Section:
                        title=f"web_1m: {WEB_1M.relative_to(REPO)}, local executor, one fresh process")
 
 
+def web_10m_overrides(cfg: Config) -> list[str]:
+    return ["run.ticks=3"] if cfg.quick else []
+
+
 def bench_web_10m(cfg: Config, executor: str = "local", run: dict | None = None) -> Section:
     """scenarios/web_10m.toml end to end in a fresh process (--quick: 3 ticks), spilling; on Ray: its driver's RSS."""
     ray = executor == "ray"
-    return web_section(WEB_10M, executor=executor, overrides=["run.ticks=3"] if cfg.quick else [], run=run,
+    return web_section(WEB_10M, executor=executor, overrides=web_10m_overrides(cfg), run=run,
                        goals={"pages": "≥ 10,000,000" if not cfg.quick else "-",
                               "rss": "≤ 300 MB (the driver)" if ray else "≤ 4000 MB"},
                        title=f"web_10m{'_ray' if ray else ''}: {WEB_10M.relative_to(REPO)}"
@@ -774,20 +778,19 @@ def bench_web_10m_ray(cfg: Config) -> Section:
     """web_10m on Ray, and the simulation against the local executor's: both run ``WEB_10M_ROUNDS`` times,
     alternating, each in a fresh process; the ratio of their median simulation times, and the table of the Ray
     run with the median time (a single pair of runs moved between 1.2x and 1.6x on one commit here)."""
-    overrides = ["run.ticks=3"] if cfg.quick else []
     runs: dict[str, list[dict]] = {"local": [], "ray": []}
     for _ in range(1 if cfg.quick else WEB_10M_ROUNDS):
         for executor in runs:
-            runs[executor].append(web_run(WEB_10M, executor=executor, overrides=overrides))
+            runs[executor].append(web_run(WEB_10M, executor=executor, overrides=web_10m_overrides(cfg)))
     from bench_scaling import median_run
 
     local, ray = median_run(runs["local"], "sim_s"), median_run(runs["ray"], "sim_s")
+    ratio = local["sim_s"] / ray["sim_s"]
     section = bench_web_10m(cfg, executor="ray", run=ray)
-    section.figures.update({"local_sim_s": local["sim_s"], "local_over_ray_sim": local["sim_s"] / ray["sim_s"],
+    section.figures.update({"local_sim_s": local["sim_s"], "local_over_ray_sim": ratio,
                             "sim_s_runs": {k: [r["sim_s"] for r in v] for k, v in runs.items()}})
     section.rows.insert(4, ["simulation, local ÷ Ray (medians of the runs)",
-                            f"{local['sim_s']:.1f} ÷ {ray['sim_s']:.1f} = {local['sim_s'] / ray['sim_s']:.2f}", "x",
-                            "≥ 1.5"])
+                            f"{local['sim_s']:.1f} ÷ {ray['sim_s']:.1f} = {ratio:.2f}", "x", "≥ 1.5"])
     section.notes.append("local and Ray runs alternate; simulation seconds of each: " + "; ".join(
         f"{k} " + " ".join(f"{r['sim_s']:.1f}" for r in v) for k, v in runs.items()))
     return section
