@@ -9,6 +9,9 @@ On disk: ``checkpoint/meta.json`` (schema version, rows, and a SHA-256 of every
 array file), ``checkpoint/meta.sha256`` (the SHA-256 of meta.json itself: it
 holds the recorded rows and the tick, so it is checked like every other byte)
 and one ``.npz`` per group of arrays, read with ``allow_pickle=False``.
+The agents write their own states to ``states/TICK-XXXXXXXX/`` beside the checkpoint, and state that only
+grows (a trainer's pool) a part at a time to ``states/parts/``: each record lists its parts with their
+SHA-256, oldest first, and loading joins them.
 Pages are not in it: the publisher shards write each tick's chunk once — the
 content and ground truth of their pages — to ``pages/`` beside the checkpoint
 (see :mod:`simweb.web.store`), and the checkpoint lists those files with their
@@ -48,8 +51,10 @@ __all__ = ["save", "load", "exists", "pages_dir", "states_dir", "write_group", "
 
 # 2: page content in per-shard, per-tick files beside the checkpoint; 3: meta.json checksummed; 4: the page
 # index in the page files (no index/ parts), the recorder's totals among the arrays, the agents' states
-# written by the agents to states/ (meta.states)
-SCHEMA = 4
+# written by the agents to states/ (meta.states); 5: an agent's state may list parts of its appended arrays
+# (states/parts/, meta.states[i].parts). Schema 4 is read too (its records have no parts).
+SCHEMA = 5
+READS = (4, 5)
 
 
 CURRENT = "CURRENT"  # on an object store: the name of the committed checkpoint's prefix
@@ -198,9 +203,9 @@ def load(directory: str | Path) -> dict:
     except ValueError as err:
         raise fail(f"meta.json cannot be read: {err}") from None
     schema = meta.get("schema") if isinstance(meta, dict) else None
-    if schema != SCHEMA:
+    if schema not in READS or isinstance(schema, bool):
         raise SimwebError(f"checkpoint {str(directory)!r} has schema {schema if schema is not None else '?'}, "
-                          f"this simweb reads schema {SCHEMA}")
+                          f"this simweb reads schema {' or '.join(map(str, READS))}")
     digest = _read_inside(root, snap / "meta.sha256", "meta.sha256", fail).decode("ascii", "replace").strip()
     if digest != hashlib.sha256(body).hexdigest():
         raise fail("meta.json is damaged (checksum mismatch with meta.sha256)")
@@ -214,10 +219,38 @@ def load(directory: str | Path) -> dict:
         what = f"state file {record['file']}"
         path = _verified(directory, root, states_dir(directory) / record["file"], record["sha256"], what, fail)
         arrays[record["group"]] = _arrays(path, what, fail)
+        if "parts" in record:
+            joined = _joined(directory, root, record, fail)
+            both = sorted(set(joined) & set(arrays[record["group"]]))
+            if both:
+                raise fail(f"{what} and its parts both hold {both}")
+            arrays[record["group"]].update(joined)
     for record in meta["meta"]["pages"]:
         _verified(directory, root, pages_dir(directory) / record["file"], record["sha256"],
                   f"page file {record['file']}", fail)
     return {"meta": meta["meta"], "rows": meta["rows"], "arrays": arrays}
+
+
+def _joined(directory: Path, root: Path, record: dict, fail) -> dict[str, np.ndarray]:
+    """The appended arrays of an agent's state: its parts' rows, verified, in order."""
+    pieces = []
+    for part in record["parts"]:
+        what = f"state part {part['file']}"
+        path = _verified(directory, root, states_dir(directory) / part["file"], part["sha256"], what, fail)
+        piece = _arrays(path, what, fail)
+        keys = sorted(pieces[0]) if pieces else sorted(piece)
+        if sorted(piece) != keys or not keys:
+            raise fail(f"{what}: arrays {sorted(piece)}, expected {keys} like the group's other parts")
+        for key, value in piece.items():
+            if value.ndim == 0 or len(value) != part["rows"]:
+                raise fail(f"{what}: array {key!r} has {len(value) if value.ndim else 'no'} rows, "
+                           f"the record says {part['rows']}")
+        pieces.append(piece)
+    group = record["group"]
+    try:
+        return {k: np.concatenate([p[k] for p in pieces]) for k in pieces[0]}
+    except ValueError as err:  # rows of other widths than the first part's
+        raise fail(f"the parts of {group!r} do not join: {first_line(err)}") from None
 
 
 # ---------------------------------------------------------------- what a checkpoint may hold
@@ -263,6 +296,11 @@ def _check_meta(meta: dict, fail) -> None:
         need(bool(_GROUP.fullmatch(record["group"])) and record["group"] not in groups,
              f"{where}.group: {record['group']!r} is not a group name, or a second one")
         groups.add(record["group"])
+        if "parts" in record:
+            parts = record["parts"]
+            need(isinstance(parts, list) and len(parts) > 0, f"{where}.parts: expected a non-empty list")
+            for j, part in enumerate(parts):
+                _check_record(part, f"{where}.parts[{j}]", {"file": str, "sha256": str, "rows": _INT}, need)
     for lab in registry:
         need(f"model/{lab}" in groups, f"meta.registry: lab {lab}'s model is not among the files")
     need(is_int(inner["page_count"]), f"meta.page_count: expected an integer >= 0, got {inner['page_count']!r}")

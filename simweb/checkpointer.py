@@ -24,6 +24,7 @@ import numpy as np
 
 from simweb import checkpoint as ckpt
 from simweb import storage
+from simweb.agents.base import PARTS
 from simweb.agents.publisher import Planner, PublisherShard
 from simweb.agents.scraper import Scraper
 from simweb.agents.trainer import Trainer
@@ -82,9 +83,16 @@ class Checkpointer:
         with engine.busy("checkpoint"):
             ckpt.save(self.directory, {"meta": meta, "rows": copy.deepcopy(engine.recorder.rows), "arrays": arrays},
                       durable=self.durable)
-            for old in ckpt.states_dir(self.directory).iterdir():  # the states of checkpoints replaced
-                if old.name != where.name:
+            states_dir = ckpt.states_dir(self.directory)
+            for old in states_dir.iterdir():  # the states of checkpoints replaced
+                if old.name not in (where.name, PARTS):
                     storage.remove_tree(old)
+            # parts no state lists any more: those of a pool replaced after a restore, or of an attempt that failed
+            listed = {part["file"].rsplit("/", 1)[-1] for record in states for part in record.get("parts", ())}
+            parts = states_dir / PARTS
+            for old in (parts.iterdir() if parts.exists() else ()):
+                if old.name not in listed:
+                    old.unlink(missing_ok=True)
         self.tick = engine.tick
         self._saved_at = time.monotonic()
 

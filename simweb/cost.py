@@ -381,7 +381,8 @@ class _World:
         trained = min(self.pages, lab.crawl_budget * self.generations(i))
         # the shards' candidates it merges: at most crawl_budget from each, or every page for a random crawl
         merged = self.pages if lab.crawl_strategy == "random" else min(self.pages, lab.crawl_budget * self.n_shards)
-        parts = [Part("pages trained on", 8 * trained, f"labs[{i}].crawl_budget", "8 bytes a page fetched"),
+        parts = [Part("pages trained on", 16 * trained, f"labs[{i}].crawl_budget",
+                      "8 bytes a page fetched, twice: sorted and as fetched"),
                  Part("site graph replica", graph, self.sites_field, f"{k} links each way a site"),
                  Part("merging a crawl", 16 * merged, f"labs[{i}].crawl_budget", "ids and keys of the candidates",
                       transient=True)]

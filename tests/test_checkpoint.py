@@ -71,13 +71,20 @@ def _edit_meta(directory, edit):
     (directory / "meta.sha256").write_text(hashlib.sha256(body).hexdigest() + "\n")
 
 
-@pytest.mark.parametrize("schema", [ckpt.SCHEMA + 1, ckpt.SCHEMA - 1, None, "2"])
+@pytest.mark.parametrize("schema", [ckpt.SCHEMA + 1, 3, None, "5", True])
 def test_a_checkpoint_of_another_schema_version_is_refused_naming_both(tmp_path, schema):
     _save(tmp_path / "checkpoint")
     _edit_meta(tmp_path / "checkpoint", lambda m: {**m, "schema": schema})
     shown = re.escape("?" if schema is None else str(schema))  # an absent or null schema is shown as "?"
-    with pytest.raises(SimwebError, match=f"has schema {shown}.*reads schema {ckpt.SCHEMA}"):
+    with pytest.raises(SimwebError, match=f"has schema {shown}.*reads schema 4 or {ckpt.SCHEMA}"):
         ckpt.load(tmp_path / "checkpoint")
+
+
+def test_a_checkpoint_of_schema_4_is_read(tmp_path):
+    """Schema 5 only added parts to the agents' state records: a schema 4 checkpoint (none) reads as it did."""
+    _save(tmp_path / "checkpoint")
+    _edit_meta(tmp_path / "checkpoint", lambda m: {**m, "schema": 4})
+    assert ckpt.load(tmp_path / "checkpoint")["meta"] == _meta()
 
 
 def test_a_checkpoint_without_a_schema_version_is_refused(tmp_path):

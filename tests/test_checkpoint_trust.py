@@ -275,3 +275,72 @@ def test_recorder_totals_that_do_not_fit_the_run_are_one_line_on_resume(run, arr
     with pytest.raises(SimwebError) as info:
         simweb.resume(run.parent / "run")
     assert "\n" not in str(info.value) and "recorder: " in str(info.value) and words in str(info.value), str(info.value)
+
+
+# ---------------------------------------------------------------- the parts of a trainer's growing pool
+
+def _pool_parts(run: Path) -> tuple[int, list[dict]]:
+    """COLLAPSE's lab ``keep`` accumulates: its trainer's record lists the parts of its pool."""
+    _, i = _state_file(run, "trainer/1")
+    return i, _meta(run)["meta"]["states"][i]["parts"]
+
+
+def test_the_pool_comes_back_joined_from_its_parts(run):
+    _, parts = _pool_parts(run)
+    assert len(parts) == 4  # tick 0's (empty), then a crawl a generation
+    pool = checkpoint.load(run / "checkpoint")["arrays"]["trainer/1"]
+    ids = np.concatenate([np.load(run / "states" / p["file"])["pool_ids"] for p in parts])
+    assert np.array_equal(pool["pool_ids"], ids) and len(ids) == sum(p["rows"] for p in parts) > 0
+    assert len(pool["pool_content"]) == len(ids) and len(np.unique(ids)) == len(ids)
+
+
+def test_a_damaged_or_missing_part_is_refused_by_name(run):
+    _, parts = _pool_parts(run)
+    path = run / "states" / parts[1]["file"]
+    data = bytearray(path.read_bytes())
+    data[-30] ^= 0xFF
+    path.write_bytes(bytes(data))
+    _refused(run, "state part", f"{parts[1]['file']} is damaged (checksum mismatch)")
+    path.unlink()
+    _refused(run, f"state part {parts[1]['file']} cannot be read")
+
+
+def _replace_part(run: Path, j: int, arrays: dict) -> None:
+    """Write other arrays in part ``j`` of the pool and forge its checksum: only the content checks can refuse."""
+    i, parts = _pool_parts(run)
+    path = run / "states" / parts[j]["file"]
+    np.savez(path, **arrays)
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    _forge(run, lambda m: m["meta"]["states"][i]["parts"][j].update(sha256=digest))
+
+
+def test_a_part_that_does_not_match_its_record_or_the_others_is_one_line(run):
+    i, parts = _pool_parts(run)
+    good = dict(np.load(run / "states" / parts[2]["file"]))
+    _forge(run, lambda m: m["meta"]["states"][i]["parts"][2].update(rows=parts[2]["rows"] + 1))
+    _refused(run, "has", "rows, the record says", str(parts[2]["rows"] + 1))
+    _forge(run, lambda m: m["meta"]["states"][i]["parts"][2].update(rows=parts[2]["rows"]))
+    _replace_part(run, 2, {k: v for k, v in good.items() if k != "pool_tick"})
+    _refused(run, "expected", "'pool_tick'", "like the group's other parts")
+    _replace_part(run, 2, {**good, "pool_content": good["pool_content"][:, :3]})
+    _refused(run, "the parts of 'trainer/1' do not join")
+
+
+@pytest.mark.parametrize("value, words", [
+    ([], "parts: expected a non-empty list"),
+    ({"file": "x"}, "parts: expected a non-empty list"),
+    ([{"file": "../../x.npz", "sha256": "0" * 64, "rows": 1}], "parts[0].file: '../../x.npz' leaves the run"),
+    ([{"file": "parts/x.npz", "sha256": "0" * 64, "rows": -1}], "parts[0].rows: expected an integer >= 0"),
+    ([{"file": "parts/x.npz", "rows": 1}], "parts[0].sha256: required, but missing"),
+])
+def test_a_malformed_list_of_parts_is_one_line(run, value, words):
+    i, _ = _pool_parts(run)
+    _forge(run, lambda m: m["meta"]["states"][i].update(parts=value))
+    _refused(run, f"meta.states[{i}].", words)
+
+
+def test_a_state_file_holding_what_its_parts_hold_is_refused(run):
+    path, _ = _state_file(run, "trainer/1")
+    main = dict(np.load(path))
+    _replace_group(run, "trainer/1", lambda p: np.savez(p, **main, pool_ids=np.arange(3)))
+    _refused(run, "and its parts both hold ['pool_ids']")

@@ -67,6 +67,7 @@ class Scraper(Agent):
         self.needs = frozenset().union(*(e.needs for e in entries))
         self.last_crawl_tick = -1
         self.trained = np.empty(0, dtype=np.int64)  # sorted ids of the pages this lab has fetched for training
+        self.trained_log = np.empty(0, dtype=np.int64)  # the same ids as they came, each once: what checkpoints keep
         web = context.scenario.web
         self.graph = SiteGraph(links_per_site=web.links_per_site, homophily=web.homophily,
                                population_share=np.ones(1), topic_probs=np.ones(1))
@@ -148,6 +149,10 @@ class Scraper(Agent):
         ids = np.sort(ids)
         if plan.purpose == "train":
             self.last_crawl_tick = plan.crawl_tick
+            at = np.searchsorted(self.trained, ids)
+            seen = at < len(self.trained)
+            seen[seen] = self.trained[at[seen]] == ids[seen]
+            self.trained_log = np.concatenate([self.trained_log, ids[~seen]])
             # both sorted: a stable sort merges the two runs in linear time (np.union1d sorts from scratch)
             merged = np.concatenate([self.trained, ids])
             merged.sort(kind="stable")
@@ -227,11 +232,15 @@ class Scraper(Agent):
         return self._calibration
 
     def footprint(self) -> int:
-        """Bytes this scraper keeps per page: its trained ids, the tick starts and the honoured blocks."""
-        return self.trained.nbytes + self.tick_start.nbytes + self.honoured.nbytes
+        """Bytes this scraper keeps per page: its trained ids (sorted, and as they came), the tick starts and the
+        honoured blocks."""
+        return self.trained.nbytes + self.trained_log.nbytes + self.tick_start.nbytes + self.honoured.nbytes
+
+    def appended(self) -> tuple[str, ...]:
+        return ("trained_log",)  # grows by each training crawl's new ids (:meth:`select`)
 
     def state(self) -> dict[str, np.ndarray]:
-        out = {"last_crawl_tick": np.array(self.last_crawl_tick), "trained": self.trained,
+        out = {"last_crawl_tick": np.array(self.last_crawl_tick), "trained_log": self.trained_log,
                "tick_start": self.tick_start, "pages": np.array(self.pages)}
         for name, entry, flt in self.chain:  # filters with a memory of their own carry it in the checkpoint
             if "history" in entry.needs:
@@ -249,7 +258,12 @@ class Scraper(Agent):
                                population_share=np.ones(1), topic_probs=np.ones(1))
         self.honoured = np.zeros(0, dtype=bool)
         self.observe(graph, {})
-        self.trained = np.asarray(state["trained"], dtype=np.int64).copy()
+        self.forget_parts()
+        if "trained_log" in state:
+            self.trained_log = np.asarray(state["trained_log"], dtype=np.int64).copy()
+            self.trained = np.sort(self.trained_log)
+        else:  # a schema 4 checkpoint: the sorted ids only
+            self.trained = self.trained_log = np.asarray(state["trained"], dtype=np.int64).copy()
         self.tick_start = np.asarray(state["tick_start"], dtype=np.int64).copy()
         self.pages = int(state["pages"])
 

@@ -292,6 +292,12 @@ class Trainer(Agent):
         return Prior(prior.strength, self.reference) if self.reference is not None else None
 
     # ------------------------------------------------------------ checkpoints
+    def appended(self) -> tuple[str, ...]:
+        """The pool, when the regime keeps every crawl's pages: it only grows (:meth:`_add_to_pool`)."""
+        if not self.keeps_pool:
+            return ()
+        return ("pool_ids", "pool_content", *(f"pool_{k}" for k in self.pool_meta))
+
     def state(self) -> dict[str, np.ndarray]:
         out = {"generation": np.array(self.generation), "pool_ids": self.pool_ids, "pool_content": self.pool_content}
         out.update({f"pool_{k}": v for k, v in self.pool_meta.items()})
@@ -304,6 +310,7 @@ class Trainer(Agent):
         return out
 
     def restore(self, state: dict[str, np.ndarray]) -> None:
+        self.forget_parts()
         self.generation = int(state["generation"])
         self.pool_ids = np.asarray(state["pool_ids"], dtype=np.int64)
         self.pool_content = np.asarray(state["pool_content"], dtype=self.language.dtype).reshape(
