@@ -2,8 +2,8 @@
 
 All state of a run lives in one :class:`Engine`; nothing in module globals. The engine keeps the
 site graph and the registry of released models, and runs the loop; it holds no page: a planner agent
-plans each tick's pages and sends them to the publisher shards, which keep the ground truth and
-content of their pages and answer for them; the driver receives counts. The agents — the planner,
+plans each tick's pages and sends each publisher shard those of its own sites; the shards keep the
+ground truth and content of their pages and answer for them; the driver receives counts. The agents — the planner,
 publisher shards, one scraper and one trainer per lab — are a :class:`~simweb.fleet.Fleet` that
 runs wherever the executor puts them, the :class:`~simweb.checkpointer.Checkpointer` saves and
 restores, and the :class:`~simweb.results.RunRecorder` keeps the rows. Labs act in scenario order
@@ -191,15 +191,18 @@ class Engine:
         if "need" in counts:
             parts = [ex.call(s, PublisherShard.rows, counts["need"]) for s in fleet.shards]
             counts = ex.gather(ex.call(fleet.planner, Planner.plan, tick, None, released, parts))
-        pages_ref = ex.call(fleet.planner, Planner.pages)  # from the planner to the shards: never through here
+        # from the planner to the shards, each its own sites' pages: never through here
+        n_shards = len(fleet.shards)
+        parts = ex.call(fleet.planner, Planner.parts, n_shards, returns=n_shards)
+        parts = parts if n_shards > 1 else [parts]
         first_id, n = counts["first_id"], counts["pages"]
         self.n_pages = first_id + n
         originals = []
         if counts["copies"]:  # the content of the pages copied, from the shards that hold them
             wanted = ex.call(fleet.planner, Planner.originals)
             originals = [ex.call(s, PublisherShard.fetch, wanted) for s in fleet.shards]
-        ex.gather([ex.call(s, PublisherShard.publish, tick=tick, first_id=first_id, pages=pages_ref, models=models,
-                           originals=originals) for s in fleet.shards]
+        ex.gather([ex.call(s, PublisherShard.publish, tick=tick, pages=part, models=models, originals=originals)
+                   for s, part in zip(fleet.shards, parts)]
                   + [ex.call(s, Scraper.observe, graph_ref, {tick: n}) for s in fleet.scrapers])
         drift = None
         if self.humans:  # per population: its new human pages' imitation and excess NLL, from the shards

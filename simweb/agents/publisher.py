@@ -284,8 +284,22 @@ class Planner(Agent):
         return self._counts()
 
     def pages(self) -> dict[str, np.ndarray]:
-        """The planned tick's pages (metadata columns), for the shards and the scrapers' counts."""
+        """The planned tick's pages (metadata columns)."""
         return self._pages
+
+    def parts(self, n_shards: int) -> list[dict[str, np.ndarray]] | dict[str, np.ndarray]:
+        """The planned tick's pages split by the shard that writes them (site block b: shard b mod ``n_shards``),
+        each part with its pages' ids (``page_id``) and in id order — one list of ``n_shards`` parts (one value
+        each for the executor), or the one part itself for one shard. Each shard receives only its own pages."""
+        pages = self._pages
+        n = len(pages["tick"])
+        ids = np.arange(self._first, self._first + n, dtype=np.int64)
+        if n_shards == 1:
+            return {"page_id": ids, **pages}
+        owner = shard_of(pages["site_id"], n_shards)
+        order = _stable_order(owner)  # each shard's pages together, in id order within
+        cuts = np.cumsum(np.bincount(owner, minlength=n_shards))[:-1]
+        return [{"page_id": ids[rows], **{k: v[rows] for k, v in pages.items()}} for rows in np.split(order, cuts)]
 
     def originals(self) -> np.ndarray:
         """The ids of the pages the planned tick copies (sorted, unique)."""
@@ -356,38 +370,36 @@ class PublisherShard(Agent):
         return self.index.select(np.arange(np.searchsorted(ids, lo), np.searchsorted(ids, hi)))
 
     @timed("publish")
-    def publish(self, tick: int, first_id: int, pages: dict[str, np.ndarray], models: Mapping[int, tuple],
-                originals: list) -> int:
-        """Write the content of this shard's pages among ``pages`` (ids from ``first_id``); returns how many.
+    def publish(self, tick: int, pages: dict[str, np.ndarray], models: Mapping[int, tuple], originals: list) -> int:
+        """Write the content of ``pages``, this shard's part of the tick's plan (:meth:`Planner.parts`: metadata
+        columns and ``page_id``, in id order); returns how many.
 
         ``models`` maps each released lab to (generation, model state); ``originals`` are (ids, content)
         parts holding the originals of copied pages.
         """
-        site = pages["site_id"]
-        if self.n_shards == 1:
-            mine = np.arange(len(site))
-        else:
-            mine = np.flatnonzero(shard_of(site, self.n_shards) == self.shard)
+        # the ids are kept (by the content store): a copy, so no array of the plan stays pinned in Ray's object store
+        site, ids = pages["site_id"], np.array(pages["page_id"], dtype=np.int64)
         self._drift = [] if "imitation_tokens" in pages else None  # this tick's human pages' excess NLL
-        if len(mine) == 0:
+        if len(ids) == 0:
             return 0
-        ids = first_id + mine
-        self.index.extend({"page_id": ids, **{k: pages[k][mine] for k in self.columns[1:]}})
-        mine_pages = {k: pages[k][mine] for k in ("population", "lab", "topic", "copied_from", "imitation_tokens",
-                                                  "imitation_lab") if k in pages}
-        block = site[mine].astype(np.int64) // SITE_BLOCK
+        if self.n_shards > 1 and np.any(shard_of(site, self.n_shards) != self.shard):
+            raise ValueError(f"shard {self.shard} of {self.n_shards} was given pages of another shard's sites")
+        self.index.extend({k: pages[k] for k in self.columns})
+        mine_pages = {k: pages[k] for k in ("population", "lab", "topic", "copied_from", "imitation_tokens",
+                                            "imitation_lab") if k in pages}
+        block = site.astype(np.int64) // SITE_BLOCK
         # one noise block per (population, block): its rows drive its pages in page-id order
         population = mine_pages["population"]
         change = (population[1:] != population[:-1]) | (block[1:] != block[:-1])
-        bounds = np.concatenate(([0], np.flatnonzero(change) + 1, [len(mine)]))
-        content = np.empty((len(mine), self.language.width), dtype=self.language.dtype)
+        bounds = np.concatenate(([0], np.flatnonzero(change) + 1, [len(ids)]))
+        content = np.empty((len(ids), self.language.width), dtype=self.language.dtype)
         # whole groups at a time, about BATCH pages each, so the noise (8 bytes a token) stays small
         cuts = [0]
         for g in range(1, len(bounds)):
             if bounds[g] - bounds[cuts[-1]] >= BATCH or g == len(bounds) - 1:
                 cuts.append(g)
         for g0, g1 in zip(cuts[:-1], cuts[1:]):
-            self._write(tick, content, mine_pages, block, site[mine], bounds[g0:g1 + 1], models, ids)
+            self._write(tick, content, mine_pages, block, site, bounds[g0:g1 + 1], models, ids)
         copied_from = mine_pages["copied_from"]
         copies = copied_from >= 0
         if copies.any():
@@ -397,7 +409,7 @@ class PublisherShard(Agent):
             found = join_parts(wanted, parts, self.language.width, self.language.dtype)
             content[copies] = found[np.searchsorted(wanted, copied_from[copies])]
         self.store.append(tick, ids, content)
-        return len(mine)
+        return len(ids)
 
     def drift(self) -> tuple[np.ndarray, np.ndarray]:
         """(page ids, excess NLL) of the human pages the last ``publish`` wrote, when humans imitate: per token

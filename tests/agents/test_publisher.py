@@ -86,3 +86,30 @@ def test_the_radix_order_of_pages_is_numpys_stable_order(high):
 def test_keys_the_radix_passes_cannot_order_get_numpys_order():
     for keys in ([2**32 + 1, 1, 0, 2**32 + 1], [-1, 1, 0, 70_000, -1], [-3, 2, -3], [0.5, 0.25, 0.5]):
         assert np.array_equal(_stable_order(np.array(keys)), np.argsort(np.array(keys), kind="stable")), keys
+
+
+@pytest.mark.parametrize("n_shards", [1, 2, 3, 7])
+def test_each_shard_is_sent_exactly_the_planned_pages_of_its_own_sites(n_shards):
+    from simweb.agents.publisher import Planner, PublisherShard, shard_of
+
+    sc = scenario(COLLAPSE, "run.ticks=3", "web.initial_sites=700", "publishers[0].pages_per_tick=5000")
+    sim = Engine(sc)
+    sim.step()
+    sim.step()  # tick 1: ids start past tick 0's pages
+    planner: Planner = sim.fleet.planner
+    whole, first = planner.pages(), planner._first
+    assert first > 0
+    parts = planner.parts(n_shards)
+    parts = parts if n_shards > 1 else [parts]
+    assert len(parts) == n_shards
+    ids = np.concatenate([p["page_id"] for p in parts])
+    assert np.array_equal(np.sort(ids), np.arange(first, first + len(whole["tick"])))  # every page once
+    for s, part in enumerate(parts):
+        assert (np.diff(part["page_id"]) > 0).all()  # in id order
+        assert (shard_of(part["site_id"], n_shards) == s).all()
+        for k, v in whole.items():
+            assert np.array_equal(part[k], v[part["page_id"] - first]), k
+    if n_shards > 1:  # a shard refuses pages that are not its own (a routing bug must not go unseen)
+        shard = PublisherShard(sim.context, 0, n_shards)
+        with pytest.raises(ValueError, match="another shard's sites"):
+            shard.publish(1, pages=parts[1], models={}, originals=[])
