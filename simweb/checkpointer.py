@@ -3,8 +3,8 @@
 At every generation boundary the engine asks for a checkpoint beside the run's output. A run with no
 output directory that still needs checkpoints (on Ray, to restore agents that died) keeps them in a
 temporary directory removed at the end, and saves one only when ``TEMPORARY_EVERY_S`` seconds have
-passed since the last: they serve only this process, so a small run pays for one (tick 0) and a long
-run loses at most that much work to a dead actor. The output never depends on when checkpoints were
+passed since the last, and none after the last tick: they serve only this process, so a small run pays
+for one (tick 0) and a long run loses at most that much work to a dead actor. The output never depends on when checkpoints were
 taken. Pages are not gathered for it: each shard writes the chunks it has not written yet, once —
 content and ground truth — and the checkpoint lists those files. The disk format is
 :mod:`simweb.checkpoint`'s.

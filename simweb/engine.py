@@ -166,7 +166,9 @@ class Engine:
             with self.phases("generations"):
                 self._generations(self.tick, releasing)
         self.tick += 1
-        if releasing and self.checkpoints.due():
+        # a temporary checkpoint serves only to restore agents that die later in this run: none after the last tick
+        last = self.tick >= self.scenario.run.ticks and self.checkpoints.temporary
+        if releasing and not last and self.checkpoints.due():
             with self.phases("checkpoint"):
                 self.checkpoints.save(self)
 

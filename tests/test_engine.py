@@ -7,6 +7,7 @@ import polars as pl
 import pytest
 
 import simweb
+import simweb.executors
 from simweb.engine import Engine
 from tests.helpers import COLLAPSE, MINIMAL, scenario
 
@@ -364,3 +365,28 @@ def test_a_cluster_with_no_room_while_restoring_or_starting_is_one_line_too(tmp_
     with pytest.raises(SimwebError, match=r"^no room to start; free disk space.*run again") as err:
         simweb.run(sc, out=tmp_path / "start", executor=FullAtStart())
     assert "\n" not in str(err.value)
+
+
+class _Mortal(simweb.executors.LocalExecutor):
+    """In-process agents, but checkpoints as if they could die (as under Ray): temporary ones without an output."""
+
+    needs_checkpoints = True
+
+
+@pytest.mark.parametrize("durable", [False, True])
+def test_no_temporary_checkpoint_is_taken_after_the_last_tick(tmp_path, monkeypatch, durable):
+    """A temporary checkpoint only restores agents that die later in the run: after the last tick there is no later.
+    Beside an output, the last boundary's checkpoint is kept (a run that dies before its tables are written
+    resumes from it)."""
+    from simweb import checkpointer
+
+    monkeypatch.setattr(checkpointer, "TEMPORARY_EVERY_S", 0.0)  # every boundary is due
+    saved: list[int] = []
+    original = checkpointer.Checkpointer.save
+    monkeypatch.setattr(checkpointer.Checkpointer, "save",
+                        lambda self, engine: (saved.append(engine.tick), original(self, engine)))
+    sc = scenario(COLLAPSE, "run.ticks=4")  # a generation at every tick
+    engine = Engine(sc, executor=_Mortal(), checkpoint_dir=tmp_path / "checkpoint" if durable else None)
+    assert engine.checkpoints.temporary is not durable
+    engine.run()
+    assert saved == ([0, 1, 2, 3, 4] if durable else [0, 1, 2, 3])
