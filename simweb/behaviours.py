@@ -25,7 +25,7 @@ class Drafts:
     content: np.ndarray  # (n, width), writable: the group's pages, human ones included
     is_draft: np.ndarray  # bool (n,): an AI draft a behaviour may rewrite (human pages and copies are not)
     lab: np.ndarray  # index of the lab whose model wrote each draft (-1 for human pages)
-    site_id: np.ndarray
+    site_id: np.ndarray  # read-only
     tick: int
     population: str
     language: object  # the true language (the human writers)

@@ -10,7 +10,7 @@ array file), ``checkpoint/meta.sha256`` (the SHA-256 of meta.json itself: it
 holds the recorded rows and the tick, so it is checked like every other byte)
 and one ``.npz`` per group of arrays, read with ``allow_pickle=False``.
 The agents write their own states to ``states/TICK-XXXXXXXX/`` beside the checkpoint, and state that only
-grows (a trainer's pool) a part at a time to ``states/parts/``: each record lists its parts with their
+grows (a trainer's pool, the ids a scraper has trained on) a part at a time to ``states/parts/``: each record lists its parts with their
 SHA-256, oldest first, and loading joins them.
 Pages are not in it: the publisher shards write each tick's chunk once — the
 content and ground truth of their pages — to ``pages/`` beside the checkpoint
@@ -203,7 +203,7 @@ def load(directory: str | Path) -> dict:
     except ValueError as err:
         raise fail(f"meta.json cannot be read: {err}") from None
     schema = meta.get("schema") if isinstance(meta, dict) else None
-    if schema not in READS or isinstance(schema, bool):
+    if schema not in READS:
         raise SimwebError(f"checkpoint {str(directory)!r} has schema {schema if schema is not None else '?'}, "
                           f"this simweb reads schema {' or '.join(map(str, READS))}")
     digest = _read_inside(root, snap / "meta.sha256", "meta.sha256", fail).decode("ascii", "replace").strip()
@@ -245,6 +245,8 @@ def _joined(directory: Path, root: Path, record: dict, fail) -> dict[str, np.nda
             if value.ndim == 0 or len(value) != part["rows"]:
                 raise fail(f"{what}: array {key!r} has {len(value) if value.ndim else 'no'} rows, "
                            f"the record says {part['rows']}")
+            if pieces and value.dtype != pieces[0][key].dtype:
+                raise fail(f"{what}: array {key!r} is {value.dtype}, the first part's {pieces[0][key].dtype}")
         pieces.append(piece)
     group = record["group"]
     try:
@@ -298,9 +300,12 @@ def _check_meta(meta: dict, fail) -> None:
         groups.add(record["group"])
         if "parts" in record:
             parts = record["parts"]
+            need(meta["schema"] >= 5, f"{where}.parts: a schema {meta['schema']} checkpoint has none")
             need(isinstance(parts, list) and len(parts) > 0, f"{where}.parts: expected a non-empty list")
             for j, part in enumerate(parts):
                 _check_record(part, f"{where}.parts[{j}]", {"file": str, "sha256": str, "rows": _INT}, need)
+            files = [part["file"] for part in parts]
+            need(len(set(files)) == len(files), f"{where}.parts: a file listed twice")
     for lab in registry:
         need(f"model/{lab}" in groups, f"meta.registry: lab {lab}'s model is not among the files")
     need(is_int(inner["page_count"]), f"meta.page_count: expected an integer >= 0, got {inner['page_count']!r}")

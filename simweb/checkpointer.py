@@ -83,18 +83,28 @@ class Checkpointer:
         with engine.busy("checkpoint"):
             ckpt.save(self.directory, {"meta": meta, "rows": copy.deepcopy(engine.recorder.rows), "arrays": arrays},
                       durable=self.durable)
-            states_dir = ckpt.states_dir(self.directory)
-            for old in states_dir.iterdir():  # the states of checkpoints replaced
+            self.tick = engine.tick  # committed: what follows only tidies up, and may fail without harm
+            self._saved_at = time.monotonic()
+            self._tidy(where, states)
+
+    def _tidy(self, where, states: list[dict]) -> None:
+        """Remove the files no checkpoint needs any more: the states of the checkpoints replaced, and the parts no
+        state lists (those before a restore, or of an attempt that failed). Best effort: a file left is only space."""
+        states_dir = ckpt.states_dir(self.directory)
+        listed = {part["file"].rsplit("/", 1)[-1] for record in states for part in record.get("parts", ())}
+        try:
+            for old in states_dir.iterdir():
                 if old.name not in (where.name, PARTS):
                     storage.remove_tree(old)
-            # parts no state lists any more: those of a pool replaced after a restore, or of an attempt that failed
-            listed = {part["file"].rsplit("/", 1)[-1] for record in states for part in record.get("parts", ())}
             parts = states_dir / PARTS
             for old in (parts.iterdir() if parts.exists() else ()):
                 if old.name not in listed:
-                    old.unlink(missing_ok=True)
-        self.tick = engine.tick
-        self._saved_at = time.monotonic()
+                    try:
+                        old.unlink(missing_ok=True)
+                    except OSError:
+                        pass
+        except OSError:
+            pass
 
     def load(self) -> dict:
         return ckpt.load(self.directory)

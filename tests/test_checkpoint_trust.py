@@ -324,6 +324,18 @@ def test_a_part_that_does_not_match_its_record_or_the_others_is_one_line(run):
     _refused(run, "expected", "'pool_tick'", "like the group's other parts")
     _replace_part(run, 2, {**good, "pool_content": good["pool_content"][:, :3]})
     _refused(run, "the parts of 'trainer/1' do not join")
+    _replace_part(run, 2, {**good, "pool_ids": good["pool_ids"].astype(str)})
+    _refused(run, "array 'pool_ids' is <U", "the first part's int64")
+    _replace_part(run, 2, {**good, "pool_ids": np.array(7)})
+    _refused(run, "array 'pool_ids' has no rows")
+
+
+def test_a_part_listed_twice_or_in_a_schema_4_checkpoint_is_refused(run):
+    i, parts = _pool_parts(run)
+    _forge(run, lambda m: m["meta"]["states"][i].update(parts=[*parts, parts[1]]))
+    _refused(run, f"meta.states[{i}].parts: a file listed twice")
+    _forge(run, lambda m: (m["meta"]["states"][i].update(parts=parts), m.update(schema=4)))
+    _refused(run, f"meta.states[{i}].parts: a schema 4 checkpoint has none")
 
 
 @pytest.mark.parametrize("value, words", [

@@ -306,3 +306,47 @@ def test_a_broken_plugin_removes_only_a_run_known_to_be_at_its_start(tmp_path, m
 
     monkeypatch.setattr(checkpoint, "exists", unreachable)
     assert _at_start(where) is False
+
+
+# A regime and a behaviour that try to write into what they are given to read.
+WRITERS = '''
+import simweb
+
+
+@simweb.regime("{name}_regime")
+class Scribble:
+    needs = ("pool",)
+
+    def __init__(self, config, lab):
+        pass
+
+    def select(self, pool, *, generation, rng):
+        pool.content[:1] = 0  # the pool's rows are written to checkpoints once: editing them is refused
+        return list(range(len(pool)))
+
+
+@simweb.publisher_behaviour("{name}_behaviour")
+class Relocate:
+    def __init__(self, config):
+        pass
+
+    def apply(self, drafts, *, rng):
+        drafts.content[drafts.is_draft] = 1  # rewriting the drafts is what a behaviour is for
+        drafts.site_id[:] = 0  # moving pages to another site is not
+'''
+
+
+@pytest.mark.parametrize("part, words", [
+    ("regime", "regime 'scribble_regime' of lab 'keep', generation 0"),
+    ("behaviour", "publisher behaviour 'scribble_behaviour' of population 'humans'"),
+])
+def test_a_plugin_cannot_write_into_what_it_is_given_to_read(tmp_path, part, words):
+    sources = simweb.load_plugins([_plugin(tmp_path, "scribble", WRITERS)])
+    from simweb.scenario import parse_scenario
+
+    change = ('labs.keep.regime="scribble_regime"' if part == "regime" else
+              'publishers.humans.behaviours=[{kind="scribble_behaviour"}]')
+    sc = parse_scenario(SCENARIO, ["run.ticks=3", "publishers.humans.ai_adoption={start=0.5, end=0.5}", change])
+    with pytest.raises(PluginError, match="read-only") as info:
+        simweb.run(sc, executor="local", plugins=sources)
+    assert words in str(info.value)

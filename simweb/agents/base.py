@@ -30,8 +30,9 @@ class Agent:
         return ()
 
     def forget_parts(self) -> None:
-        """After a restore: nothing of the appended arrays is on disk for this agent (the next write puts all
-        of them in one part)."""
+        """After a restore: this agent no longer knows which parts hold its appended arrays (those of the
+        checkpoint it was restored from are on disk, but it has its arrays from them, not the parts' records), so
+        its next write puts all of them in one new part."""
         self._parts, self._parts_rows = (), 0
 
     def write_state(self, directory, group: str, arrays: dict | None = None, durable: bool = True) -> dict:

@@ -211,12 +211,13 @@ class _Copied:
 
 class Planner(Agent):
     """Plans each tick's pages with every population's :class:`Publisher`, so that no page passes through the
-    driver: the plan goes from here to the shards (a reference on Ray), and the driver receives counts.
+    driver: each shard receives from here the part of the plan on its own sites (:meth:`parts`; on Ray one
+    object per shard), and the driver receives counts.
 
     It follows the sites' populations and topics (a delta a tick). A plan that copies pages needs their rows,
     which the shards hold: :meth:`plan` then returns the ids it needs and is called again with the shards'
     answer (the same streams, so the same plan). It keeps the tick's plan until the next one, for
-    :meth:`pages`, :meth:`originals` and :meth:`human_drift`.
+    :meth:`parts`, :meth:`originals` and :meth:`human_drift`.
     """
 
     def __init__(self, context):
@@ -378,7 +379,8 @@ class PublisherShard(Agent):
         parts holding the originals of copied pages.
         """
         # the ids are kept (by the content store): a copy, so no array of the plan stays pinned in Ray's object store
-        site, ids = pages["site_id"], np.array(pages["page_id"], dtype=np.int64)
+        site, ids = pages["site_id"].view(), np.array(pages["page_id"], dtype=np.int64)
+        site.flags.writeable = False  # the plan's (behaviours see it): read, never written
         self._drift = [] if "imitation_tokens" in pages else None  # this tick's human pages' excess NLL
         if len(ids) == 0:
             return 0

@@ -33,6 +33,12 @@ POOL_SEEN = {"crawl": np.int32, "crawl_tick": np.int32, "tick": np.int32, "site_
 POOL_TRUTH = {"origin": np.int8, "lab": np.int16, "generation": np.int16}
 
 
+def _read_only(array: np.ndarray) -> np.ndarray:
+    view = array.view()
+    view.flags.writeable = False
+    return view
+
+
 class Trainer(Agent):
     def __init__(self, context, index: int):
         self.context = context
@@ -125,8 +131,9 @@ class Trainer(Agent):
                           for k, v in self.pool_meta.items()}
 
     def _select(self, now: int) -> np.ndarray:
-        pool = Pool(ids=self.pool_ids, content=self.pool_content, now=now,
-                    **{k: self.pool_meta[k] for k in POOL_SEEN})
+        # read-only views: a regime chooses rows, it does not edit the pool (whose rows checkpoints write once)
+        pool = Pool(ids=_read_only(self.pool_ids), content=_read_only(self.pool_content), now=now,
+                    **{k: _read_only(self.pool_meta[k]) for k in POOL_SEEN})
         cfg, gen = self.cfg, self.generation
         rng = self.context.stream(getattr(self.entry.cls, "stream", cfg.regime.kind), cfg.name, gen)
         try:

@@ -176,3 +176,15 @@ def test_a_checkpoint_whose_commit_failed_leaves_the_last_good_one_and_resume_gi
     listed = {p["file"].split("/")[-1] for r in final["meta"]["states"] for p in r.get("parts", ())}
     assert {p.name for p in (tmp_path / "states" / PARTS).iterdir()} == listed  # the stale parts are gone
     assert np.array_equal(final["arrays"]["trainer/1"]["pool_ids"], engine.fleet.trainers[1].pool_ids)
+
+
+def test_a_file_in_the_parts_that_cannot_be_removed_fails_nothing(tmp_path):
+    """Removing what no checkpoint lists is tidying: a file that will not go (here a folder where a part would be)
+    stays, and the run and its checkpoints go on as if it were not there."""
+    (tmp_path / "states" / PARTS / "stuck").mkdir(parents=True)
+    sc = scenario(COLLAPSE, "run.ticks=3")
+    engine = Engine(sc, checkpoint_dir=tmp_path / "checkpoint")
+    res = engine.run()
+    assert res.generations.equals(Engine(sc).run().generations)
+    assert engine.checkpoints.tick == 3 and ckpt.load(tmp_path / "checkpoint")["meta"]["tick"] == 3
+    assert (tmp_path / "states" / PARTS / "stuck").is_dir()
