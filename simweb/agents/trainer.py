@@ -317,15 +317,17 @@ class Trainer(Agent):
         return out
 
     def restore(self, state: dict[str, np.ndarray]) -> None:
+        """Back to a checkpoint's ``state``. Every array is copied: under Ray ``state`` is a read-only view of one
+        object in the object store, which any array kept from it would pin there, whole, for the rest of the run."""
         self.forget_parts()
         self.generation = int(state["generation"])
-        self.pool_ids = np.asarray(state["pool_ids"], dtype=np.int64)
-        self.pool_content = np.asarray(state["pool_content"], dtype=self.language.dtype).reshape(
+        self.pool_ids = np.array(state["pool_ids"], dtype=np.int64)
+        self.pool_content = np.array(state["pool_content"], dtype=self.language.dtype).reshape(
             -1, self.language.width)
-        self.pool_meta = {k: np.asarray(state[f"pool_{k}"], dtype=v.dtype) for k, v in self.pool_meta.items()}
-        ref = {k.split(".", 1)[1]: v for k, v in state.items() if k.startswith("reference.")}
+        self.pool_meta = {k: np.array(state[f"pool_{k}"], dtype=v.dtype) for k, v in self.pool_meta.items()}
+        ref = {k.split(".", 1)[1]: np.array(v) for k, v in state.items() if k.startswith("reference.")}
         self.reference = ref or None
-        last = {k.split(".", 1)[1]: v for k, v in state.items() if k.startswith("last.")}
+        last = {k.split(".", 1)[1]: np.array(v) for k, v in state.items() if k.startswith("last.")}
         self.last_state = last or None
         if hasattr(self.regime, "restore"):
             self.regime.restore({k.split(".", 1)[1]: v for k, v in state.items() if k.startswith("regime.")})

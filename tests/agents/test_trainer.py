@@ -96,3 +96,21 @@ def test_state_and_restore_continue_identically():
     ma, _ = a.train(_sel(meta, range(100, 200), docs[100:200]))
     mb, _ = b.train(_sel(meta, range(100, 200), docs[100:200]))
     assert np.array_equal(ma.probs, mb.probs)
+
+
+def test_a_restored_trainer_keeps_no_view_of_the_state_it_was_given():
+    """Under Ray the state arrives as read-only views of one object-store object: a trainer keeping any of them
+    (the pool, the prior's reference, the last state) would pin that whole object for the rest of the run."""
+    sc, docs, meta = _setup()
+    lab = Lab(name="a", regime="accumulate", prior={"strength": 1.0})
+    a = _trainer(sc, lab)
+    a.train(_sel(meta, range(100), docs[:100]))
+    a.train(_sel(meta, range(100, 150), docs[100:150]))
+    given = a.state()
+    for v in given.values():
+        v.flags.writeable = False
+    b = _trainer(sc, lab)
+    b.restore(given)
+    kept = [b.pool_ids, b.pool_content, *b.pool_meta.values(), *b.reference.values(), *b.last_state.values()]
+    assert len(kept) > 5 and b.reference and b.last_state
+    assert not any(np.shares_memory(k, v) for k in kept for v in given.values() if k.size and v.size)
