@@ -387,11 +387,9 @@ class PublisherShard(Agent):
         if self.n_shards > 1 and np.any(shard_of(site, self.n_shards) != self.shard):
             raise ValueError(f"shard {self.shard} of {self.n_shards} was given pages of another shard's sites")
         self.index.extend({k: pages[k] for k in self.columns})
-        mine_pages = {k: pages[k] for k in ("population", "lab", "topic", "copied_from", "imitation_tokens",
-                                            "imitation_lab") if k in pages}
         block = site.astype(np.int64) // SITE_BLOCK
         # one noise block per (population, block): its rows drive its pages in page-id order
-        population = mine_pages["population"]
+        population = pages["population"]
         change = (population[1:] != population[:-1]) | (block[1:] != block[:-1])
         bounds = np.concatenate(([0], np.flatnonzero(change) + 1, [len(ids)]))
         content = np.empty((len(ids), self.language.width), dtype=self.language.dtype)
@@ -401,8 +399,8 @@ class PublisherShard(Agent):
             if bounds[g] - bounds[cuts[-1]] >= BATCH or g == len(bounds) - 1:
                 cuts.append(g)
         for g0, g1 in zip(cuts[:-1], cuts[1:]):
-            self._write(tick, content, mine_pages, block, site, bounds[g0:g1 + 1], models, ids)
-        copied_from = mine_pages["copied_from"]
+            self._write(tick, content, pages, block, site, bounds[g0:g1 + 1], models, ids)
+        copied_from = pages["copied_from"]
         copies = copied_from >= 0
         if copies.any():
             wanted = np.unique(copied_from[copies])

@@ -152,11 +152,12 @@ class Scraper(Agent):
             at = np.searchsorted(self.trained, ids)
             seen = at < len(self.trained)
             seen[seen] = self.trained[at[seen]] == ids[seen]
-            self.trained_log = np.concatenate([self.trained_log, ids[~seen]])
+            fresh = ids[~seen]  # sorted, and none among the trained ids
+            self.trained_log = np.concatenate([self.trained_log, fresh])
             # both sorted: a stable sort merges the two runs in linear time (np.union1d sorts from scratch)
-            merged = np.concatenate([self.trained, ids])
+            merged = np.concatenate([self.trained, fresh])
             merged.sort(kind="stable")
-            self.trained = merged[np.concatenate(([True], merged[1:] != merged[:-1]))] if len(merged) else merged
+            self.trained = merged
         return Selection(ids=ids, crawl_tick=plan.crawl_tick, purpose=plan.purpose, crawl=plan.crawl, steps=steps)
 
     @timed("filter")
