@@ -149,7 +149,8 @@ def child_quickstart(arg: str) -> None:
     rss_mb = rss / 2**20 if sys.platform == "darwin" else rss / 2**10  # bytes on macOS, KiB on Linux
     print(json.dumps({"import_run_s": total, "sim_s": results.manifest["wall_time_s"], "cpu_s": cpu,
                       "peak_rss_mb": rss_mb,
-                      "pages": results.manifest["pages"], "stage_time_s": results.manifest["stage_time_s"]}))
+                      "pages": results.manifest["pages"], "stage_time_s": results.manifest["stage_time_s"],
+                      "one_actor": results.manifest.get("one_actor", False)}))
 
 
 def child_ray_floor(arg: str) -> None:
@@ -211,6 +212,9 @@ def bench_quickstart(cfg: Config) -> Section:
         notes=[f"pages on the web at the end: {runs['local'][0]['pages']}",
                f"ray / local: simulation {ratio_sim:.2f}x, whole process {ratio_all:.2f}x (goals: <= 1.25x and <= 2x); the Ray "
                "process includes starting a local cluster and the actors' worker processes",
+               "the Ray runs " + ("ran whole in one actor (a small run on one node)"
+                                  if all(r.get("one_actor") for r in runs["ray"]) else
+                                  "were spread over host actors") + " (manifest one_actor)",
                f"Ray alone (start and stop, no agents, no run) is {ratio_floor:.2f}x the local executor's whole "
                "process: the floor under the Ray quickstart's whole-process ratio",
                "peak RSS is the driver's; Ray's actor processes come on top"],

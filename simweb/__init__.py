@@ -81,7 +81,8 @@ def run(scenario, *, out=None, overwrite: bool = False, on_tick=None, executor=N
         return _execute(lambda ex, checkpoint_dir: Engine(scenario, executor=ex, shards=scenario.run.shards,
                                                           warn=warn, checkpoint_dir=checkpoint_dir, plugins=sources),
                         scenario, out=out, overwrite=overwrite, on_tick=on_tick, executor=executor, address=address,
-                        say=say, prepare=prepare)
+                        say=say, prepare=prepare, warn=warn,
+                        whole={"toml": _dump(scenario), "plugins": sources, "resume": False})
     except PluginError:
         checkpoint_dir = started[0] if started else None
         if checkpoint_dir is not None and _at_start(checkpoint_dir):
@@ -140,7 +141,9 @@ def resume(out, *, on_tick=None, executor=None, address=None, warn=None, plugins
         return engine
 
     return _execute(build, scenario, out=out, overwrite=out.exists(), on_tick=on_tick, executor=executor,
-                    address=address, say=say)
+                    address=address, say=say, warn=warn,
+                    whole={"toml": (partial / "scenario.toml").read_text(encoding="utf-8"), "plugins": kept,
+                           "resume": True, "checkpoint_dir": partial / "checkpoint"})
 
 
 def _check_plugins_named(scenario, sources) -> None:
@@ -189,9 +192,17 @@ def _write_plugin_records(partial, sources) -> None:
     atomic_write(partial / "plugins.json", json.dumps([s.record() for s in sources], indent=2) + "\n")
 
 
-def _execute(build, scenario, *, out, overwrite, on_tick, executor, address, say=None, prepare=None):
+def _execute(build, scenario, *, out, overwrite, on_tick, executor, address, say=None, prepare=None, warn=None,
+             whole=None):
+    """Run ``build(executor, checkpoint_dir)``'s engine; or, where the Ray executor runs a small run whole in one
+    actor, :func:`_run_whole` there with ``whole`` (the scenario's TOML, its plugins, whether it resumes)."""
+    import sys
     import time
+    import uuid
+    from pathlib import Path
 
+    from simweb import storage
+    from simweb.engine import MAX_RECOVERIES
     from simweb.errors import SimwebError
     from simweb.executors import ClusterFull, make_executor
     from simweb.recorder import partial_dir, write_run
@@ -202,7 +213,21 @@ def _execute(build, scenario, *, out, overwrite, on_tick, executor, address, say
     ex = make_executor(executor or scenario.run.executor, address=address, say=say) if own else executor
     try:
         try:
-            results = build(ex, prepare() if prepare else None).run(on_tick=on_tick)
+            # on an object store the checkpoints' commits check this process's lease on the run: they stay here
+            in_one = (whole is not None and getattr(ex, "runs_whole", None) is not None and ex.runs_whole(scenario)
+                      and not (out is not None and storage.is_object(storage.location(out))))
+            checkpoint_dir = prepare() if prepare else None
+            if in_one:
+                warn = warn or (lambda msg: print(f"simweb: warning: {msg}", file=sys.stderr))
+                where = whole.get("checkpoint_dir", checkpoint_dir)
+                # the actor's working directory is not this process's
+                args = {**whole, "checkpoint_dir": where.absolute() if isinstance(where, Path) else where,
+                        "scratch": f"simweb-whole-{uuid.uuid4().hex[:12]}"}
+                results = ex.run_whole(_run_whole, args, on_tick=on_tick, warn=warn, restarts=MAX_RECOVERIES)
+                results.manifest.update(executor=ex.name, cluster=ex.cluster(), recoveries=ex.whole_restarts)
+            else:
+                results = build(ex, checkpoint_dir).run(on_tick=on_tick)
+            results.manifest["one_actor"] = in_one
         except ClusterFull as err:  # starting the agents, restoring a checkpoint, gathering results: not in a tick
             raise SimwebError(err.say("run again ('simweb resume' on the run directory continues it from its last "
                                       "checkpoint, if it has one)")) from None
@@ -219,6 +244,36 @@ def _execute(build, scenario, *, out, overwrite, on_tick, executor, address, say
     if out is not None:
         write_run(out, results, overwrite=overwrite)
     return results
+
+
+def _run_whole(*, on_tick, warn, toml: str, plugins, checkpoint_dir, resume: bool, restart: bool, scratch: str):
+    """A whole run with the local executor, in the Ray actor :meth:`RayExecutor.run_whole` starts: the scenario
+    read from its TOML once ``plugins`` are loaded; with ``resume`` or ``restart`` (the actor before died), from
+    the last checkpoint in ``checkpoint_dir`` when there is one. Its temporary files (spilled pages without an
+    output directory) go under the node's temporary directory in ``scratch``, which a restart on the node
+    empties first (a killed actor cleans nothing up) and the end of the run removes."""
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    from simweb.engine import Engine
+    from simweb.executors import LocalExecutor
+    from simweb.scenario import parse_scenario
+
+    base = Path(tempfile.gettempdir()) / scratch
+    shutil.rmtree(base, ignore_errors=True)
+    base.mkdir()
+    tempfile.tempdir = str(base)  # this process runs this run alone
+    try:
+        load_plugins(plugins)
+        scenario = parse_scenario(toml)
+        engine = Engine(scenario, executor=LocalExecutor(), shards=scenario.run.shards, warn=warn,
+                        checkpoint_dir=checkpoint_dir, plugins=plugins)
+        if (resume or restart) and engine.checkpoints.exists():
+            engine.restore(engine.checkpoints.load())
+        return engine.run(on_tick=on_tick)
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
 
 
 def __getattr__(name):

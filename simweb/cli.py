@@ -243,7 +243,8 @@ def _cmd_run(args) -> int:
 def _crash_hook(on_tick=None):
     """``on_tick``, then the test hook ``SIMWEB_CRASH_AT_TICK=N``: once N ticks are complete (and the checkpoint
     of that boundary, if any, is written), the process sends itself SIGKILL — a real ``kill -9``, no clean-up —
-    so crash-and-resume tests stop a run at a chosen point instead of racing it."""
+    so crash-and-resume tests stop a run at a chosen point instead of racing it (a run whole in one Ray actor,
+    which would otherwise be ahead of this process, waits at that tick: ``halts_at``)."""
     value = os.environ.get("SIMWEB_CRASH_AT_TICK")
     if not value:
         return on_tick
@@ -260,6 +261,7 @@ def _crash_hook(on_tick=None):
         if ticks_done == at:
             os.kill(os.getpid(), signal.SIGKILL)
 
+    hook.halts_at = at  # a run whole in one Ray actor waits at that tick for this process to end
     return hook
 
 

@@ -181,22 +181,31 @@ def estimate(scenario, *, executor: str | None = None, shards: int | None = None
     ``shards``: the run's publisher shards, default as the engine picks; ``concurrent``: runs at once, a sweep's)."""
     from simweb.executors import local_cpus
 
+    from simweb.executors import fits_one_actor
+
     sc = scenario
     executor = executor or sc.run.executor
-    if executor == "local":
+    # a small run on Ray runs whole in one actor, with the local executor (simweb/executors/ray_executor.py)
+    one_actor = executor == "ray" and shards is None and fits_one_actor(sc, {"nodes": 1, "cpus": cpus or local_cpus()})
+    if executor == "local" or one_actor:
         n_shards = shards or sc.run.shards or 1
     else:
         n_shards = shards or sc.run.shards or int(cpus or local_cpus())
     w = _World(sc, n_shards)
     torch = w.uses_torch
     notes = list(w.notes)
-    if executor == "local":
-        parts = [Part("Python and simweb", BASE_PROCESS + (TORCH if torch else 0), "run.executor")]
+    if executor == "local" or one_actor:
+        extra = TORCH if torch else 0
+        parts = [Part("Python, simweb and Ray", RAY_ACTOR + extra, "run.executor", "the actor running the run whole")
+                 if one_actor else Part("Python and simweb", BASE_PROCESS + extra, "run.executor")]
         parts += w.driver() + w.planner() + w.language(samples=True) + w.evaluation()
         parts += w.models(list(range(len(sc.labs))) + w.released_models())
         parts += w.shard() + [p for i in range(len(sc.labs)) for p in w.scraper(i) + w.trainer(i)]
         parts += w.plugins(range(len(sc.labs)), behaviours=True)
         procs = (Process("simweb (one process)", tuple(parts)),)
+        if one_actor:
+            procs = (Process("driver", (Part("Python, simweb and Ray", BASE_PROCESS + RAY_SYSTEM, "run.executor"),)),
+                     Process("the run, whole, in one actor", tuple(parts)))
     else:
         driver = Process("driver", tuple([Part("Python, simweb and Ray", BASE_PROCESS + RAY_SYSTEM, "run.executor")]
                                          + w.driver() + w.language(samples=False)))

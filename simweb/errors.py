@@ -19,6 +19,13 @@ class ScenarioError(SimwebError):
         where = f"{source}: " if source else ""
         super().__init__(f"{where}{path}: {message}" if path else f"{where}{message}")
 
+    def __reduce__(self):  # pickled with its fields (an actor's error reaches the driver as itself)
+        return _scenario_error, (self.path, self.message, self.source)
+
+
+def _scenario_error(path: str, message: str, source: str | None) -> ScenarioError:
+    return ScenarioError(path, message, source=source)
+
 
 def first_line(err: BaseException) -> str:
     """An exception's message, its first line only (its type's name if it has none): for one-line errors."""

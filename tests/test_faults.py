@@ -105,8 +105,10 @@ def test_a_second_writer_of_the_same_run_is_refused(tmp_path):
 def test_simweb_never_leaves_a_ray_instance_it_started(tmp_path):
     code = ("import simweb, ray\n"
             "from tests.helpers import COLLAPSE, scenario\n"
-            "simweb.run(scenario(COLLAPSE, 'run.executor=\"ray\"', 'run.ticks=2'))\n"
-            "print('initialized:', ray.is_initialized())\n")
+            "res = simweb.run(scenario(COLLAPSE, 'run.executor=\"ray\"', 'run.ticks=2'))\n"
+            "print('initialized:', ray.is_initialized())\n"
+            "print('one actor:', res.manifest['one_actor'], res.manifest['cluster']['nodes'])\n")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=os.getcwd())
     assert proc.returncode == 0, proc.stderr
     assert "initialized: False" in proc.stdout
+    assert "one actor: True 1" in proc.stdout  # a small run on a local instance (one node) runs whole in one actor

@@ -11,7 +11,16 @@ from __future__ import annotations
 import os
 from typing import Any, Callable, Protocol, runtime_checkable
 
-__all__ = ["ActorLost", "ClusterFull", "Executor", "LocalExecutor", "make_executor", "local_cpus"]
+__all__ = ["ActorLost", "ClusterFull", "Executor", "LocalExecutor", "make_executor", "local_cpus", "fits_one_actor",
+           "ONE_ACTOR_TOKENS"]
+
+# a run that writes at most this many tokens runs whole in one Ray actor when Ray would give it one node. On 2
+# cores (scripts/one_actor.py), the driver waited 1.5 s for the quickstart (3.3 M tokens) in one actor against
+# 2.2 s spread over host actors, 2.0 against 2.7 s at 10 M tokens, 3.1 against 4.4 s at 27 M: spreading pays only
+# when more cores than that work on a longer run. The bound keeps one actor to runs of a few seconds. A lab that
+# trains a transformer is work that tokens do not measure: transformer_small (0.4 M tokens) took 87 s in one actor
+# against 68 s spread, its two labs training side by side.
+ONE_ACTOR_TOKENS = 2**24
 
 
 class ActorLost(RuntimeError):
@@ -59,6 +68,24 @@ class Executor(Protocol):
     def cluster(self) -> dict: ...
 
     def shutdown(self) -> None: ...
+
+
+def fits_one_actor(scenario, cluster: dict) -> bool:
+    """Whether a Ray run of ``scenario`` on ``cluster`` (:meth:`Executor.cluster`) runs whole in one actor with
+    the local executor rather than as agents spread over actors: a small run (at most :data:`ONE_ACTOR_TOKENS`
+    tokens published) on one node, whose shards were not asked for (``run.shards``), with no lab training a
+    transformer and no trainer wanting a GPU. The output is the same either way; only where the work runs
+    changes."""
+    from simweb.engine import expected_pages
+    from simweb.models import resources
+
+    if scenario.run.shards is not None or cluster.get("nodes", 1) != 1:
+        return False
+    if any(lab.model.family == "transformer" for lab in scenario.labs):
+        return False
+    if any(resources(lab.model, cluster).get("gpus", 0.0) for lab in scenario.labs):
+        return False
+    return expected_pages(scenario) * scenario.language.doc_length <= ONE_ACTOR_TOKENS
 
 
 def local_cpus() -> int:

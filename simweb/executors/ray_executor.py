@@ -17,6 +17,11 @@ cluster's smallest node — so however the scheduler packs them, none is left pe
 included) — and at most one CPU. Reservations only place actors; they do not cap what an actor uses.
 Hosts are spread across nodes.
 
+A small run on one node (:func:`simweb.executors.fits_one_actor`) is not spread at all: it runs whole, with the
+local executor, in one actor (:class:`_Whole`) — no other worker process starts and no call crosses a process.
+The driver receives its progress, its warnings and its results; if that actor dies, the run starts again in a
+new one, from its last checkpoint when it writes them (an output directory), else from the start.
+
 A host calls an agent's methods by name and first resolves the object references nested anywhere in
 their arguments — so agents take plain named arguments (``models={lab: state}``, ``parts=[...]``) and
 never flatten references.
@@ -26,7 +31,10 @@ from __future__ import annotations
 
 import logging
 import os
+import pickle
+import queue
 import socket
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -36,7 +44,7 @@ from ray.exceptions import (ActorDiedError, ActorUnavailableError, ObjectStoreFu
                             RayActorError, RayTaskError)
 
 from simweb.errors import SimwebError, first_line
-from simweb.executors import ActorLost, ClusterFull, local_cpus
+from simweb.executors import ActorLost, ClusterFull, fits_one_actor, local_cpus
 
 __all__ = ["AgentHandle", "RayExecutor", "map_tasks"]
 
@@ -70,6 +78,49 @@ class _Host:
 
     def node(self) -> str:
         return ray.get_runtime_context().get_node_id()
+
+
+class _Whole:
+    """A Ray actor that runs one whole run with the local executor (:meth:`RayExecutor.run_whole`)."""
+
+    def run(self, job, args: dict, halt_after: int | None = None):
+        """``job(on_tick=, warn=, **args)`` in a thread, its events yielded as they come: ("tick", n), ("warn",
+        message), then ("done", results) or ("error", exception). With ``halt_after``, the run stops there and
+        waits — for the driver, which stops the process once it has that tick (a crash test's ``on_tick``)."""
+        events: queue.Queue = queue.Queue()
+
+        def tick(n: int) -> None:
+            events.put(("tick", n))
+            if n == halt_after:
+                threading.Event().wait()  # never set: the driver ends this process
+
+        def work():
+            try:
+                events.put(("done", job(on_tick=tick, warn=lambda message: events.put(("warn", message)), **args)))
+            except BaseException as err:  # the driver raises it: as itself where it travels, else as its line
+                try:
+                    err = _portable(err)
+                except BaseException:  # its message itself fails: still an event, never a silent end
+                    err = RuntimeError(type(err).__name__)
+                events.put(("error", err))
+
+        threading.Thread(target=work, name="simweb-run", daemon=True).start()
+        while True:
+            event = events.get()
+            yield event
+            if event[0] in ("done", "error"):
+                return
+
+
+def _portable(err: BaseException) -> BaseException:
+    """``err`` if it survives pickling both ways, else one of its kind's nearest class that does (a SimwebError
+    stays one, so the user still gets one line)."""
+    try:
+        pickle.loads(pickle.dumps(err))
+        return err
+    except Exception:
+        kind = SimwebError if isinstance(err, SimwebError) else RuntimeError
+        return kind(str(err) if kind is SimwebError else f"{type(err).__name__}: {err}")
 
 
 @dataclass(frozen=True)
@@ -118,8 +169,13 @@ class RayExecutor:
     name = "ray"
     needs_checkpoints = True  # an actor can die: the engine keeps a checkpoint to restore every agent from
 
-    def __init__(self, *, address: str | None = None, say=None):
+    def __init__(self, *, address: str | None = None, say=None, one_actor: bool | None = None):
+        """``one_actor``: run a run whole in one actor (True), never (False), or when it is small (None: see
+        :func:`~simweb.executors.fits_one_actor`)."""
         address = address or os.environ.get("RAY_ADDRESS")
+        self.one_actor = one_actor
+        self.whole = None  # the actor running a run whole, while it runs
+        self.whole_restarts = 0  # how many times that run started again in a new actor
         self._started = False
         self.startup_s = self.shutdown_s = 0.0
         start = time.perf_counter()
@@ -138,6 +194,88 @@ class RayExecutor:
                 self._started = True
         self.startup_s = time.perf_counter() - start
         self._remote = ray.remote(_Host)
+
+    def runs_whole(self, scenario) -> bool:
+        """Whether :meth:`run_whole` runs ``scenario`` rather than agents spread over actors."""
+        return self.one_actor if self.one_actor is not None else fits_one_actor(scenario, self.cluster())
+
+    def run_whole(self, job, args: dict, *, on_tick=None, warn, restarts: int) -> Any:
+        """``job(on_tick=, warn=, **args)`` (a function Ray can import) in one actor; its result. An actor that dies
+        is replaced by a new one, once the old one is gone, up to ``restarts`` times; the new one runs ``job`` with
+        ``restart=True``. An ``on_tick`` with an attribute ``halts_at`` (a tick) stops the process there: the actor
+        waits at that tick on its first run, so it is never ahead of what the driver was told."""
+        halt_after = getattr(on_tick, "halts_at", None)
+        lost: BaseException | None = None
+        for attempt in range(restarts + 1):
+            self.whole_restarts = attempt
+            self.whole = self._start_whole()
+            try:
+                events = self.whole.run.remote(job, {**args, "restart": attempt > 0},
+                                               halt_after if attempt == 0 else None)
+                for ref in events:
+                    kind, value = ray.get(ref)
+                    if kind == "tick":
+                        if on_tick is not None:
+                            on_tick(value)
+                    elif kind == "warn":
+                        warn(value)
+                    elif kind == "error":
+                        raise value
+                    else:
+                        return value
+                raise ActorLost("the run's actor stopped without a result")
+            except (*_ACTOR_LOST, ActorLost) as err:
+                lost = err
+            except _NO_ROOM as err:
+                raise _no_room(err) from None
+            finally:
+                self.kill_whole()  # and wait until it is gone: no two actors ever write the same run
+            if attempt < restarts:
+                warn(f"the actor running the run died ({first_line(lost)}); running it again in a new one, from its "
+                     "last checkpoint if it has one")
+        raise RuntimeError(f"the run's actor died {restarts + 1} times; giving up ({first_line(lost)})")
+
+    def _start_whole(self):
+        """The actor of a whole run, running (an error, not a hang, if it cannot start)."""
+        cpus = min(1.0, self._cpus())  # a whole CPU where the node has one (the run is all there is)
+        whole = ray.remote(_Whole).options(num_cpus=cpus, max_restarts=0).remote()
+        try:
+            done, _ = ray.wait([whole.__ray_ready__.remote()], timeout=READY_TIMEOUT_S)
+            if not done:
+                raise SimwebError(f"the actor to run the run could not start within {READY_TIMEOUT_S} s; the "
+                                  f"cluster has {self.cluster()}: free a CPU")
+            ray.get(done[0])
+        except _ACTOR_LOST as err:
+            self._kill(whole)
+            raise SimwebError(f"the actor to run the run died as it started ({first_line(err)}); the cluster could "
+                              "not run it — check that every node has simweb installed and the same Ray "
+                              "authentication") from None
+        except BaseException:
+            self._kill(whole)
+            raise
+        return whole
+
+    def kill_whole(self) -> None:
+        whole, self.whole = self.whole, None
+        if whole is not None:
+            self._kill(whole)
+
+    @staticmethod
+    def _kill(actor, wait_s: float = 60.0) -> None:
+        """Kill ``actor`` and wait (up to ``wait_s``) until Ray reports it dead: a kill is only sent."""
+        try:
+            ray.kill(actor, no_restart=True)
+        except Exception:  # already gone
+            return
+        deadline = time.monotonic() + wait_s
+        while time.monotonic() < deadline:
+            try:
+                ray.get(actor.__ray_ready__.remote(), timeout=1.0)
+                time.sleep(0.05)  # still answering: the kill has not landed yet
+            except _ACTOR_LOST:
+                return
+            except Exception:  # not answering yet (a timeout): ask again
+                continue
 
     def plan(self, counts: dict[str, int]) -> None:
         """Lay out the hosts for the agents about to start: one per shard, or one per lab where labs outnumber
