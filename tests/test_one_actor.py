@@ -231,7 +231,8 @@ def test_kill_9_and_resume_of_a_small_run_on_a_local_ray(tmp_path):
     local = simweb_cli("run", path, "--out", tmp_path / "local", "--executor", "local")
     assert local.returncode == 0, local.stderr
     for name in ("generations", "ticks", "crawls"):
-        assert (tmp_path / "ray" / f"{name}.parquet").read_bytes() == (tmp_path / "local" / f"{name}.parquet").read_bytes()
+        ray_file, local_file = (tmp_path / side / f"{name}.parquet" for side in ("ray", "local"))
+        assert ray_file.read_bytes() == local_file.read_bytes(), name
     manifest = json.loads((tmp_path / "ray" / "manifest.json").read_text())
     assert manifest["one_actor"] is True and manifest["executor"] == "ray"
 
