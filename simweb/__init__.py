@@ -198,7 +198,6 @@ def _execute(build, scenario, *, out, overwrite, on_tick, executor, address, say
     actor, :func:`_run_whole` there with ``whole`` (the scenario's TOML, its plugins, whether it resumes)."""
     import sys
     import time
-    import uuid
     from pathlib import Path
 
     from simweb import storage
@@ -221,8 +220,7 @@ def _execute(build, scenario, *, out, overwrite, on_tick, executor, address, say
                 warn = warn or (lambda msg: print(f"simweb: warning: {msg}", file=sys.stderr))
                 where = whole.get("checkpoint_dir", checkpoint_dir)
                 # the actor's working directory is not this process's
-                args = {**whole, "checkpoint_dir": where.absolute() if isinstance(where, Path) else where,
-                        "scratch": f"simweb-whole-{uuid.uuid4().hex[:12]}"}
+                args = {**whole, "checkpoint_dir": where.absolute() if isinstance(where, Path) else where}
                 results = ex.run_whole(_run_whole, args, on_tick=on_tick, warn=warn, restarts=MAX_RECOVERIES)
                 results.manifest.update(executor=ex.name, cluster=ex.cluster(), recoveries=ex.whole_restarts)
             else:
@@ -246,34 +244,21 @@ def _execute(build, scenario, *, out, overwrite, on_tick, executor, address, say
     return results
 
 
-def _run_whole(*, on_tick, warn, toml: str, plugins, checkpoint_dir, resume: bool, restart: bool, scratch: str):
+def _run_whole(*, on_tick, warn, toml: str, plugins, checkpoint_dir, resume: bool, restart: bool):
     """A whole run with the local executor, in the Ray actor :meth:`RayExecutor.run_whole` starts: the scenario
     read from its TOML once ``plugins`` are loaded; with ``resume`` or ``restart`` (the actor before died), from
-    the last checkpoint in ``checkpoint_dir`` when there is one. Its temporary files (spilled pages without an
-    output directory) go under the node's temporary directory in ``scratch``, which a restart on the node
-    empties first (a killed actor cleans nothing up) and the end of the run removes."""
-    import shutil
-    import tempfile
-    from pathlib import Path
-
+    the last checkpoint in ``checkpoint_dir`` when there is one."""
     from simweb.engine import Engine
     from simweb.executors import LocalExecutor
     from simweb.scenario import parse_scenario
 
-    base = Path(tempfile.gettempdir()) / scratch
-    shutil.rmtree(base, ignore_errors=True)
-    base.mkdir()
-    tempfile.tempdir = str(base)  # this process runs this run alone
-    try:
-        load_plugins(plugins)
-        scenario = parse_scenario(toml)
-        engine = Engine(scenario, executor=LocalExecutor(), shards=scenario.run.shards, warn=warn,
-                        checkpoint_dir=checkpoint_dir, plugins=plugins)
-        if (resume or restart) and engine.checkpoints.exists():
-            engine.restore(engine.checkpoints.load())
-        return engine.run(on_tick=on_tick)
-    finally:
-        shutil.rmtree(base, ignore_errors=True)
+    load_plugins(plugins)
+    scenario = parse_scenario(toml)
+    engine = Engine(scenario, executor=LocalExecutor(), shards=scenario.run.shards, warn=warn,
+                    checkpoint_dir=checkpoint_dir, plugins=plugins)
+    if (resume or restart) and engine.checkpoints.exists():
+        engine.restore(engine.checkpoints.load())
+    return engine.run(on_tick=on_tick)
 
 
 def __getattr__(name):

@@ -104,13 +104,16 @@ def _check_cost(scenario, args, *, executor: str | None = None, concurrent: int 
     """
     import os
 
-    from simweb import cost
+    from simweb import cost, storage
 
     executor = executor or scenario.run.executor
     if executor == "ray" and (getattr(args, "address", None) or os.environ.get("RAY_ADDRESS")):
         return
-    worst = max((cost.estimate(sc, executor=executor, concurrent=concurrent) for sc in (scenarios or [scenario])),
-                key=lambda e: e.total_bytes)
+    out = getattr(args, "out", None)
+    # a run written to an object store is spread over actors even when small (simweb/__init__.py, _execute)
+    one_actor = False if out is not None and storage.is_object(storage.location(out)) else None
+    worst = max((cost.estimate(sc, executor=executor, concurrent=concurrent, one_actor=one_actor)
+                 for sc in (scenarios or [scenario])), key=lambda e: e.total_bytes)
     cost.check(worst, force=getattr(args, "force", False))
 
 
@@ -244,7 +247,7 @@ def _crash_hook(on_tick=None):
     """``on_tick``, then the test hook ``SIMWEB_CRASH_AT_TICK=N``: once N ticks are complete (and the checkpoint
     of that boundary, if any, is written), the process sends itself SIGKILL — a real ``kill -9``, no clean-up —
     so crash-and-resume tests stop a run at a chosen point instead of racing it (a run whole in one Ray actor,
-    which would otherwise be ahead of this process, waits at that tick: ``halts_at``)."""
+    which would otherwise be ahead of this process, waits at that tick: ``simweb_halts_at``)."""
     value = os.environ.get("SIMWEB_CRASH_AT_TICK")
     if not value:
         return on_tick
@@ -261,7 +264,7 @@ def _crash_hook(on_tick=None):
         if ticks_done == at:
             os.kill(os.getpid(), signal.SIGKILL)
 
-    hook.halts_at = at  # a run whole in one Ray actor waits at that tick for this process to end
+    hook.simweb_halts_at = at  # a run whole in one Ray actor waits at that tick for this process to end
     return hook
 
 

@@ -176,9 +176,11 @@ def check(estimate: "Estimate", *, force: bool = False, available: int | None = 
 
 # ---------------------------------------------------------------- the estimate
 def estimate(scenario, *, executor: str | None = None, shards: int | None = None, cpus: int | None = None,
-             concurrent: int = 1) -> Estimate:
+             concurrent: int = 1, one_actor: bool | None = None) -> Estimate:
     """Peak memory and a rough time of running ``scenario`` (``executor``: as the scenario says by default;
-    ``shards``: the run's publisher shards, default as the engine picks; ``concurrent``: runs at once, a sweep's)."""
+    ``shards``: the run's publisher shards, default as the engine picks; ``concurrent``: runs at once, a sweep's;
+    ``one_actor``: whether a Ray run goes whole to one actor, default as the Ray executor decides on this
+    machine — False for a run whose output is on an object store)."""
     from simweb.executors import local_cpus
 
     from simweb.executors import fits_one_actor
@@ -186,7 +188,9 @@ def estimate(scenario, *, executor: str | None = None, shards: int | None = None
     sc = scenario
     executor = executor or sc.run.executor
     # a small run on Ray runs whole in one actor, with the local executor (simweb/executors/ray_executor.py)
-    one_actor = executor == "ray" and shards is None and fits_one_actor(sc, {"nodes": 1, "cpus": cpus or local_cpus()})
+    if one_actor is None:
+        one_actor = shards is None and fits_one_actor(sc, {"nodes": 1, "cpus": cpus or local_cpus()})
+    one_actor = one_actor and executor == "ray"
     if executor == "local" or one_actor:
         n_shards = shards or sc.run.shards or 1
     else:

@@ -114,12 +114,13 @@ class ObjectPath:
 
     @_store_errors
     def iterdir(self) -> list["ObjectPath"]:
-        """The objects and "directories" just under this prefix, found from every object under it: a store need
-        not list a prefix as a directory (pyarrow's GCS lists only objects one level down, so a checkpoint's
-        older snapshots, which are prefixes, were never found to be removed)."""
+        """The objects and "directories" just under this prefix. pyarrow's GCS lists no prefix as a directory, only
+        the objects one level down (so a checkpoint's older snapshots, prefixes, were never found to be removed):
+        there they are found from every object under this prefix."""
         from pyarrow.fs import FileSelector
 
-        infos = self.fs.get_file_info(FileSelector(self.key, recursive=True, allow_not_found=True))
+        deep = self.fs.type_name == "gcs"
+        infos = self.fs.get_file_info(FileSelector(self.key, recursive=deep, allow_not_found=True))
         under = self.key + "/"
         names = dict.fromkeys(i.path[len(under):].split("/", 1)[0] for i in infos if i.path.startswith(under))
         return [self / name for name in names if name]

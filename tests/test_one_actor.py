@@ -99,7 +99,7 @@ def test_a_spread_run_says_so(ray_cluster):
 @pytest.mark.parametrize("durable", [False, True], ids=["no output", "with output"])
 @pytest.mark.slow
 def test_a_killed_actor_is_replaced_and_the_output_is_unchanged(ray_cluster, local_run, tmp_path, durable):
-    """Killed at tick 2 (the actor waits there: ``halts_at``): a new actor runs the run again — from the start
+    """Killed at tick 2 (the actor waits there: ``simweb_halts_at``): a new actor runs the run again — from the start
     without an output directory, from the last checkpoint with one (one at every generation) — and the frames
     are the uninterrupted run's."""
     import ray
@@ -111,7 +111,7 @@ def test_a_killed_actor_is_replaced_and_the_output_is_unchanged(ray_cluster, loc
         if tick == 2 and not any(kind == "warn" for kind, _ in events):
             ray.kill(ex.whole, no_restart=True)
 
-    on_tick.halts_at = 2
+    on_tick.simweb_halts_at = 2
     res = simweb.run(scenario(COLLAPSE, *RUN), out=tmp_path / "run" if durable else None, executor=ex,
                      on_tick=on_tick, warn=lambda message: events.append(("warn", message)))
     _same(res, local_run[0])
@@ -154,13 +154,36 @@ def test_spilled_pages_in_one_actor_are_the_local_runs_and_leave_nothing(ray_clu
 
 
 @pytest.mark.slow
+def test_a_run_stopped_from_the_driver_leaves_no_spilled_pages(ray_cluster):
+    """Killed mid-run (here by an on_tick that raises), the actor cleans nothing up: the driver removes its
+    temporary files, on its node, once it is gone."""
+    import tempfile
+    from pathlib import Path
+
+    before = set(Path(tempfile.gettempdir()).glob("simweb-whole-*"))
+    seen = []
+
+    def on_tick(tick):
+        if tick == 3:  # the actor waits here (simweb_halts_at), its spilled pages on disk
+            seen.extend(f for d in set(Path(tempfile.gettempdir()).glob("simweb-whole-*")) - before
+                        for f in d.rglob("*.arrow"))
+            raise KeyboardInterrupt
+
+    on_tick.simweb_halts_at = 3
+    with pytest.raises(KeyboardInterrupt):
+        simweb.run(scenario(COLLAPSE, *RUN, "run.page_memory_mb=0.05"), executor=_one_actor(), on_tick=on_tick)
+    assert seen  # the run's spilled pages were there
+    assert set(Path(tempfile.gettempdir()).glob("simweb-whole-*")) == before
+
+
+@pytest.mark.slow
 def test_an_error_in_the_actor_reaches_the_driver_as_itself(ray_cluster):
     from simweb import _run_whole
 
     ex = _one_actor()
     with pytest.raises(SimwebError, match="ticks"):
         ex.run_whole(_run_whole, {"toml": COLLAPSE.replace("ticks = 6", "ticks = 0"), "plugins": (),
-                                  "checkpoint_dir": None, "resume": False, "scratch": "simweb-whole-test"},
+                                  "checkpoint_dir": None, "resume": False},
                      warn=print, restarts=2)
     assert ex.whole is None and ex.whole_restarts == 0  # an error is the run's: not run again
 
@@ -244,3 +267,13 @@ def test_a_run_that_trains_transformers_is_spread():
     sc = simweb.load_scenario(Path(__file__).resolve().parents[1] / "scenarios" / "transformer_small.toml")
     assert _tokens(sc) < ONE_ACTOR_TOKENS
     assert not fits_one_actor(sc, ONE_NODE)
+
+
+def test_the_estimate_of_a_run_to_an_object_store_is_the_spread_layout():
+    """Such a run is spread even when small: its checkpoints' commits check the driver's lease."""
+    from simweb import cost
+
+    spread = cost.estimate(scenario(COLLAPSE), executor="ray", cpus=2, one_actor=False)
+    assert "the run, whole, in one actor" not in [p.role for p in spread.processes]
+    assert cost.estimate(scenario(COLLAPSE), executor="local", one_actor=True).processes[0].role == \
+        "simweb (one process)"  # the local executor has no actor

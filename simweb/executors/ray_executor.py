@@ -33,10 +33,14 @@ import logging
 import os
 import pickle
 import queue
+import shutil
 import socket
+import tempfile
 import threading
 import time
+import uuid
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import ray
@@ -49,6 +53,8 @@ from simweb.executors import ActorLost, ClusterFull, fits_one_actor, local_cpus
 __all__ = ["AgentHandle", "RayExecutor", "map_tasks"]
 
 READY_TIMEOUT_S = 120  # an actor not running by then is reported, not waited on forever
+KILL_TIMEOUT_S = 60  # a killed actor not reported dead by then is an error: never two writing one run
+HALT_S = 600  # how long a run whole in one actor waits at a crash test's tick for the driver to end
 CONNECT_TIMEOUT_S = 10  # to reach a cluster's address before Ray's own (long) retries
 _ACTOR_LOST = (ActorDiedError, ActorUnavailableError, RayActorError)  # what Ray raises for a host that died
 _NO_ROOM = (ObjectStoreFullError, OutOfDiskError)  # an object store full, and no disk Ray will overflow onto
@@ -83,26 +89,37 @@ class _Host:
 class _Whole:
     """A Ray actor that runs one whole run with the local executor (:meth:`RayExecutor.run_whole`)."""
 
-    def run(self, job, args: dict, halt_after: int | None = None):
+    def node(self) -> str:
+        return ray.get_runtime_context().get_node_id()
+
+    def run(self, job, args: dict, scratch: str, halt_after: int | None = None):
         """``job(on_tick=, warn=, **args)`` in a thread, its events yielded as they come: ("tick", n), ("warn",
-        message), then ("done", results) or ("error", exception). With ``halt_after``, the run stops there and
-        waits — for the driver, which stops the process once it has that tick (a crash test's ``on_tick``)."""
+        message), then ("done", results) or ("error", exception) — sent once the job's temporary files
+        (spilled pages without an output directory), which go to the node's temporary directory in ``scratch``,
+        are removed. With ``halt_after``, the run waits at that tick: for the driver, which ends the process."""
         events: queue.Queue = queue.Queue()
 
         def tick(n: int) -> None:
             events.put(("tick", n))
             if n == halt_after:
-                threading.Event().wait()  # never set: the driver ends this process
+                threading.Event().wait(HALT_S)  # the driver ends this process long before
 
         def work():
+            base = _scratch(scratch)
+            shutil.rmtree(base, ignore_errors=True)  # what an actor killed before on this node left
+            base.mkdir(parents=True)
+            tempfile.tempdir = str(base)  # this process runs this run alone
             try:
-                events.put(("done", job(on_tick=tick, warn=lambda message: events.put(("warn", message)), **args)))
+                event = ("done", job(on_tick=tick, warn=lambda message: events.put(("warn", message)), **args))
             except BaseException as err:  # the driver raises it: as itself where it travels, else as its line
                 try:
                     err = _portable(err)
                 except BaseException:  # its message itself fails: still an event, never a silent end
                     err = RuntimeError(type(err).__name__)
-                events.put(("error", err))
+                event = ("error", err)
+            finally:
+                shutil.rmtree(base, ignore_errors=True)
+            events.put(event)
 
         threading.Thread(target=work, name="simweb-run", daemon=True).start()
         while True:
@@ -110,6 +127,15 @@ class _Whole:
             yield event
             if event[0] in ("done", "error"):
                 return
+
+
+def _scratch(name: str) -> Path:
+    return Path(tempfile.gettempdir()) / name
+
+
+def _remove_scratch(name: str) -> None:
+    """A task on the node of an actor that was killed: its run's temporary files (a kill runs no clean-up)."""
+    shutil.rmtree(_scratch(name), ignore_errors=True)
 
 
 def _portable(err: BaseException) -> BaseException:
@@ -202,15 +228,18 @@ class RayExecutor:
     def run_whole(self, job, args: dict, *, on_tick=None, warn, restarts: int) -> Any:
         """``job(on_tick=, warn=, **args)`` (a function Ray can import) in one actor; its result. An actor that dies
         is replaced by a new one, once the old one is gone, up to ``restarts`` times; the new one runs ``job`` with
-        ``restart=True``. An ``on_tick`` with an attribute ``halts_at`` (a tick) stops the process there: the actor
-        waits at that tick on its first run, so it is never ahead of what the driver was told."""
-        halt_after = getattr(on_tick, "halts_at", None)
+        ``restart=True``. An ``on_tick`` with an int attribute ``simweb_halts_at`` ends this process at that tick
+        (the crash-test hook): the actor waits there on its first run, so it is never ahead of the driver."""
+        halt_after = getattr(on_tick, "simweb_halts_at", None)
+        halt_after = halt_after if isinstance(halt_after, int) else None
+        scratch = f"simweb-whole-{uuid.uuid4().hex[:12]}"
         lost: BaseException | None = None
         for attempt in range(restarts + 1):
             self.whole_restarts = attempt
             self.whole = self._start_whole()
+            node, ended = ray.get(self.whole.node.remote()), False
             try:
-                events = self.whole.run.remote(job, {**args, "restart": attempt > 0},
+                events = self.whole.run.remote(job, {**args, "restart": attempt > 0}, scratch,
                                                halt_after if attempt == 0 else None)
                 for ref in events:
                     kind, value = ray.get(ref)
@@ -219,9 +248,10 @@ class RayExecutor:
                             on_tick(value)
                     elif kind == "warn":
                         warn(value)
-                    elif kind == "error":
-                        raise value
                     else:
+                        ended = True  # the actor's clean-up is done
+                        if kind == "error":
+                            raise value
                         return value
                 raise ActorLost("the run's actor stopped without a result")
             except (*_ACTOR_LOST, ActorLost) as err:
@@ -230,10 +260,24 @@ class RayExecutor:
                 raise _no_room(err) from None
             finally:
                 self.kill_whole()  # and wait until it is gone: no two actors ever write the same run
+                if not ended:
+                    self._clean_node(node, scratch)
             if attempt < restarts:
                 warn(f"the actor running the run died ({first_line(lost)}); running it again in a new one, from its "
                      "last checkpoint if it has one")
         raise RuntimeError(f"the run's actor died {restarts + 1} times; giving up ({first_line(lost)})")
+
+    @staticmethod
+    def _clean_node(node: str, scratch: str) -> None:
+        """Best effort: remove a killed actor's temporary files on its node (gone with the node if it died)."""
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        try:
+            task = ray.remote(_remove_scratch).options(
+                num_cpus=0, scheduling_strategy=NodeAffinitySchedulingStrategy(node, soft=False))
+            ray.get(task.remote(scratch), timeout=READY_TIMEOUT_S)
+        except Exception:
+            pass
 
     def _start_whole(self):
         """The actor of a whole run, running (an error, not a hang, if it cannot start)."""
@@ -261,21 +305,26 @@ class RayExecutor:
             self._kill(whole)
 
     @staticmethod
-    def _kill(actor, wait_s: float = 60.0) -> None:
-        """Kill ``actor`` and wait (up to ``wait_s``) until Ray reports it dead: a kill is only sent."""
+    def _kill(actor) -> None:
+        """Kill ``actor`` and wait until Ray reports it dead (a kill is only sent); SimwebError if it never is."""
         try:
             ray.kill(actor, no_restart=True)
-        except Exception:  # already gone
+        except Exception:  # no Ray to ask (shut down): nothing runs any more
             return
-        deadline = time.monotonic() + wait_s
+        deadline = time.monotonic() + KILL_TIMEOUT_S
         while time.monotonic() < deadline:
             try:
                 ray.get(actor.__ray_ready__.remote(), timeout=1.0)
-                time.sleep(0.05)  # still answering: the kill has not landed yet
-            except _ACTOR_LOST:
+            except ActorDiedError:
                 return
-            except Exception:  # not answering yet (a timeout): ask again
-                continue
+            except RayActorError as err:
+                if not isinstance(err, ActorUnavailableError):  # unavailable may be for a moment: ask again
+                    return
+            except Exception:  # not answering (a timeout): ask again
+                pass
+            time.sleep(0.05)
+        raise SimwebError(f"Ray did not report the run's actor dead within {KILL_TIMEOUT_S} s of killing it; "
+                          "stopped, so that no two processes write the run")
 
     def plan(self, counts: dict[str, int]) -> None:
         """Lay out the hosts for the agents about to start: one per shard, or one per lab where labs outnumber
