@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+
 import numpy as np
 
 from simweb.scenario import parse_scenario
@@ -144,3 +146,10 @@ def batch(n: int, *, content=None, truth=None, needs=(), purpose: str = "train",
     return Batch(ids=np.arange(n), site_id=np.zeros(n, np.int32), tick=np.zeros(n, np.int32),
                  c2pa=np.zeros(n, np.int8), crawl_tick=0, purpose=purpose, lab="lab", vocab_size=0, watermark_keys={},
                  _content=content, _truth=truth, _extra=extra).view("test", frozenset(needs))
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now (for a server a test starts)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,17 +15,13 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import free_port
+
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[1]
 QUICKSTART = ROOT / "scenarios" / "quickstart.toml"
 FAST = ["--set", "run.ticks=3", "--set", "web.initial_sites=60", "--quiet"]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _ray() -> str:
@@ -36,7 +31,7 @@ def _ray() -> str:
 @pytest.fixture(scope="module")
 def token_cluster(tmp_path_factory):
     """Head and worker on 127.0.0.1, token authentication with a token of the test's own (never ~/.ray)."""
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": uuid.uuid4().hex, "RAY_USAGE_STATS_ENABLED": "0"}
     env.pop("RAY_ADDRESS", None)
     logs = tmp_path_factory.mktemp("ray")
@@ -104,7 +99,7 @@ def test_a_client_without_the_clusters_token_gets_one_line_naming_the_fix(token_
 
 def test_an_address_where_nothing_answers_is_one_line_within_seconds(tmp_path):
     # a hang guard, not a measurement: Ray's own client would retry for minutes
-    result = _simweb("run", QUICKSTART, "--address", f"127.0.0.1:{_free_port()}", "--out", tmp_path / "x", *FAST,
+    result = _simweb("run", QUICKSTART, "--address", f"127.0.0.1:{free_port()}", "--out", tmp_path / "x", *FAST,
                      env=dict(os.environ), cwd=tmp_path, timeout=120)
     assert result.returncode == 2 and "no Ray cluster answers there" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1

@@ -23,7 +23,7 @@ import pytest
 import simweb
 from simweb import runlock, storage
 from simweb.errors import SimwebError
-from tests.helpers import COLLAPSE, scenario
+from tests.helpers import COLLAPSE, free_port, scenario
 
 pytest.importorskip("moto", reason="the object-storage tests need moto[server] (pip install -e '.[test]')")
 
@@ -32,12 +32,6 @@ ARGS = ["--executor", "local", "--quiet", "--set", "run.ticks=9"]
 FRAMES = ("generations.parquet", "ticks.parquet", "crawls.parquet", "contamination.parquet", "scenario.toml")
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
                "AWS_EC2_METADATA_DISABLED": "true"}
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class S3:
@@ -63,7 +57,7 @@ def s3():
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no line per request
     saved = {k: os.environ.get(k) for k in CREDENTIALS}
     os.environ.update(CREDENTIALS)  # for this process; subprocesses get them through _simweb's env
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=_free_port(), verbose=False)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=free_port(), verbose=False)
     server.start()
     try:
         import boto3
@@ -84,7 +78,7 @@ def s3_locked(tmp_path_factory):
     """A second endpoint that checks credentials (moto's IAM): ours are refused, as an unauthorised user's."""
     import time
 
-    port = _free_port()
+    port = free_port()
     server = subprocess.Popen([str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
                               env={**os.environ, "INITIAL_NO_AUTH_ACTION_COUNT": "0"}, stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL, start_new_session=True)
@@ -165,7 +159,7 @@ def test_a_bad_storage_uri_is_one_line_and_exit_2_before_anything_is_written(s3,
     uri = {"scheme": "nosuchfs://bucket/run",
            "unauthorised": s3_locked.uri("run"),
            "bucket": s3.uri("run", bucket="no-such-bucket"),
-           "endpoint": f"s3://runs/run?endpoint_override=127.0.0.1:{_free_port()}&scheme=http&region=us-east-1",
+           "endpoint": f"s3://runs/run?endpoint_override=127.0.0.1:{free_port()}&scheme=http&region=us-east-1",
            "bucket_root": f"s3://runs?{s3.query}"}[case]
     before = s3.keys()
     for command in (["run", QUICKSTART, "--out", uri, *ARGS], ["resume", uri], ["report", uri]):
