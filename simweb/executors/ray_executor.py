@@ -89,14 +89,13 @@ class _Host:
 class _Whole:
     """A Ray actor that runs one whole run with the local executor (:meth:`RayExecutor.run_whole`)."""
 
-    def node(self) -> str:
-        return ray.get_runtime_context().get_node_id()
-
     def run(self, job, args: dict, scratch: str, halt_after: int | None = None):
-        """``job(on_tick=, warn=, **args)`` in a thread, its events yielded as they come: ("tick", n), ("warn",
-        message), then ("done", results) or ("error", exception) — sent once the job's temporary files
-        (spilled pages without an output directory), which go to the node's temporary directory in ``scratch``,
-        are removed. With ``halt_after``, the run waits at that tick: for the driver, which ends the process."""
+        """``job(on_tick=, warn=, **args)`` in a thread, its events yielded as they come: first ("node", its node's
+        id), then ("tick", n), ("warn", message), and last ("done", results) or ("error", exception) — sent once
+        the job's temporary files (spilled pages without an output directory), which go to the node's temporary
+        directory in ``scratch``, are removed. With ``halt_after``, the run waits at that tick: for the driver,
+        which ends the process."""
+        yield "node", ray.get_runtime_context().get_node_id()  # before any file: where to clean up after a kill
         events: queue.Queue = queue.Queue()
 
         def tick(n: int) -> None:
@@ -237,13 +236,15 @@ class RayExecutor:
         for attempt in range(restarts + 1):
             self.whole_restarts = attempt
             self.whole = self._start_whole()
-            node, ended = ray.get(self.whole.node.remote()), False
+            node, ended = None, False
             try:
                 events = self.whole.run.remote(job, {**args, "restart": attempt > 0}, scratch,
                                                halt_after if attempt == 0 else None)
                 for ref in events:
                     kind, value = ray.get(ref)
-                    if kind == "tick":
+                    if kind == "node":
+                        node = value
+                    elif kind == "tick":
                         if on_tick is not None:
                             on_tick(value)
                     elif kind == "warn":
@@ -260,7 +261,7 @@ class RayExecutor:
                 raise _no_room(err) from None
             finally:
                 self.kill_whole()  # and wait until it is gone: no two actors ever write the same run
-                if not ended:
+                if node is not None and not ended:
                     self._clean_node(node, scratch)
             if attempt < restarts:
                 warn(f"the actor running the run died ({first_line(lost)}); running it again in a new one, from its "
