@@ -67,12 +67,13 @@ def run(scenario, *, out=None, overwrite: bool = False, on_tick=None, executor=N
     sources = load_plugins(plugin_sources(plugins))
     _check_plugins_named(scenario, sources)
     started: list = []  # the run's checkpoint directory, once its partial directory exists
+    toml = _dump(scenario)  # the resolved scenario: the run directory's scenario.toml, and a whole run's input
 
     def prepare():
         """The run directory's partial sibling, made once the executor stands (a cluster that cannot be
         joined leaves nothing behind)."""
         if out is not None:
-            started.append(start_run(out, _dump(scenario), overwrite=overwrite))
+            started.append(start_run(out, toml, overwrite=overwrite))
             if sources:
                 _write_plugin_records(started[0].parent, sources)
         return started[0] if started else None
@@ -82,7 +83,7 @@ def run(scenario, *, out=None, overwrite: bool = False, on_tick=None, executor=N
                                                           warn=warn, checkpoint_dir=checkpoint_dir, plugins=sources),
                         scenario, out=out, overwrite=overwrite, on_tick=on_tick, executor=executor, address=address,
                         say=say, prepare=prepare, warn=warn,
-                        whole={"toml": _dump(scenario), "plugins": sources, "resume": False})
+                        whole={"toml": toml, "plugins": sources, "resume": False})
     except PluginError:
         checkpoint_dir = started[0] if started else None
         if checkpoint_dir is not None and _at_start(checkpoint_dir):
@@ -129,7 +130,8 @@ def resume(out, *, on_tick=None, executor=None, address=None, warn=None, plugins
             raise SimwebError(f"--plugin {src.path}: its source changed since the run started (plugin "
                               f"{rec['name']!r}); resume only with the same code, or start the run again")
     load_plugins(sources)
-    scenario = parse_scenario((partial / "scenario.toml").read_text(encoding="utf-8"), source=str(partial))
+    toml = (partial / "scenario.toml").read_text(encoding="utf-8")
+    scenario = parse_scenario(toml, source=str(partial))
     state = checkpoint.load(partial / "checkpoint") if checkpoint.exists(partial / "checkpoint") else None
     kept = tuple(given[rec["name"]] for rec in used)
 
@@ -142,8 +144,7 @@ def resume(out, *, on_tick=None, executor=None, address=None, warn=None, plugins
 
     return _execute(build, scenario, out=out, overwrite=out.exists(), on_tick=on_tick, executor=executor,
                     address=address, say=say, warn=warn,
-                    whole={"toml": (partial / "scenario.toml").read_text(encoding="utf-8"), "plugins": kept,
-                           "resume": True, "checkpoint_dir": partial / "checkpoint"})
+                    whole={"toml": toml, "plugins": kept, "resume": True, "checkpoint_dir": partial / "checkpoint"})
 
 
 def _check_plugins_named(scenario, sources) -> None:
