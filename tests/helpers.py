@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 
@@ -153,3 +157,25 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+QUICKSTART = Path(__file__).resolve().parents[1] / "scenarios" / "quickstart.toml"
+
+
+def simweb_cli(*args, crash_at: int | None = None, env: dict | None = None, cwd=None,
+               timeout: float = 600) -> subprocess.CompletedProcess:
+    """``python -m simweb ARGS`` in a new process, with this one's environment and ``env``; the crash-test hook
+    (SIMWEB_CRASH_AT_TICK, simweb/cli.py) only where ``crash_at`` asks for it."""
+    environ = {k: v for k, v in os.environ.items() if k != "SIMWEB_CRASH_AT_TICK"} | (env or {})
+    if crash_at is not None:
+        environ["SIMWEB_CRASH_AT_TICK"] = str(crash_at)
+    return subprocess.run([sys.executable, "-m", "simweb", *map(str, args)], capture_output=True, text=True,
+                          env=environ, cwd=cwd, timeout=timeout)
+
+
+def finished_run(tmp_path_factory, *args, env: dict | None = None) -> Path:
+    """The quickstart run to its end with ``args`` into a new directory: a test module's uninterrupted output."""
+    out = tmp_path_factory.mktemp("whole") / "run"
+    done = simweb_cli("run", QUICKSTART, "--out", out, *args, env=env)
+    assert done.returncode == 0, done.stderr
+    return out

@@ -7,63 +7,50 @@ after that many ticks are complete), so the test never polls or races the proces
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import signal
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-QUICKSTART = Path(__file__).resolve().parents[1] / "scenarios" / "quickstart.toml"
+from tests.helpers import QUICKSTART, finished_run, simweb_cli
+
 TICKS = 15
 ARGS = ["--executor", "local", "--quiet", "--set", f"run.ticks={TICKS}"]
 FRAMES = ("generations.parquet", "ticks.parquet", "crawls.parquet", "scenario.toml")
 
 
-def _simweb(*args, crash_at: int | None = None):
-    env = {k: v for k, v in os.environ.items() if k != "SIMWEB_CRASH_AT_TICK"}
-    if crash_at is not None:
-        env["SIMWEB_CRASH_AT_TICK"] = str(crash_at)
-    return subprocess.run([sys.executable, "-m", "simweb", *map(str, args)], capture_output=True, text=True, env=env)
-
-
 @pytest.fixture(scope="module")
 def whole(tmp_path_factory):
-    out = tmp_path_factory.mktemp("whole") / "run"
-    done = _simweb("run", QUICKSTART, "--out", out, *ARGS)
-    assert done.returncode == 0, done.stderr
-    return out
+    return finished_run(tmp_path_factory, *ARGS)
 
 
 # 5: just after a generation boundary's checkpoint; 6: a tick past it, so the resume redoes work the kill lost
 @pytest.mark.parametrize("crash_at", [5, 6])
 def test_kill_then_resume_gives_the_uninterrupted_output(tmp_path, whole, crash_at):
     broken = tmp_path / "broken"
-    killed = _simweb("run", QUICKSTART, "--out", broken, *ARGS, crash_at=crash_at)
+    killed = simweb_cli("run", QUICKSTART, "--out", broken, *ARGS, crash_at=crash_at)
     assert killed.returncode == -signal.SIGKILL, (killed.returncode, killed.stderr)
     assert not broken.exists()
     meta = json.loads((tmp_path / ".broken.partial" / "checkpoint" / "meta.json").read_text())
     assert 1 <= meta["meta"]["tick"] <= crash_at  # the last checkpoint is from before the kill
     # a second run into the same place is refused, and points at resume
-    again = _simweb("run", QUICKSTART, "--out", broken, *ARGS)
+    again = simweb_cli("run", QUICKSTART, "--out", broken, *ARGS)
     assert again.returncode == 2 and "simweb resume" in again.stderr
-    resumed = _simweb("resume", broken, "--quiet")
+    resumed = simweb_cli("resume", broken, "--quiet")
     assert resumed.returncode == 0, resumed.stderr
     for name in FRAMES:
         assert (broken / name).read_bytes() == (whole / name).read_bytes(), name
     assert not (tmp_path / ".broken.partial").exists()
-    done = _simweb("resume", broken)
+    done = simweb_cli("resume", broken)
     assert done.returncode == 2 and "complete" in done.stderr
 
 
 def test_a_resume_killed_again_resumes_to_the_same_output(tmp_path, whole):
     broken = tmp_path / "broken"
-    assert _simweb("run", QUICKSTART, "--out", broken, *ARGS, crash_at=4).returncode == -signal.SIGKILL
+    assert simweb_cli("run", QUICKSTART, "--out", broken, *ARGS, crash_at=4).returncode == -signal.SIGKILL
     # the resume itself is killed further on; the hook counts the ticks of the whole run
-    assert _simweb("resume", broken, "--quiet", crash_at=10).returncode == -signal.SIGKILL
-    resumed = _simweb("resume", broken, "--quiet")
+    assert simweb_cli("resume", broken, "--quiet", crash_at=10).returncode == -signal.SIGKILL
+    resumed = simweb_cli("resume", broken, "--quiet")
     assert resumed.returncode == 0, resumed.stderr
     for name in FRAMES:
         assert (broken / name).read_bytes() == (whole / name).read_bytes(), name

@@ -23,11 +23,10 @@ import pytest
 import simweb
 from simweb import runlock, storage
 from simweb.errors import SimwebError
-from tests.helpers import COLLAPSE, free_port, scenario
+from tests.helpers import COLLAPSE, QUICKSTART, finished_run, free_port, scenario, simweb_cli
 
 pytest.importorskip("moto", reason="the object-storage tests need moto[server] (pip install -e '.[test]')")
 
-QUICKSTART = Path(__file__).resolve().parents[1] / "scenarios" / "quickstart.toml"
 ARGS = ["--executor", "local", "--quiet", "--set", "run.ticks=9"]
 FRAMES = ("generations.parquet", "ticks.parquet", "crawls.parquet", "contamination.parquet", "scenario.toml")
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
@@ -98,12 +97,8 @@ def s3_locked(tmp_path_factory):
         server.wait(timeout=30)
 
 
-def _simweb(*args, crash_at: int | None = None, cwd=None):
-    env = {k: v for k, v in os.environ.items() if k != "SIMWEB_CRASH_AT_TICK"} | CREDENTIALS
-    if crash_at is not None:
-        env["SIMWEB_CRASH_AT_TICK"] = str(crash_at)
-    return subprocess.run([sys.executable, "-m", "simweb", *map(str, args)], capture_output=True, text=True, env=env,
-                          cwd=cwd, timeout=600)
+def _simweb(*args, **kw):
+    return simweb_cli(*args, env=CREDENTIALS, **kw)
 
 
 def _read(s3: S3, uri: str, name: str) -> bytes:
@@ -112,10 +107,7 @@ def _read(s3: S3, uri: str, name: str) -> bytes:
 
 @pytest.fixture(scope="module")
 def whole(tmp_path_factory):
-    out = tmp_path_factory.mktemp("whole") / "run"
-    done = _simweb("run", QUICKSTART, "--out", out, *ARGS)
-    assert done.returncode == 0, done.stderr
-    return out
+    return finished_run(tmp_path_factory, *ARGS, env=CREDENTIALS)
 
 
 def test_a_run_to_s3_writes_the_bytes_of_a_local_run_and_reports_from_there(s3, whole, tmp_path):

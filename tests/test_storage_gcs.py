@@ -10,19 +10,14 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import signal
-import subprocess
-import sys
 import urllib.request
-from pathlib import Path
 
 import pytest
 
 from simweb import storage
-from tests.helpers import free_port
+from tests.helpers import QUICKSTART, finished_run, free_port, simweb_cli
 
-QUICKSTART = Path(__file__).resolve().parents[1] / "scenarios" / "quickstart.toml"
 ARGS = ["--executor", "local", "--quiet", "--set", "run.ticks=9"]
 FRAMES = ("generations.parquet", "ticks.parquet", "crawls.parquet", "contamination.parquet", "scenario.toml")
 BUCKET = "runs"
@@ -60,20 +55,9 @@ def gcs():
         server.stop()  # by handle: the server this fixture started
 
 
-def _simweb(*args, crash_at: int | None = None):
-    env = {k: v for k, v in os.environ.items() if k != "SIMWEB_CRASH_AT_TICK"}
-    if crash_at is not None:
-        env["SIMWEB_CRASH_AT_TICK"] = str(crash_at)
-    return subprocess.run([sys.executable, "-m", "simweb", *map(str, args)], capture_output=True, text=True, env=env,
-                          timeout=600)
-
-
 @pytest.fixture(scope="module")
 def whole(tmp_path_factory):
-    out = tmp_path_factory.mktemp("whole") / "run"
-    done = _simweb("run", QUICKSTART, "--out", out, *ARGS)
-    assert done.returncode == 0, done.stderr
-    return out
+    return finished_run(tmp_path_factory, *ARGS)
 
 
 def test_a_listing_finds_the_prefixes_gcs_does_not_list(gcs):
@@ -87,7 +71,7 @@ def test_a_listing_finds_the_prefixes_gcs_does_not_list(gcs):
 
 
 def test_a_run_to_gcs_writes_the_bytes_of_a_local_run_and_keeps_one_checkpoint(gcs, whole):
-    done = _simweb("run", QUICKSTART, "--out", gcs.uri("quick"), *ARGS)
+    done = simweb_cli("run", QUICKSTART, "--out", gcs.uri("quick"), *ARGS)
     assert done.returncode == 0, done.stderr
     for name in FRAMES:
         assert gcs.read(f"quick/{name}") == (whole / name).read_bytes(), name
@@ -104,17 +88,17 @@ def test_a_run_to_gcs_writes_the_bytes_of_a_local_run_and_keeps_one_checkpoint(g
 
 def test_kill_then_resume_from_gcs_gives_the_uninterrupted_output(gcs, whole):
     uri = gcs.uri("broken")
-    killed = _simweb("run", QUICKSTART, "--out", uri, *ARGS, crash_at=6)
+    killed = simweb_cli("run", QUICKSTART, "--out", uri, *ARGS, crash_at=6)
     assert killed.returncode == -signal.SIGKILL, (killed.returncode, killed.stderr)
     keys = gcs.keys("broken")
     assert "runs/broken/manifest.json" not in keys and "runs/broken/checkpoint/CURRENT" in keys
-    resumed = _simweb("resume", uri, "--quiet")
+    resumed = simweb_cli("resume", uri, "--quiet")
     assert resumed.returncode == 0, resumed.stderr
     for name in FRAMES:
         assert gcs.read(f"broken/{name}") == (whole / name).read_bytes(), name
 
 
 def test_a_bucket_that_does_not_exist_is_one_line_and_exit_2(gcs, tmp_path):
-    done = _simweb("run", QUICKSTART, "--out", gcs.uri("x", bucket="no-such-bucket"), *ARGS)
+    done = simweb_cli("run", QUICKSTART, "--out", gcs.uri("x", bucket="no-such-bucket"), *ARGS)
     assert done.returncode == 2
     assert done.stderr.strip().count("\n") == 0 and "no-such-bucket" in done.stderr and "does not exist" in done.stderr
