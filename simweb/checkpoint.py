@@ -52,9 +52,11 @@ __all__ = ["save", "load", "exists", "pages_dir", "states_dir", "write_group", "
 # 2: page content in per-shard, per-tick files beside the checkpoint; 3: meta.json checksummed; 4: the page
 # index in the page files (no index/ parts), the recorder's totals among the arrays, the agents' states
 # written by the agents to states/ (meta.states); 5: an agent's state may list parts of its appended arrays
-# (states/parts/, meta.states[i].parts). Schema 4 is read too (its records have no parts).
-SCHEMA = 5
-READS = (4, 5)
+# (states/parts/, meta.states[i].parts); 6: the same files, but the shards plan their own pages (stream keys
+# changed, simweb.agents.publisher), so a run checkpointed by an earlier simweb would go on as another web:
+# schemas 4 and 5 are refused, with a line saying why.
+SCHEMA = 6
+READS = (6,)
 
 
 CURRENT = "CURRENT"  # on an object store: the name of the committed checkpoint's prefix
@@ -204,8 +206,10 @@ def load(directory: str | Path) -> dict:
         raise fail(f"meta.json cannot be read: {err}") from None
     schema = meta.get("schema") if isinstance(meta, dict) else None
     if schema not in READS:
+        why = (": it was written by an earlier simweb, which planned pages from other streams, so the run would "
+               "not go on as the same web; run it again from the start" if schema in (4, 5) else "")
         raise SimwebError(f"checkpoint {str(directory)!r} has schema {schema if schema is not None else '?'}, "
-                          f"this simweb reads schema {' or '.join(map(str, READS))}")
+                          f"this simweb reads schema {' or '.join(map(str, READS))}{why}")
     digest = _read_inside(root, snap / "meta.sha256", "meta.sha256", fail).decode("ascii", "replace").strip()
     if digest != hashlib.sha256(body).hexdigest():
         raise fail("meta.json is damaged (checksum mismatch with meta.sha256)")
@@ -300,7 +304,6 @@ def _check_meta(meta: dict, fail) -> None:
         groups.add(record["group"])
         if "parts" in record:
             parts = record["parts"]
-            need(meta["schema"] >= 5, f"{where}.parts: a schema {meta['schema']} checkpoint has none")
             need(isinstance(parts, list) and len(parts) > 0, f"{where}.parts: expected a non-empty list")
             for j, part in enumerate(parts):
                 _check_record(part, f"{where}.parts[{j}]", {"file": str, "sha256": str, "rows": _INT}, need)

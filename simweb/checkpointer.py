@@ -25,7 +25,7 @@ import numpy as np
 from simweb import checkpoint as ckpt
 from simweb import storage
 from simweb.agents.base import PARTS
-from simweb.agents.publisher import Planner, PublisherShard
+from simweb.agents.publisher import PublisherShard
 from simweb.agents.scraper import Scraper
 from simweb.agents.trainer import Trainer
 from simweb.errors import SimwebError
@@ -132,8 +132,7 @@ class Checkpointer:
         engine.registry = {int(lab): (int(gen), ex.share(arrays[f"model/{lab}"]), None)
                            for lab, gen in state["meta"]["registry"].items()}
         records = state["meta"]["pages"]
-        calls = [ex.call(fleet.planner, Planner.restore, ex.share(graph), engine.n_pages)]
-        calls += [ex.call(s, PublisherShard.restore, records) for s in fleet.shards]
+        calls = [ex.call(s, PublisherShard.restore, records) for s in fleet.shards]
         graph_ref = ex.share(graph)
         calls += [ex.call(s, Scraper.restore, arrays[f"scraper/{i}"], graph_ref) for i, s in enumerate(fleet.scrapers)]
         calls += [ex.call(t, Trainer.restore, arrays[f"trainer/{i}"]) for i, t in enumerate(fleet.trainers)]

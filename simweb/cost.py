@@ -32,6 +32,7 @@ RAY_START_S = 7.0  # starting a local Ray instance and the actors (README: ~7 s 
 NX_NODE, NX_EDGE = 400, 240  # networkx DiGraph bytes per node and per edge (measured: 383 and 233)
 INDEX_BYTES = 31  # page metadata in the shards' index (simweb/web/store.py PAGE_COLUMNS), before the page id
 POOL_BYTES = 37  # a trainer's pool row besides its content: id, crawl, ticks, site, origin, lab, generation
+PLAN_BYTES = 105  # a shard planning a tick's pages, per page: their uniforms and columns (tracemalloc)
 CRAWL_BYTES = 32  # a crawl's working arrays per page a shard holds (ids, rows, ranks, ages, keys)
 CHUNK_DOCS = 4096  # documents scored at once by the language (MarkovLanguage.topic_log_likelihood)
 WRITE_BATCH = 32_768 + 64  # pages a shard writes at once (simweb.agents.publisher.BATCH, plus a block)
@@ -202,7 +203,7 @@ def estimate(scenario, *, executor: str | None = None, shards: int | None = None
         extra = TORCH if torch else 0
         parts = [Part("Python, simweb and Ray", RAY_ACTOR + extra, "run.executor", "the actor running the run whole")
                  if one_actor else Part("Python and simweb", BASE_PROCESS + extra, "run.executor")]
-        parts += w.driver() + w.planner() + w.language(samples=True) + w.evaluation()
+        parts += w.driver() + w.language(samples=True) + w.evaluation()
         parts += w.models(list(range(len(sc.labs))) + w.released_models())
         parts += w.shard() + [p for i in range(len(sc.labs)) for p in w.scraper(i) + w.trainer(i)]
         parts += w.plugins(range(len(sc.labs)), behaviours=True)
@@ -218,11 +219,11 @@ def estimate(scenario, *, executor: str | None = None, shards: int | None = None
         # host per shard, or per lab where labs outnumber shards and the CPUs allow; lab i on host i mod hosts
         labs = range(len(sc.labs))
         hosts = max(1, n_shards, min(len(sc.labs), int(cpus or local_cpus())))
-        kinds: dict[tuple, int] = {}  # (holds the planner, holds a shard, its labs) -> hosts alike
+        kinds: dict[tuple, int] = {}  # (holds a shard, its labs) -> hosts alike
         for h in range(hosts):
-            key = (h == 0, h < n_shards, tuple(i for i in labs if i % hosts == h))
+            key = (h < n_shards, tuple(i for i in labs if i % hosts == h))
             kinds[key] = kinds.get(key, 0) + 1
-        for (planner, shard, mine), copies in kinds.items():
+        for (shard, mine), copies in kinds.items():
             scorers = [i for i in mine if any("model" in _needs(f) for f in sc.labs[i].filters)]
             models = sorted(set(w.released_models() if shard else []) | set(scorers) | set(mine))
             parts = [Part("Python, simweb and Ray", RAY_ACTOR, "run.shards", "one process per host actor"),
@@ -230,12 +231,10 @@ def estimate(scenario, *, executor: str | None = None, shards: int | None = None
                      *(w.evaluation() if mine else []), *w.models(models)]
             if shard:
                 parts += w.shard() + w.plugins((), behaviours=True)
-            if planner:  # on the first host
-                parts += w.planner()
             for i in mine:
                 parts += w.scraper(i) + w.trainer(i)
             parts += w.plugins(mine)
-            names = (["planner"] if planner else []) + (["shard"] if shard else [])
+            names = ["shard"] if shard else []
             names += [f"scraper and trainer {sc.labs[i].name}" for i in mine]
             procs.append(Process(" + ".join(names), tuple(parts), copies=copies))
         procs = tuple(procs)
@@ -341,13 +340,6 @@ class _World:
         return [Part("site graph", graph, self.sites_field, "networkx nodes and links, urns"),
                 Part("growing the site graph", 110 * new_links, self.sites_field, "links of a tick", transient=True)]
 
-    def planner(self) -> list[Part]:
-        # tracemalloc on a 1 M-page tick (commit 29bddd2): planning peaks at 80 bytes a page, and the plan it keeps
-        # (62) is split into one copy per shard (63 more, with page ids) when there are several
-        per_page = 80 if self.n_shards == 1 else 62 + 63
-        return [Part("planning a tick's pages", per_page * self.tick_pages, self.pages_field,
-                     f"{per_page} bytes a page", transient=True)]
-
     def shard(self) -> list[Part]:
         S, budget = self.n_shards, self.sc.run.page_memory_mb
         per_page = self.row + 8
@@ -365,6 +357,10 @@ class _World:
         return [Part("page index", per_index * self.pages // S, self.pages_field,
                      f"{per_index} bytes a page, an even share of the pages"),
                 Part("page content", content // S, name, why),
+                # tracemalloc on a 2 M-page tick: a shard planning its pages peaks at 105 bytes a page (their
+                # uniforms and columns); the plan it keeps while writing is among the writing's 40 bytes a page
+                Part("planning a tick's pages", PLAN_BYTES * n, self.pages_field, f"{PLAN_BYTES} bytes a page",
+                     transient=True),
                 Part("writing a tick's pages", writing, self.pages_field, "noise (8 bytes a token) and content",
                      transient=True),
                 Part("a crawl's candidates", CRAWL_BYTES * self.pages // S, self.pages_field,

@@ -1,10 +1,10 @@
 """The tick loop: publish → (for each lab releasing now) crawl → filter → train → evaluate → release.
 
 All state of a run lives in one :class:`Engine`; nothing in module globals. The engine keeps the
-site graph and the registry of released models, and runs the loop; it holds no page: a planner agent
-plans each tick's pages and sends each publisher shard those of its own sites; the shards keep the
-ground truth and content of their pages and answer for them; the driver receives counts. The agents — the planner,
-publisher shards, one scraper and one trainer per lab — are a :class:`~simweb.fleet.Fleet` that
+site graph and the registry of released models, and runs the loop; it holds no page: it decides how many
+pages each site publishes in a tick and sends each publisher shard the counts of its own sites; the shards
+plan those pages, write them, keep their ground truth and content, and answer for them; the driver receives
+counts. The agents — publisher shards, one scraper and one trainer per lab — are a :class:`~simweb.fleet.Fleet` that
 runs wherever the executor puts them, the :class:`~simweb.checkpointer.Checkpointer` saves and
 restores, and the :class:`~simweb.results.RunRecorder` keeps the rows. Labs act in scenario order
 and every random draw comes from a named stream, so results do not depend on the executor, the
@@ -23,7 +23,7 @@ from typing import Callable
 import numpy as np
 
 from simweb import consent, rng as rngs
-from simweb.agents.publisher import Planner, PublisherShard
+from simweb.agents.publisher import PublisherShard, plan_sites, publishers_of
 from simweb.agents.scraper import Scraper
 from simweb.agents.trainer import Trainer
 from simweb.checkpointer import Checkpointer
@@ -32,7 +32,7 @@ from simweb.errors import SimwebError
 from simweb.executors import ActorLost, ClusterFull, LocalExecutor
 from simweb.fleet import Fleet
 from simweb.plugins import registry
-from simweb.results import Results, RunRecorder
+from simweb.results import Results, RunRecorder, human_drift, merge_counts
 from simweb.features import features_of
 from simweb.scenario import Scenario, dump_scenario
 from simweb.timing import Busy
@@ -75,6 +75,8 @@ class Engine:
         self.features = features_of(sc)
         self.humans = "humans" in self.features  # humans imitate models or are displaced (simweb.humans)
         self.consent = "consent" in self.features
+        self.publishers = publishers_of(self.context)  # the driver's share of planning: pages per site
+        self.copies = any(p.copy_rate > 0 for p in sc.publishers)  # pages may republish others
         self.recorder = RunRecorder(self.ids, self.lab_names, [p.name for p in sc.publishers], self.features,
                                     consent.blocks_labs(sc) if self.consent else None)
         self.busy = Busy()  # the driver's own work; agents keep theirs
@@ -187,29 +189,23 @@ class Engine:
                 consent.update_blocks(self.graph, sc.publishers, tick, seed=self.seed)
             graph_ref = ex.share(self.graph.state(sites0, edges0, blocks0))
             models = {lab: self.registry[lab] for lab in sorted(self.registry)}
-        # the planner plans the tick; a plan that copies pages asks the shards for their rows first
-        released = self.released
-        counts = ex.gather(ex.call(fleet.planner, Planner.plan, tick, graph_ref, released))
-        if "need" in counts:
-            parts = [ex.call(s, PublisherShard.rows, counts["need"]) for s in fleet.shards]
-            counts = ex.gather(ex.call(fleet.planner, Planner.plan, tick, None, released, parts))
-        # from the planner to the shards, each its own sites' pages: never through here
-        n_shards = len(fleet.shards)
-        parts = ex.call(fleet.planner, Planner.parts, n_shards, returns=n_shards)
-        parts = parts if n_shards > 1 else [parts]
-        first_id, n = counts["first_id"], counts["pages"]
-        self.n_pages = first_id + n
+            # the driver plans what is O(sites): how many pages each site publishes; each shard plans its own sites'
+            # pages, writes them and answers with counts
+            released, first_id, n_shards = self.released, self.n_pages, len(fleet.shards)
+            parts, n = plan_sites(self.publishers, tick, self.graph.population, self.graph.topic, released, first_id,
+                                  n_shards)
+        wanted = [ex.call(s, PublisherShard.plan, tick, part, released, first_id) for s, part in zip(fleet.shards, parts)]
         originals = []
-        if counts["copies"]:  # the content of the pages copied, from the shards that hold them
-            wanted = ex.call(fleet.planner, Planner.originals)
-            originals = [ex.call(s, PublisherShard.fetch, wanted) for s in fleet.shards]
-        ex.gather([ex.call(s, PublisherShard.publish, tick=tick, pages=part, models=models, originals=originals)
-                   for s, part in zip(fleet.shards, parts)]
-                  + [ex.call(s, Scraper.observe, graph_ref, {tick: n}) for s in fleet.scrapers])
-        drift = None
-        if self.humans:  # per population: its new human pages' imitation and excess NLL, from the shards
-            parts = [ex.call(s, PublisherShard.drift) for s in fleet.shards]
-            drift = ex.gather(ex.call(fleet.planner, Planner.human_drift, parts))
+        if self.copies and first_id:  # the pages copied: their rows and content, from the shards that hold them
+            wanted = np.unique(np.concatenate(ex.gather(wanted)))
+            if len(wanted):
+                originals = [ex.call(s, PublisherShard.fetch, wanted, True) for s in fleet.shards]
+        answers = ex.gather([ex.call(s, PublisherShard.publish, tick=tick, models=models, originals=originals)
+                             for s in fleet.shards] + [ex.call(s, Scraper.observe, graph_ref, {tick: n})
+                                                       for s in fleet.scrapers])[:n_shards]
+        self.n_pages = first_id + n
+        counts = merge_counts([a["counts"] for a in answers], self.graph.n_sites)
+        drift = human_drift([s for a in answers for s in a["drift"]], len(sc.publishers)) if self.humans else None
         self.recorder.tick(tick, counts, self.graph.population, self.graph, drift=drift)
         return [i for i, lab in enumerate(sc.labs)
                 if tick >= lab.first_release and (tick - lab.first_release) % lab.release_every == 0]

@@ -1,4 +1,4 @@
-"""The agent fleet: the planner, the publisher shards, one scraper and one trainer per lab — started, killed,
+"""The agent fleet: the publisher shards, one scraper and one trainer per lab — started, killed,
 restarted.
 
 The fleet owns the handles and talks to the executor; it knows nothing of the tick loop. It also
@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from simweb.agents.base import Agent
-from simweb.agents.publisher import Planner, PublisherShard
+from simweb.agents.publisher import PublisherShard
 from simweb.agents.scraper import Scraper
 from simweb.agents.trainer import Trainer
 from simweb.models import resources
@@ -31,7 +31,6 @@ class Fleet:
         ex, labs = self.ex, self.context.scenario.labs
         ex.plan({"shard": self.n_shards, "scraper": len(labs), "trainer": len(labs),
                  "gpu_trainer": sum(1 for g in self.gpus if g)})
-        self.planner = ex.start(Planner, self.context, role="planner")
         # a hint of each shard's pages: a little over an even share, as blocks of sites split unevenly
         held = self.capacity if self.n_shards == 1 else int(1.2 * self.capacity / self.n_shards) + 1024
         self.shards = [ex.start(PublisherShard, self.context, s, self.n_shards, self.store_dir, self.shard_budget,
@@ -43,7 +42,7 @@ class Fleet:
 
     @property
     def agents(self) -> list:
-        return [self.planner] + self.shards + self.scrapers + self.trainers
+        return self.shards + self.scrapers + self.trainers
 
     def kill(self) -> None:
         for handle in self.agents:

@@ -7,10 +7,12 @@ its tick, at positions drawn uniformly. The page stays ``origin = human`` (a per
 carries the ground-truth column ``imitation`` = k / L. ``displacement`` s thins a population's new
 human pages to a share 1 − s·a_t of what it would write, a_t its AI adoption of the tick.
 
-Randomness: the plan draws k and the model of every page from the stream ("imitate", population,
-tick), the writer the model's tokens and their positions from ("imitate", population, tick, block),
-and the thinning from ("displace", population, tick): none of them moves another stream's draws, and
-a web with all of this off is the same, draw for draw, as one without this module.
+Randomness: the plan draws k and the model of every page from two uniforms of its own among those its
+shard draws for it from ("plan", population, tick, block) (they exist only when the population imitates),
+the writer the model's tokens and their positions from ("imitate", population, tick, block); the
+thinning takes one binomial draw in ("publish", population, tick) before the pages are spread over the
+sites (the displaced pages are never planned), and only when displacement is on. A web with all of this
+off is the same, draw for draw, as one without this module.
 
 Reserves bought every generation (``reserve_vintage = "current"``), anchors and licensed streams of a
 scenario where humans imitate are drawn the same way (:func:`human_docs`): they are only as clean as

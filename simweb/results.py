@@ -17,7 +17,7 @@ from simweb.schema import crawls_schema, generations_schema, ticks_schema
 from simweb.stages import GenerationReport
 from simweb.web.store import AI
 
-__all__ = ["Results", "RunRecorder", "strict_frame", "tick_counts", "human_drift"]
+__all__ = ["Results", "RunRecorder", "strict_frame", "tick_counts", "merge_counts", "human_drift"]
 
 
 
@@ -142,30 +142,53 @@ class RunRecorder:
                 "crawls": strict_frame(self.rows["crawls"], crawls_schema(self.features), "crawls")}
 
 
-def tick_counts(pages: dict[str, np.ndarray], n_pop: int, n_sites: int, features=frozenset()) -> dict:
-    """What :meth:`RunRecorder.tick` records of a tick's pages, per population (and per site, with opt-outs):
-    computed where the pages are planned, so they never pass through the driver."""
+def tick_counts(pages: dict[str, np.ndarray], n_pop: int, n_sites: int | None = None, features=frozenset()) -> dict:
+    """What :meth:`RunRecorder.tick` records of a tick's pages, per population (and per site, with opt-outs: up to
+    the last site with a human page when ``n_sites`` is None): computed by the shards that plan the pages, so
+    they never pass through the driver; :func:`merge_counts` adds the shards' up."""
     population, is_ai = pages["population"], pages["origin"] == AI
     out = {"new": np.bincount(population, minlength=n_pop),
            "new_ai": np.bincount(population, weights=is_ai, minlength=n_pop).astype(np.int64),
-           "watermarked": np.bincount(population, weights=pages["watermarked"], minlength=n_pop),
-           "labelled": np.bincount(population, weights=pages["c2pa"] > 0, minlength=n_pop)}
+           "watermarked": np.bincount(population, weights=pages["watermarked"], minlength=n_pop).astype(np.int64),
+           "labelled": np.bincount(population, weights=pages["c2pa"] > 0, minlength=n_pop).astype(np.int64)}
     if "consent" in features:
-        out["site_human"] = np.bincount(pages["site_id"][~is_ai], minlength=n_sites)
+        out["site_human"] = np.bincount(pages["site_id"][~is_ai], minlength=n_sites or 0)
     return out
 
 
-def human_drift(pages: dict[str, np.ndarray], drift: np.ndarray | None, population: int) -> dict:
-    """A population's new human pages of the tick (copies excluded): mean imitation and excess NLL."""
-    written = (pages["population"] == population) & (pages["origin"] != AI) & (pages["copied_from"] < 0)
-    if not written.any():
-        return {"human_imitation": None, "human_excess_nll": None}
-    excess = None
-    if drift is not None and len(drift) == len(written):
-        values = drift[written]
-        excess = float(values.mean()) if not np.isnan(values).any() else None
-    return {"human_imitation": float(pages["imitation"][written].astype(np.float64).mean()),
-            "human_excess_nll": excess}
+def merge_counts(parts: list[dict], n_sites: int) -> dict:
+    """The shards' :func:`tick_counts` of one tick, added up (integers: the same in any order)."""
+    out = {}
+    for key in parts[0]:
+        if key == "site_human":
+            total = np.zeros(n_sites, dtype=np.int64)
+            for p in parts:
+                total[:len(p[key])] += p[key]
+        else:
+            total = np.sum([p[key] for p in parts], axis=0).astype(np.int64)
+        out[key] = total
+    return out
+
+
+def human_drift(sums: list[tuple], n_pop: int) -> list[dict]:
+    """Per population, its new human pages of the tick (copies excluded): mean imitation and excess NLL, from
+    the shards' (population, block, pages, sum of imitation, sum of excess NLL) groups
+    (:meth:`simweb.agents.publisher.PublisherShard.publish`): exact sums of exact sums, so any number of
+    shards gives the same means."""
+    import math
+
+    out = []
+    for p in range(n_pop):
+        mine = [s for s in sums if s[0] == p]
+        n = sum(s[2] for s in mine)
+        if n == 0:
+            out.append({"human_imitation": None, "human_excess_nll": None})
+            continue
+        excess = [s[4] for s in mine]
+        total = math.fsum(excess) if all(math.isfinite(x) for x in excess) else sum(excess)  # inf, or nan
+        out.append({"human_imitation": math.fsum(s[3] for s in mine) / n,
+                    "human_excess_nll": None if math.isnan(total) else total / n})
+    return out
 
 
 def strict_frame(rows: list[dict], schema: dict, table: str) -> pl.DataFrame:

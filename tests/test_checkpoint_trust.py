@@ -94,7 +94,7 @@ def test_a_missing_checksum_and_an_older_schema_are_refused(run):
     (run / "checkpoint" / "meta.sha256").unlink()
     _refused(run, "meta.sha256 cannot be read")
     _forge(run, lambda m: m.update(schema=2))
-    _refused(run, "has schema 2, this simweb reads schema 4")
+    _refused(run, "has schema 2, this simweb reads schema 6")
 
 
 def _set(path: str, value):
@@ -156,7 +156,7 @@ def test_a_group_name_that_would_leave_the_checkpoint_is_refused(run):
 
 def test_json_that_is_not_a_table_is_refused(run):
     (run / "checkpoint" / "meta.json").write_text("[1, 2]")
-    with pytest.raises(SimwebError, match="has schema \\?, this simweb reads schema 4"):
+    with pytest.raises(SimwebError, match="has schema \\?, this simweb reads schema 6"):
         checkpoint.load(run / "checkpoint")
     (run / "checkpoint" / "meta.json").write_bytes(b"\xff\xfe not json")
     _refused(run, "meta.json cannot be read")
@@ -330,12 +330,10 @@ def test_a_part_that_does_not_match_its_record_or_the_others_is_one_line(run):
     _refused(run, "array 'pool_ids' has no rows")
 
 
-def test_a_part_listed_twice_or_in_a_schema_4_checkpoint_is_refused(run):
+def test_a_part_listed_twice_is_refused(run):
     i, parts = _pool_parts(run)
     _forge(run, lambda m: m["meta"]["states"][i].update(parts=[*parts, parts[1]]))
     _refused(run, f"meta.states[{i}].parts: a file listed twice")
-    _forge(run, lambda m: (m["meta"]["states"][i].update(parts=parts), m.update(schema=4)))
-    _refused(run, f"meta.states[{i}].parts: a schema 4 checkpoint has none")
 
 
 @pytest.mark.parametrize("value, words", [

@@ -1,19 +1,22 @@
 """Publishers: populations of sites that write pages, and the shards that hold what they write.
 
-Publishing a tick happens in two steps:
+Sites are grouped into blocks of ``SITE_BLOCK`` consecutive ids and block b belongs to shard
+``b % n_shards``. Publishing a tick happens in three steps, none of which holds a column over every page:
 
-1. :class:`Publisher` (one per population) *plans* the tick's pages: how many,
-   on which sites, which are AI-written (the logistic adoption share of the tick,
-   as long as a lab it uses has released a model), by which lab's model (market
-   share), and the topic of each human page (the site's topic with probability
-   ``topic_focus``). A plan is metadata only, drawn from the stream
-   ``("publish", population, tick)``.
-2. :class:`PublisherShard` s *write* the content of the planned pages on the
-   sites they own. Sites are grouped into blocks of ``SITE_BLOCK`` consecutive
-   ids and block b belongs to shard ``b % n_shards``. Every page's content comes
-   from its own row of the noise drawn for its (population, tick, block) from the
-   stream ``("write", population, tick, block)``, so the web is the same whether
-   one shard or seven write it.
+1. The driver decides what is O(sites) (:func:`plan_sites`): how many pages each site of each population
+   publishes (:meth:`Publisher.counts`: the population's pages spread uniformly over its sites, a
+   multinomial drawn from the stream ``("publish", population, tick)``, displaced human pages removed
+   first), and the id of each site's first page (ids run by population, then site). Each shard receives
+   the counts of its own sites.
+2. Each shard plans its sites' pages (:meth:`PublisherShard.plan`): which are copies, AI-written (the
+   logistic adoption share of the tick, once a lab the population uses has released a model) or human, by
+   which lab's model (market share), the topic of each human page (its site's topic with probability
+   ``topic_focus``), labels and imitation. Every page draws a fixed number of uniforms from the stream
+   ``("plan", population, tick, block)`` of its block, in id order, and each column is a function of them.
+3. Each shard writes its pages' content (:meth:`PublisherShard.publish`): every page from its own row of the
+   noise drawn for its (population, tick, block) from the stream ``("write", population, tick, block)``.
+
+So the web is the same whether one shard or seven plan and write it.
 """
 
 from __future__ import annotations
@@ -26,12 +29,13 @@ import numpy as np
 from simweb import rng as rngs
 from simweb.behaviours import Drafts
 from simweb.plugins import PluginError, registry
-from simweb.sampling import choice
 from simweb.agents.base import Agent
 from simweb.timing import Busy, timed
-from simweb.web.store import AI, HUMAN, ContentStore, PageIndex, join_parts, page_columns
+from simweb.results import tick_counts
+from simweb.web.store import AI, HUMAN, ContentStore, PageIndex, join_parts, join_rows, page_columns
 
-__all__ = ["Publisher", "Planner", "PublisherShard", "adoption_share", "sampling_settings", "SITE_BLOCK", "shard_of"]
+__all__ = ["Publisher", "PublisherShard", "adoption_share", "plan_sites", "publishers_of", "sampling_settings", "SITE_BLOCK",
+           "shard_of"]
 
 SITE_BLOCK = 64  # consecutive site ids whose pages one shard owns and writes together
 BATCH = 32_768  # pages written at once: bounds the noise held while writing
@@ -83,7 +87,12 @@ def adoption_share(cfg, tick: int) -> float:
 
 
 class Publisher:
-    """Plans one population's pages each tick."""
+    """One population's pages: how many each of its sites publishes in a tick (:meth:`counts`, on the driver:
+    O(sites)), and what those pages are (:meth:`pages`, in the shard that holds the sites).
+
+    Each page draws a fixed number of uniforms (:meth:`slots`) from the stream of its (population, tick, site
+    block), in page-id order, and every column of its plan is a function of them: so a page is the same
+    whichever shard plans it, and planning costs one draw per block, not one per column."""
 
     def __init__(self, cfg, index: int, topic_probs: np.ndarray, lab_names: list[str], market_share: list[float],
                  seed: int, watermarking: list[bool] | None = None, width: int | None = None):
@@ -97,233 +106,154 @@ class Publisher:
         self.seed = seed
         uses = set(cfg.uses) if cfg.uses is not None else set(lab_names)
         self._weights = np.array([w if name in uses else 0.0 for name, w in zip(lab_names, market_share)])
+        self.imitates = width is not None and cfg.imitation is not None
 
-    def plan(self, tick: int, sites: np.ndarray, site_topic: np.ndarray, released: Mapping[int, int],
-             index=None, topic_probs: np.ndarray | None = None) -> dict[str, np.ndarray] | None:
-        """This tick's pages as metadata columns; ``released`` maps lab index → the generation publishers use.
+    def slots(self) -> int:
+        """Uniforms each page draws: its kind (copy, AI or human), its lab, whether it is on its site's topic, its
+        topic otherwise, its label; with ``copy_rate``, whether a copy keeps the label and which page it copies;
+        when the population imitates, how many of its tokens and from which lab."""
+        return 5 + (2 if self.cfg.copy_rate > 0 else 0) + (2 if self.imitates else 0)
 
-        With ``copy_rate`` > 0, that share of the tick's pages republish pages already on the web (``index``):
-        a copy keeps its original's authorship and content, and loses its C2PA label with ``strip_c2pa``.
-        ``topic_probs``: the topic popularity of this tick, when the truth drifts (default: the one at start).
-        """
+    def weights(self, released: Mapping[int, int]) -> np.ndarray:
+        """Market shares of the labs whose models the population uses now (0 for a lab with no release)."""
+        return np.array([w if lab in released else 0.0 for lab, w in enumerate(self._weights)])
+
+    def rates(self, tick: int, released: Mapping[int, int], pages_before: int) -> tuple[float, float, float]:
+        """(AI share s, copy rate c, displaced share q) of the tick's pages: a page is a copy with probability c,
+        else AI-written with probability s, else a human page — displaced (never published) with probability
+        ``displacement`` · s. q = (1 − c)(1 − s) · ``displacement`` · s. At tick 0 no lab has released a model
+        and the initial pages are human by definition."""
+        cfg = self.cfg
+        share = adoption_share(cfg.ai_adoption, tick) if tick > 0 and self.weights(released).sum() > 0 else 0.0
+        copy = cfg.copy_rate if tick > 0 and pages_before > 0 else 0.0
+        gone = (1 - copy) * (1 - share) * (cfg.displacement or 0.0) * share if self.width is not None else 0.0
+        return share, copy, gone
+
+    def counts(self, tick: int, n_sites: int, released: Mapping[int, int], pages_before: int) -> np.ndarray:
+        """How many pages each of the population's ``n_sites`` sites publishes at ``tick`` (uniform over its
+        sites, displaced pages removed), from the stream ("publish", population, tick): O(sites), never
+        O(pages)."""
         cfg = self.cfg
         n = cfg.pages_per_tick + (cfg.initial_pages if tick == 0 else 0)
-        if n == 0 or len(sites) == 0:
-            return None
+        if n == 0 or n_sites == 0:
+            return np.zeros(n_sites, dtype=np.int64)
         rng = rngs.stream(self.seed, "publish", cfg.name, tick)
-        page_site = sites[rng.integers(0, len(sites), size=n)].astype(np.int32)
-        weights = np.array([w if lab in released else 0.0 for lab, w in enumerate(self._weights)])
-        share = adoption_share(cfg.ai_adoption, tick) if weights.sum() > 0 else 0.0
-        is_ai = rng.random(n) < share
-        if tick == 0:
-            is_ai[cfg.pages_per_tick:] = False  # the initial pages are human by definition
+        gone = self.rates(tick, released, pages_before)[2]
+        if gone > 0:
+            n = int(rng.binomial(n, 1.0 - gone))
+        return rng.multinomial(n, np.full(n_sites, 1.0 / n_sites)).astype(np.int64)
+
+    def pages(self, tick: int, u: np.ndarray, site: np.ndarray, site_topic: np.ndarray, released: Mapping[int, int],
+              pages_before: int, topic_probs: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        """The plan of pages on ``site`` (one per row, with its site's topic ``site_topic``) from their uniforms
+        ``u`` (rows of :meth:`slots`): metadata columns, and for copies ``copy_keeps_label``; a copy's other
+        columns are its original's, filled in by the shard when it has the original's row (:meth:`PublisherShard.publish`).
+        ``topic_probs``: the topic popularity of this tick, when the truth drifts (default: the one at start)."""
+        cfg, n = self.cfg, len(site)
+        share, copy_rate, gone = self.rates(tick, released, pages_before)
+        kind = u[:, 0] * (1.0 - gone)  # the displaced pages' share of the unit interval is never drawn
+        copy = kind < copy_rate
+        is_ai = ~copy & (kind < copy_rate + (1.0 - copy_rate) * share)
+        weights = self.weights(released)
         lab = np.full(n, -1, dtype=np.int16)
         if is_ai.any():
-            lab[is_ai] = choice(weights / weights.sum(), int(is_ai.sum()), rng=rng)
+            lab[is_ai] = _inverse(weights, u[is_ai, 1])
         generation = np.full(n, -1, dtype=np.int16)
         for lab_index, gen in released.items():
             generation[lab == lab_index] = gen
-        on_topic = rng.random(n) < cfg.topic_focus
         popularity = self.topic_probs if topic_probs is None else topic_probs
-        topic = np.where(on_topic, site_topic[page_site], choice(popularity, n, rng=rng))
+        topic = np.where(u[:, 2] < cfg.topic_focus, site_topic, _inverse(popularity, u[:, 3]))
         topic = np.where(is_ai, -1, topic).astype(np.int16)
-        labelled = rng.random(n) < cfg.c2pa_rate  # a truthful label: 1 says human, 2 says AI
-        c2pa = np.where(labelled, np.where(is_ai, 2, 1), 0).astype(np.int8)
-        watermarked = is_ai & self.watermarking[np.maximum(lab, 0)]
-        edited = np.where(is_ai, cfg.edit_fraction, 0.0).astype(np.float32)
+        c2pa = np.where(u[:, 4] < cfg.c2pa_rate, np.where(is_ai, 2, 1), 0).astype(np.int8)  # 1 says human, 2 AI
         copied_from = np.full(n, -1, dtype=np.int64)
-        if cfg.copy_rate > 0 and index is not None and len(index) and tick > 0:
-            copy = rng.random(n) < cfg.copy_rate
-            k = int(copy.sum())
-            orig = np.sort(rng.integers(0, len(index), size=k))
-            copied_from[copy] = orig
-            src = index.rows(orig)
-            is_ai[copy] = src["origin"] == AI
-            lab[copy], generation[copy], topic[copy] = src["lab"], src["generation"], src["topic"]
-            watermarked[copy], edited[copy] = src["watermarked"], src["edited_fraction"]
-            c2pa[copy] = np.where(rng.random(k) < cfg.strip_c2pa, 0, src["c2pa"])
-        extra = {}
-        if self.width is not None:  # the humans feature: after every other draw, from streams of its own
-            extra = self._humans(tick, n, is_ai, copied_from, weights, share, index)
-        columns = {"site_id": page_site, "tick": np.full(n, tick, dtype=np.int32),
+        columns = {"site_id": site.astype(np.int32, copy=False), "tick": np.full(n, tick, dtype=np.int32),
                    "origin": np.where(is_ai, AI, HUMAN).astype(np.int8), "lab": lab, "generation": generation,
-                   "topic": topic, "population": np.full(n, self.index, dtype=np.int16), "watermarked": watermarked,
-                   "c2pa": c2pa, "edited_fraction": edited, "copied_from": copied_from, **extra}
-        if "displaced" in columns:
-            stay = ~columns.pop("displaced")
-            columns = {k: v[stay] for k, v in columns.items()}
-            if not stay.any():
-                return None
-        # pages in site order, so each block's pages are contiguous and in page-id order (a stable sort; a web
-        # of one site, like the papers' loops, is in that order already)
-        page_site = columns["site_id"]
-        if np.any(page_site[1:] < page_site[:-1]):
-            order = _stable_order(page_site)
-            columns = {k: v[order] for k, v in columns.items()}
+                   "topic": topic, "population": np.full(n, self.index, dtype=np.int16),
+                   "watermarked": is_ai & self.watermarking[np.maximum(lab, 0)], "c2pa": c2pa,
+                   "edited_fraction": np.where(is_ai, cfg.edit_fraction, 0.0).astype(np.float32),
+                   "copied_from": copied_from}
+        if cfg.copy_rate > 0:
+            copied_from[copy] = np.minimum((u[copy, 6] * pages_before).astype(np.int64), max(pages_before - 1, 0))
+            columns["copy_keeps_label"] = copy & (u[:, 5] >= cfg.strip_c2pa)
+        if self.width is not None:
+            columns.update(self._humans(tick, u, ~is_ai & ~copy, weights))
         return columns
 
-
-    def _humans(self, tick: int, n: int, is_ai, copied_from, weights, share, index) -> dict[str, np.ndarray]:
-        """The imitation of this tick's human pages and which of them are displaced (:mod:`simweb.humans`)."""
+    def _humans(self, tick: int, u: np.ndarray, written: np.ndarray, weights: np.ndarray) -> dict[str, np.ndarray]:
+        """The imitation of the pages' human-written ones (:mod:`simweb.humans`): k ~ Binomial(L, κ_t) tokens from
+        a lab picked by market share, from the pages' last two uniforms."""
         from simweb.humans import imitation_share
 
-        cfg = self.cfg
-        written = ~is_ai & (copied_from < 0)  # human pages written now (a copy keeps its original's)
+        n = len(written)
         tokens = np.zeros(n, dtype=np.int32)
         lab = np.full(n, -1, dtype=np.int16)
-        kappa = imitation_share(cfg.imitation, tick) if weights.sum() > 0 else 0.0
+        kappa = imitation_share(self.cfg.imitation, tick) if self.imitates and weights.sum() > 0 else 0.0
         if kappa > 0:
-            rng = rngs.stream(self.seed, "imitate", cfg.name, tick)
-            tokens = np.where(written, rng.binomial(self.width, kappa, size=n), 0).astype(np.int32)
-            lab = np.where(tokens > 0, choice(weights / weights.sum(), n, rng=rng), -1).astype(np.int16)
-        imitation = (tokens / self.width).astype(np.float32)
-        copy = copied_from >= 0
-        if copy.any():
-            imitation[copy] = index.rows(copied_from[copy])["imitation"]
-        out = {"imitation": imitation, "imitation_tokens": tokens, "imitation_lab": lab}
-        if cfg.displacement and share > 0:
-            drop = rngs.stream(self.seed, "displace", cfg.name, tick).random(n) < cfg.displacement * share
-            out["displaced"] = written & drop
-        return out
+            tokens = np.where(written, _inverse(_binomial(self.width, kappa), u[:, -2]), 0).astype(np.int32)
+            lab = np.where(tokens > 0, _inverse(weights, u[:, -1]), -1).astype(np.int16)
+        return {"imitation": (tokens / self.width).astype(np.float32), "imitation_tokens": tokens,
+                "imitation_lab": lab}
 
 
-class _Missing(Exception):
-    """A plan needs the rows of pages it copies, which the shards hold: asked for, then planned again."""
+def _inverse(weights: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """The outcomes of the law ∝ ``weights`` at uniforms ``u`` (its inverse CDF; :func:`simweb.sampling.choice`
+    draws the same way)."""
+    cdf = np.cumsum(np.asarray(weights, dtype=np.float64))
+    return cdf.searchsorted(u * cdf[-1], side="right").clip(max=len(cdf) - 1)
 
 
-class _Copied:
-    """The pages published before this tick as :meth:`Publisher.plan` reads them: how many, and the rows of the
-    originals it copies — from ``rows`` (fetched from the shards), else noted in ``need`` and :class:`_Missing`."""
-
-    def __init__(self, pages: int, rows: dict | None, need: list):
-        self.pages, self._rows, self.need = pages, rows, need
-
-    def __len__(self) -> int:
-        return self.pages
-
-    def rows(self, ids: np.ndarray) -> dict[str, np.ndarray]:
-        ids = np.asarray(ids, dtype=np.int64)
-        if self._rows is not None:
-            return {k: v[np.searchsorted(self._rows["page_id"], ids)] for k, v in self._rows.items() if k != "page_id"}
-        self.need.append(ids)
-        raise _Missing
+def _binomial(n: int, p: float) -> np.ndarray:
+    """The probabilities of 0..n under Binomial(n, p)."""
+    if p >= 1.0:
+        return np.eye(n + 1)[n]
+    k = np.arange(n + 1)
+    log = (np.array([math.lgamma(n + 1) - math.lgamma(i + 1) - math.lgamma(n - i + 1) for i in k])
+           + k * math.log(p) + (n - k) * math.log1p(-p))
+    return np.exp(log - log.max())
 
 
-class Planner(Agent):
-    """Plans each tick's pages with every population's :class:`Publisher`, so that no page passes through the
-    driver: each shard receives from here the part of the plan on its own sites (:meth:`parts`; on Ray one
-    object per shard), and the driver receives counts.
+def _exact_sum(values: np.ndarray) -> float:
+    """The sum of ``values``, correctly rounded whatever their order (non-finite values: numpy's sum)."""
+    values = np.asarray(values, dtype=np.float64)
+    return math.fsum(values.tolist()) if np.isfinite(values).all() else float(values.sum())
 
-    It follows the sites' populations and topics (a delta a tick). A plan that copies pages needs their rows,
-    which the shards hold: :meth:`plan` then returns the ids it needs and is called again with the shards'
-    answer (the same streams, so the same plan). It keeps the tick's plan until the next one, for
-    :meth:`parts`, :meth:`originals` and :meth:`human_drift`.
-    """
 
-    def __init__(self, context):
-        from simweb.features import features_of
+def publishers_of(context) -> list[Publisher]:
+    """The scenario's populations, each as its :class:`Publisher`."""
+    from simweb.features import features_of
 
-        self.context = context
-        sc = context.scenario
-        lab_names = [lab.name for lab in sc.labs]
-        topic_probs = getattr(context.language, "topic_probs", np.ones(1))
-        self.features = features_of(sc)
-        width = context.language.width if "humans" in self.features else None
-        self.publishers = [Publisher(p, i, topic_probs, lab_names, [lab.market_share for lab in sc.labs],
-                                     context.seed, [lab.watermark is not None for lab in sc.labs], width=width)
-                           for i, p in enumerate(sc.publishers)]
-        self.busy = Busy()
-        self.restore({"population": np.empty(0, np.int16), "topic": np.empty(0, np.int16)}, 0)
+    sc = context.scenario
+    lab_names = [lab.name for lab in sc.labs]
+    topic_probs = getattr(context.language, "topic_probs", np.ones(1))
+    width = context.language.width if "humans" in features_of(sc) else None
+    return [Publisher(p, i, topic_probs, lab_names, [lab.market_share for lab in sc.labs], context.seed,
+                      [lab.watermark is not None for lab in sc.labs], width=width)
+            for i, p in enumerate(sc.publishers)]
 
-    def restore(self, graph: dict, pages: int) -> None:
-        """Back to a checkpoint: the sites (``graph``: the site graph's state) and the pages published so far."""
-        self.population = np.asarray(graph["population"], dtype=np.int16).copy()
-        self.topic = np.asarray(graph["topic"], dtype=np.int16).copy()
-        self.n_pages = int(pages)
-        self._tick, self._plans, self._pages, self._first = None, {}, None, 0
 
-    @timed("publish")
-    def plan(self, tick: int, graph: dict | None, released: Mapping[int, int], parts: list | None = None):
-        """Plan tick ``tick`` (``graph``: the sites added since; ``released``: lab → generation). Returns what the
-        driver records of it (:meth:`_counts`) — or, when a plan copies pages, ``{"need": ids}``: the ids whose rows
-        it needs, to be called again with ``parts``, the shards' (ids, rows) of them."""
-        if graph is not None:
-            self.population = np.concatenate([self.population, np.asarray(graph["population"], dtype=np.int16)])
-            self.topic = np.concatenate([self.topic, np.asarray(graph["topic"], dtype=np.int16)])
-        if tick != self._tick:
-            self._tick, self._plans = tick, {}
-        rows = None
-        if parts is not None:
-            from simweb.web.store import join_rows
-
-            wanted = np.unique(np.concatenate([np.asarray(p[0], dtype=np.int64) for p in parts]))
-            rows = {"page_id": wanted, **join_rows(wanted, parts)}
-        language = self.context.language
-        truth = language.at(tick)  # a drifting truth: this tick's topic popularity
-        popularity = getattr(truth, "topic_probs", None) if truth is not language else None
-        need: list = []
-        copied = _Copied(self.n_pages, rows, need)
-        for pub in self.publishers:
-            if pub.index in self._plans:
-                continue
-            try:
-                self._plans[pub.index] = pub.plan(tick, np.flatnonzero(self.population == pub.index), self.topic,
-                                                  released, copied, topic_probs=popularity)
-            except _Missing:
-                continue
-        if need:
-            return {"need": np.unique(np.concatenate(need))}
-        plans = [self._plans[i] for i in sorted(self._plans) if self._plans[i] is not None]
-        if len(plans) == 1:
-            pages = plans[0]
-        elif plans:
-            pages = {k: np.concatenate([p[k] for p in plans]) for k in plans[0]}
-        else:
-            pages = PageIndex(1, columns=page_columns("humans" in self.features)).state()
-        self._pages, self._first = pages, self.n_pages
-        self.n_pages += len(pages["tick"])
-        return self._counts()
-
-    def pages(self) -> dict[str, np.ndarray]:
-        """The planned tick's pages (metadata columns)."""
-        return self._pages
-
-    def parts(self, n_shards: int) -> list[dict[str, np.ndarray]] | dict[str, np.ndarray]:
-        """The planned tick's pages split by the shard that writes them (site block b: shard b mod ``n_shards``),
-        each part with its pages' ids (``page_id``) and in id order — one list of ``n_shards`` parts (one value
-        each for the executor), or the one part itself for one shard. Each shard receives only its own pages."""
-        pages = self._pages
-        n = len(pages["tick"])
-        ids = np.arange(self._first, self._first + n, dtype=np.int64)
-        if n_shards == 1:
-            return {"page_id": ids, **pages}
-        owner = shard_of(pages["site_id"], n_shards)
-        order = _stable_order(owner)  # each shard's pages together, in id order within
-        cuts = np.cumsum(np.bincount(owner, minlength=n_shards))[:-1]
-        return [{"page_id": ids[rows], **{k: v[rows] for k, v in pages.items()}} for rows in np.split(order, cuts)]
-
-    def originals(self) -> np.ndarray:
-        """The ids of the pages the planned tick copies (sorted, unique)."""
-        copied = self._pages["copied_from"]
-        return np.unique(copied[copied >= 0])
-
-    def _counts(self) -> dict:
-        """What the driver records of the planned tick (:func:`simweb.results.tick_counts`) and how many pages."""
-        from simweb.results import tick_counts
-
-        return {"pages": len(self._pages["tick"]), "first_id": self._first,
-                "copies": bool(np.any(self._pages["copied_from"] >= 0)),
-                **tick_counts(self._pages, len(self.publishers), len(self.population), self.features)}
-
-    def human_drift(self, parts: list) -> list[dict]:
-        """Per population, its new human pages' mean imitation and excess NLL (:mod:`simweb.humans`), from the
-        shards' (ids, excess NLL) ``parts`` of the planned tick."""
-        from simweb.results import human_drift
-
-        out = np.full(len(self._pages["tick"]), np.nan)
-        for ids, excess in parts:
-            out[np.asarray(ids) - self._first] = excess
-        return [human_drift(self._pages, out, p) for p in range(len(self.publishers))]
+def plan_sites(publishers: list[Publisher], tick: int, population: np.ndarray, topic: np.ndarray,
+               released: Mapping[int, int], first_id: int, n_shards: int) -> tuple[list[dict], int]:
+    """The driver's share of planning a tick, O(sites): how many pages each site publishes (:meth:`Publisher.counts`),
+    split by the shard that holds the site. Pages take ids from ``first_id`` on, by population, then site, so a
+    site's pages have consecutive ids. Returns one part per shard — its sites with pages, in id order, with
+    ``count``, ``first`` (the id of the site's first page), ``population`` and ``topic`` — and the tick's pages."""
+    site, pop, count = [np.empty(0, np.int64)], [np.empty(0, np.int16)], [np.empty(0, np.int64)]
+    for pub in publishers:
+        sites = np.flatnonzero(population == pub.index)
+        c = pub.counts(tick, len(sites), released, first_id)
+        keep = np.flatnonzero(c)
+        site.append(sites[keep])
+        pop.append(np.full(len(keep), pub.index, dtype=np.int16))
+        count.append(c[keep])
+    site, pop, count = np.concatenate(site), np.concatenate(pop), np.concatenate(count)
+    part = {"site_id": site.astype(np.int32), "population": pop, "count": count,
+            "first": first_id + np.cumsum(count) - count, "topic": np.asarray(topic)[site].astype(np.int16)}
+    if n_shards == 1:
+        return [part], int(count.sum())
+    owner = shard_of(site, n_shards)
+    order = _stable_order(owner)  # each shard's sites together, in id order within
+    cuts = np.cumsum(np.bincount(owner, minlength=n_shards))[:-1]
+    return [{k: v[rows] for k, v in part.items()} for rows in np.split(order, cuts)], int(count.sum())
 
 
 class PublisherShard(Agent):
@@ -358,6 +288,9 @@ class PublisherShard(Agent):
         self._watermarks = {i: Watermark(key_of(context.seed, lab.name), lab.watermark.gamma, lab.watermark.delta)
                             for i, lab in enumerate(self.scenario.labs) if lab.watermark is not None}
         self.behaviours = [_behaviours(p) for p in self.scenario.publishers]
+        self.publishers = publishers_of(context)
+        self._features = features_of(self.scenario)
+        self._plan: dict | None = None  # the tick's pages, from plan() to publish()
         self._drift: list | None = None
 
     def _new_store(self) -> ContentStore:
@@ -371,28 +304,84 @@ class PublisherShard(Agent):
         return self.index.select(np.arange(np.searchsorted(ids, lo), np.searchsorted(ids, hi)))
 
     @timed("publish")
-    def publish(self, tick: int, pages: dict[str, np.ndarray], models: Mapping[int, tuple], originals: list) -> int:
-        """Write the content of ``pages``, this shard's part of the tick's plan (:meth:`Planner.parts`: metadata
-        columns and ``page_id``, in id order); returns how many.
-
-        ``models`` maps each released lab to (generation, model state); ``originals`` are (ids, content)
-        parts holding the originals of copied pages.
-        """
-        # the ids are kept (by the content store): a copy, so no array of the plan stays pinned in Ray's object store
-        site, ids = pages["site_id"].view(), np.array(pages["page_id"], dtype=np.int64)
-        site.flags.writeable = False  # the plan's (behaviours see it): read, never written
-        self._drift = [] if "imitation_tokens" in pages else None  # this tick's human pages' excess NLL
-        if len(ids) == 0:
-            return 0
+    def plan(self, tick: int, part: dict[str, np.ndarray], released: Mapping[int, int], pages_before: int) -> np.ndarray:
+        """Plan this shard's pages of tick ``tick`` from ``part``, its sites' share of the driver's plan
+        (:func:`plan_sites`: how many pages each site publishes, and the id of its first); ``released``: lab →
+        generation; ``pages_before``: pages published before the tick. Each (population, site block) draws its
+        pages' uniforms from the stream ("plan", population, tick, block). Returns the ids of the pages its copies
+        republish (sorted, unique): :meth:`publish` needs their rows and content."""
+        count = np.asarray(part["count"], dtype=np.int64)
+        n = int(count.sum())
+        starts = np.cumsum(count) - count
+        ids = np.repeat(np.asarray(part["first"], dtype=np.int64) - starts, count) + np.arange(n, dtype=np.int64)
+        site = np.repeat(part["site_id"], count)
+        population = np.repeat(part["population"], count)
+        block = site.astype(np.int64) // SITE_BLOCK
         if self.n_shards > 1 and np.any(shard_of(site, self.n_shards) != self.shard):
             raise ValueError(f"shard {self.shard} of {self.n_shards} was given pages of another shard's sites")
-        self.index.extend({k: pages[k] for k in self.columns})
+        change = (population[1:] != population[:-1]) | (block[1:] != block[:-1])
+        bounds = np.concatenate(([0], np.flatnonzero(change) + 1, [n])).astype(np.int64) if n else np.zeros(1, np.int64)
+        names = [self.scenario.publishers[int(p)].name for p in population[bounds[:-1]]]
+        rngs_of = rngs.streams(self.context.seed, [("plan", name, tick, int(b))
+                                                  for name, b in zip(names, block[bounds[:-1]])])
+        truth = self.language.at(tick)  # a drifting truth: this tick's topic popularity
+        popularity = getattr(truth, "topic_probs", None) if truth is not self.language else None
+        topic = np.repeat(part["topic"], count)
+        plans = []
+        for pub in self.publishers:
+            g = np.flatnonzero(population[bounds[:-1]] == pub.index)  # its groups, consecutive
+            if len(g) == 0:
+                continue
+            lo, hi = int(bounds[g[0]]), int(bounds[g[-1] + 1])
+            slots = pub.slots()
+            u = np.concatenate([rngs_of[i].random((int(bounds[i + 1] - bounds[i]), slots)) for i in g])
+            plans.append(pub.pages(tick, u, site[lo:hi], topic[lo:hi], released, pages_before, popularity))
+        keys = dict.fromkeys(k for p in plans for k in p)
+        pages = {k: np.concatenate([p[k] if k in p else np.zeros(len(p["tick"]), bool) for p in plans])
+                 for k in keys} if plans else PageIndex(1, columns=self.columns[1:]).state()
+        self._plan = {"page_id": ids, **pages}
+        copied = self._plan["copied_from"]
+        return np.unique(copied[copied >= 0])
+
+    @timed("publish")
+    def publish(self, tick: int, models: Mapping[int, tuple], originals: list) -> dict:
+        """Write the content of the pages :meth:`plan` planned, and hold them; returns what the driver records of
+        them (:func:`simweb.results.tick_counts`, and with imitating humans the sums of :meth:`drift_sums`).
+
+        ``models`` maps each released lab to (generation, model state); ``originals`` are the shards' (ids,
+        content, index rows) of the pages copied (:meth:`fetch` with rows), or empty when nothing is copied.
+        """
+        pages, self._plan = self._plan, None
+        ids = pages.pop("page_id")
+        keeps_label = pages.pop("copy_keeps_label", None)
+        copied_from = pages["copied_from"]
+        copies = copied_from >= 0
+        content = np.empty((len(ids), self.language.width), dtype=self.language.dtype)
+        found = None
+        if copies.any():  # a copy keeps its original's authorship and content; its label unless stripped
+            wanted = np.unique(copied_from[copies])
+            rows = join_rows(wanted, [(o[0], o[2]) for o in originals])
+            at = np.searchsorted(wanted, copied_from[copies])
+            for k in ("lab", "generation", "topic", "watermarked", "edited_fraction", "origin"):
+                pages[k][copies] = rows[k][at]
+            pages["c2pa"][copies] = np.where(keeps_label[copies], rows["c2pa"][at], 0)
+            if "imitation" in pages:
+                pages["imitation"][copies] = rows["imitation"][at]
+            # every shard fetched the originals of all: keep those of this shard's copies
+            parts = [(o[0][keep], o[1][keep]) for o in originals for keep in (np.isin(o[0], wanted),)]
+            found = join_parts(wanted, parts, self.language.width, self.language.dtype)[at]
+        self._drift = [] if "imitation_tokens" in pages else None  # this tick's human pages' excess NLL
+        counts = tick_counts(pages, len(self.scenario.publishers), None, self._features)
+        if len(ids) == 0:
+            return {"counts": counts, "drift": []}
+        self.index.extend({"page_id": ids, **{k: pages[k] for k in self.columns[1:]}})
+        site = pages["site_id"].view()
+        site.flags.writeable = False  # the plan's (behaviours see it): read, never written
         block = site.astype(np.int64) // SITE_BLOCK
         # one noise block per (population, block): its rows drive its pages in page-id order
         population = pages["population"]
         change = (population[1:] != population[:-1]) | (block[1:] != block[:-1])
         bounds = np.concatenate(([0], np.flatnonzero(change) + 1, [len(ids)]))
-        content = np.empty((len(ids), self.language.width), dtype=self.language.dtype)
         # whole groups at a time, about BATCH pages each, so the noise (8 bytes a token) stays small
         cuts = [0]
         for g in range(1, len(bounds)):
@@ -400,16 +389,28 @@ class PublisherShard(Agent):
                 cuts.append(g)
         for g0, g1 in zip(cuts[:-1], cuts[1:]):
             self._write(tick, content, pages, block, site, bounds[g0:g1 + 1], models, ids)
-        copied_from = pages["copied_from"]
-        copies = copied_from >= 0
-        if copies.any():
-            wanted = np.unique(copied_from[copies])
-            parts = [(part_ids[np.isin(part_ids, wanted)], part[np.isin(part_ids, wanted)])
-                     for part_ids, part in originals]
-            found = join_parts(wanted, parts, self.language.width, self.language.dtype)
-            content[copies] = found[np.searchsorted(wanted, copied_from[copies])]
+        if found is not None:
+            content[copies] = found
         self.store.append(tick, ids, content)
-        return len(ids)
+        return {"counts": counts, "drift": self._drift_sums(ids, pages, bounds)}
+
+    def _drift_sums(self, ids: np.ndarray, pages: dict, bounds: np.ndarray) -> list[tuple]:
+        """Per (population, block) group of the tick's pages with human-written ones: (population, block,
+        pages, sum of imitation, sum of excess NLL), each sum exact (``math.fsum``), so the driver's means do
+        not depend on which shard held which block (:func:`simweb.results.human_drift`)."""
+        if self._drift is None:
+            return []
+        excess = np.full(len(ids), np.nan)
+        for held, values in self._drift:
+            excess[np.searchsorted(ids, held)] = values
+        written = (pages["origin"] != AI) & (pages["copied_from"] < 0)
+        out = []
+        for a, b in zip(bounds[:-1], bounds[1:]):
+            rows = np.flatnonzero(written[a:b]) + a
+            if len(rows):
+                out.append((int(pages["population"][a]), int(pages["site_id"][a]) // SITE_BLOCK, len(rows),
+                            _exact_sum(pages["imitation"][rows]), _exact_sum(excess[rows])))
+        return out
 
     def drift(self) -> tuple[np.ndarray, np.ndarray]:
         """(page ids, excess NLL) of the human pages the last ``publish`` wrote, when humans imitate: per token

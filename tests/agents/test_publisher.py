@@ -59,7 +59,7 @@ def test_human_pages_follow_site_topics_with_topic_focus():
     sim.step()
     site_topic = sim.graph.topic[sim.pages()["site_id"]]
     assert np.array_equal(sim.pages()["topic"], site_topic)
-    assert isinstance(sim.fleet.planner.publishers[0], Publisher)  # the planner plans with the populations' Publishers
+    assert isinstance(sim.publishers[0], Publisher)  # the driver counts pages with the populations' Publishers
 
 
 def test_sampling_settings_are_those_of_the_populations_that_can_pick_the_lab():
@@ -74,7 +74,7 @@ def test_sampling_settings_are_those_of_the_populations_that_can_pick_the_lab():
 
 @pytest.mark.parametrize("high", [1, 3, 2**16 - 1, 2**16, 2**16 + 1, 200_000, 2**31 - 1])
 def test_the_radix_order_of_pages_is_numpys_stable_order(high):
-    # the plan puts its pages in site order with ties in draw order: _stable_order must give exactly
+    # the driver groups each shard's sites in site order: _stable_order must give exactly
     # np.argsort(kind="stable") — 16-bit keys by one radix pass, wider ones by two (low half first)
     rng = np.random.default_rng(high)
     for n in (0, 1, 7, 5000):
@@ -89,27 +89,72 @@ def test_keys_the_radix_passes_cannot_order_get_numpys_order():
 
 
 @pytest.mark.parametrize("n_shards", [1, 2, 3, 7])
-def test_each_shard_is_sent_exactly_the_planned_pages_of_its_own_sites(n_shards):
-    from simweb.agents.publisher import Planner, PublisherShard, shard_of
+def test_each_shard_is_sent_only_counts_of_its_own_sites_and_plans_their_pages(n_shards):
+    from simweb.agents.publisher import PublisherShard, plan_sites, shard_of
 
     sc = scenario(COLLAPSE, "run.ticks=3", "web.initial_sites=700", "publishers[0].pages_per_tick=5000")
     sim = Engine(sc)
     sim.step()
-    sim.step()  # tick 1: ids start past tick 0's pages
-    planner: Planner = sim.fleet.planner
-    whole, first = planner.pages(), planner._first
+    first = sim.n_pages  # tick 1: ids start past tick 0's pages
     assert first > 0
-    parts = planner.parts(n_shards)
-    parts = parts if n_shards > 1 else [parts]
-    assert len(parts) == n_shards
-    ids = np.concatenate([p["page_id"] for p in parts])
-    assert np.array_equal(np.sort(ids), np.arange(first, first + len(whole["tick"])))  # every page once
+    parts, n = plan_sites(sim.publishers, 1, sim.graph.population, sim.graph.topic, sim.released, first, n_shards)
+    assert len(parts) == n_shards and n == 5000
+    # what the driver sends is O(sites): a row per site with pages, never one per page
+    assert sum(len(p["site_id"]) for p in parts) <= sim.graph.n_sites
     for s, part in enumerate(parts):
-        assert (np.diff(part["page_id"]) > 0).all()  # in id order
-        assert (shard_of(part["site_id"], n_shards) == s).all()
-        for k, v in whole.items():
-            assert np.array_equal(part[k], v[part["page_id"] - first]), k
-    if n_shards > 1:  # a shard refuses pages that are not its own (a routing bug must not go unseen)
+        assert (shard_of(part["site_id"], n_shards) == s).all() and (np.diff(part["site_id"]) > 0).all()
+        assert (part["count"] > 0).all() and np.array_equal(part["topic"], sim.graph.topic[part["site_id"]])
+    # a site's pages take consecutive ids, in site order: the first ids and counts tile the tick's ids
+    rows = np.concatenate([p["first"] for p in parts]), np.concatenate([p["count"] for p in parts])
+    order = np.argsort(rows[0])
+    assert rows[0][order][0] == first and np.array_equal(np.cumsum(rows[1][order])[:-1], rows[0][order][1:] - first)
+    sim.step()
+    pages = sim.pages()
+    tick1 = np.flatnonzero(pages["tick"] == 1)
+    assert np.array_equal(tick1, np.arange(first, first + 5000))
+    assert (np.diff(pages["site_id"][tick1]) >= 0).all()  # in site order
+    if n_shards > 1:  # a shard refuses another's sites (a routing bug must not go unseen)
         shard = PublisherShard(sim.context, 0, n_shards)
         with pytest.raises(ValueError, match="another shard's sites"):
-            shard.publish(1, pages=parts[1], models={}, originals=[])
+            shard.plan(1, parts[1], sim.released, first)
+
+
+def test_a_population_s_pages_are_spread_over_its_sites_as_a_multinomial():
+    """Each site gets Binomial(n, 1/k) of its population's n pages a tick (k sites): over 400 ticks the per-site
+    counts have mean n/k and variance n(1/k)(1 − 1/k), within 5 standard errors."""
+    sc = scenario(COLLAPSE, "publishers[0].pages_per_tick=300")
+    pub = Engine(sc).publishers[0]
+    k, n, ticks = 40, 300, 400
+    counts = np.array([pub.counts(t, k, {}, 0) for t in range(1, ticks + 1)], dtype=np.float64)
+    assert (counts.sum(axis=1) == n).all()
+    p = 1 / k
+    mean, var = n * p, n * p * (1 - p)
+    values = counts.ravel()
+    assert abs(values.mean() - mean) <= 5 * math.sqrt(var / len(values)) + 1e-12
+    # the variance of a sample of m: its standard error is about var·sqrt(2/m) (near-normal counts)
+    assert abs(values.var() - var) <= 5 * var * math.sqrt(2 / len(values))
+    # sites are exchangeable: no site's mean is far from n/k over the ticks
+    assert np.abs(counts.mean(axis=0) - mean).max() <= 5 * math.sqrt(var / ticks)
+
+
+def test_a_page_s_kind_follows_copy_adoption_and_displacement_rates():
+    """Pages draw their kind from one uniform on [0, 1 − q): a copy with probability c/(1 − q), AI-written with
+    (1 − c)s/(1 − q), human otherwise, q = (1 − c)(1 − s)·d·s the displaced pages' share (never drawn)."""
+    from simweb.agents.publisher import AI
+
+    sc = scenario(COLLAPSE, "publishers[0].copy_rate=0.2", "publishers[0].ai_adoption={start=0.6, end=0.6}",
+                  "publishers[0].displacement=0.5")
+    pub = Engine(sc).publishers[0]
+    c, s, d = 0.2, 0.6, 0.5
+    share, copy, q = pub.rates(5, {0: 1}, 100)
+    assert (share, copy) == (s, c) and math.isclose(q, (1 - c) * (1 - s) * d * s)
+    m = 200_000
+    u = np.random.default_rng(1).random((m, pub.slots()))
+    pages = pub.pages(5, u, np.zeros(m, np.int32), np.zeros(m, np.int16), {0: 1}, 100)
+    copies = pages["copied_from"] >= 0
+    ai = (pages["origin"] == AI) & ~copies
+    for got, p in ((copies.mean(), c / (1 - q)), (ai.mean(), (1 - c) * s / (1 - q))):
+        assert abs(got - p) <= 5 * math.sqrt(p * (1 - p) / m), (got, p)
+    assert pages["copied_from"][copies].min() >= 0 and pages["copied_from"][copies].max() < 100
+    assert (pages["lab"][ai] == 0).all() and (pages["lab"][~ai & ~copies] == -1).all()
+    assert pub.rates(0, {0: 1}, 100) == (0.0, 0.0, 0.0)  # tick 0: human pages only
