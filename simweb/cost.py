@@ -255,7 +255,7 @@ class _World:
         self.sc, self.n_shards = sc, n_shards
         lang = sc.language
         self.tokens = lang.family == "markov"
-        self.L = lang.doc_length if self.tokens else (lang.dim if lang.family == "gaussian" else 1)
+        self.L = lang.width
         self.itemsize = 2 if self.tokens else (8 if lang.family == "gaussian" else 4)
         self.row = self.L * self.itemsize  # bytes of one page's content
         self.K = lang.topics + lang.new_topic_room() if self.tokens else 1

@@ -45,6 +45,21 @@ def test_the_token_bound_is_where_the_rule_turns():
     assert not fits_one_actor(past, ONE_NODE)
 
 
+@pytest.mark.parametrize("paper, width", [("shumailov_gaussian_mle", 1), ("shumailov_categorical", 1)])
+def test_a_gaussian_or_categorical_loop_counts_its_values(paper, width, tmp_path):
+    """Their pages hold ``dim`` coordinates or one outcome, not ``doc_length`` tokens: the rule (and the memory
+    check before any run) reads the language's width; it once failed on the missing ``doc_length``."""
+    from tests.helpers import simweb_cli
+
+    sc = simweb.load_scenario(f"scenarios/papers/{paper}.toml")
+    assert sc.language.width == width and fits_one_actor(sc, ONE_NODE)
+    wide = simweb.load_scenario(f"scenarios/papers/{paper}.toml", ["language.dim=3"] if "gaussian" in paper else [])
+    assert wide.language.width == (3 if "gaussian" in paper else 1)
+    done = simweb_cli("run", f"scenarios/papers/{paper}.toml", "--executor", "local", "--out", str(tmp_path / "r"),
+                      "--quiet")
+    assert done.returncode == 0, done.stderr
+
+
 def test_the_memory_estimate_counts_the_layout_the_run_gets():
     from simweb import cost
 

@@ -73,7 +73,7 @@ class Executor(Protocol):
 def fits_one_actor(scenario, cluster: dict) -> bool:
     """Whether a Ray run of ``scenario`` on ``cluster`` (:meth:`Executor.cluster`) runs whole in one actor with
     the local executor rather than as agents spread over actors: a small run (at most :data:`ONE_ACTOR_TOKENS`
-    tokens published) on one node, whose shards were not asked for (``run.shards``), with no lab training a
+    tokens — values, for a gaussian or categorical language — published) on one node, whose shards were not asked for (``run.shards``), with no lab training a
     transformer and no trainer wanting a GPU. The output is the same either way; only where the work runs
     changes."""
     from simweb.engine import expected_pages
@@ -85,7 +85,7 @@ def fits_one_actor(scenario, cluster: dict) -> bool:
         return False
     if any(resources(lab.model, cluster).get("gpus", 0.0) for lab in scenario.labs):
         return False
-    return expected_pages(scenario) * scenario.language.doc_length <= ONE_ACTOR_TOKENS
+    return expected_pages(scenario) * scenario.language.width <= ONE_ACTOR_TOKENS
 
 
 def local_cpus() -> int:

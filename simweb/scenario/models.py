@@ -102,6 +102,11 @@ class MarkovLanguage(_Table):
     class_strength: float = Field(1.5, ge=0.0, le=5.0)  # log-normal sigma of class-to-class affinities
     drift: MarkovDrift | None = None  # topic popularity and boosts walk; None = a stationary truth
 
+    @property
+    def width(self) -> int:
+        """Values in one page: its tokens."""
+        return self.doc_length
+
     def new_topic_room(self) -> int:
         """How many new topics the reserved vocabulary holds (0 when none are born): its tables have as many rows
         more than ``topics``."""
@@ -126,6 +131,11 @@ class GaussianLanguage(_Table):
     std: float = Field(1.0, gt=0.0, le=1e6)
     drift: GaussianDrift | None = None  # the mean's random walk; None = a stationary truth
 
+    @property
+    def width(self) -> int:
+        """Values in one page: its ``dim`` coordinates."""
+        return self.dim
+
 
 class CategoricalDrift(_Table):
     """The truth moves: its logits do a gaussian random walk (``[language.drift]``; off when absent or 0)."""
@@ -141,6 +151,11 @@ class CategoricalLanguage(_Table):
     probs: tuple[float, ...] | None = None
     zipf_exponent: float = Field(1.0, ge=0.0, le=5.0)
     drift: CategoricalDrift | None = None  # the logits' random walk; None = a stationary truth
+
+    @property
+    def width(self) -> int:
+        """Values in one page: one outcome."""
+        return 1
 
 
 Language = Annotated[
