@@ -31,9 +31,10 @@ def side_by_side(seeds: int) -> None:
         base = last.filter(pl.col("lab") == "compliant")["excess_nll"][0]
         spend = g.group_by("lab").agg(pl.col("spend").sum().alias("total_spend"))
         rude = [d.get("rude") if d else None for d in last["lab_divergence"].to_list()]
+        # the divergence goes on its own rows before the join, which need not keep their order
+        last = last.with_columns(pl.Series("js_rude", rude, dtype=pl.Float64))
         rows.append(last.join(spend, on="lab").with_columns(
-            (pl.col("excess_nll") - base).alias("vs_compliant"), pl.Series("js_rude", rude, dtype=pl.Float64),
-            pl.lit(seed).alias("seed")))
+            (pl.col("excess_nll") - base).alias("vs_compliant"), pl.lit(seed).alias("seed")))
     frame = pl.concat(rows, how="diagonal_relaxed")
     summary = frame.group_by("lab", maintain_order=True).agg(
         *[f(pl.col(c)).alias(f"{c}_{n}") for c in ("blocked_human_fraction", "train_ai_fraction", "excess_nll",
