@@ -32,7 +32,7 @@ RAY_START_S = 7.0  # starting a local Ray instance and the actors (README: ~7 s 
 NX_NODE, NX_EDGE = 400, 240  # networkx DiGraph bytes per node and per edge (measured: 383 and 233)
 INDEX_BYTES = 31  # page metadata in the shards' index (simweb/web/store.py PAGE_COLUMNS), before the page id
 POOL_BYTES = 37  # a trainer's pool row besides its content: id, crawl, ticks, site, origin, lab, generation
-PLAN_BYTES = 105  # a shard planning a tick's pages, per page: their uniforms and columns (tracemalloc)
+PLAN_BYTES = 90  # a shard planning a tick's pages, per page: their columns, plus 10 a uniform drawn (tracemalloc)
 CRAWL_BYTES = 32  # a crawl's working arrays per page a shard holds (ids, rows, ranks, ages, keys)
 CHUNK_DOCS = 4096  # documents scored at once by the language (MarkovLanguage.topic_log_likelihood)
 WRITE_BATCH = 32_768 + 64  # pages a shard writes at once (simweb.agents.publisher.BATCH, plus a block)
@@ -349,7 +349,10 @@ class _World:
             content = int(budget * MiB) + self.tick_pages * per_page
             name, why = "run.page_memory_mb", "page_memory_mb, plus the newest tick's pages"
         n = -(-self.tick_pages // S)
-        writing = 16 * self.L * min(n, WRITE_BATCH) + n * per_page + 40 * n
+        uniforms = max((5 + 3 * (p.copy_rate > 0) + 2 * (p.imitation is not None) for p in self.sc.publishers),
+                       default=5)
+        planning = PLAN_BYTES + 10 * uniforms
+        writing = 16 * self.L * min(n, WRITE_BATCH) + n * per_page + 50 * n  # 50: the plan kept, with page ids
         from simweb.humans import humans_on
 
         # the shard's index rows: the ground truth, its page id, and the imitation share (float32) when it is kept
@@ -357,9 +360,10 @@ class _World:
         return [Part("page index", per_index * self.pages // S, self.pages_field,
                      f"{per_index} bytes a page, an even share of the pages"),
                 Part("page content", content // S, name, why),
-                # tracemalloc on a 2 M-page tick: a shard planning its pages peaks at 105 bytes a page (their
-                # uniforms and columns); the plan it keeps while writing is among the writing's 40 bytes a page
-                Part("planning a tick's pages", PLAN_BYTES * n, self.pages_field, f"{PLAN_BYTES} bytes a page",
+                # tracemalloc on a 1 M-page tick: a shard planning its pages peaks at 125, 154 and 190 bytes a page
+                # with 5, 8 and 10 uniforms a page (copies, then imitation, draw more); the plan it keeps while
+                # writing (40 bytes a page, 50 with imitation) is among the writing's
+                Part("planning a tick's pages", planning * n, self.pages_field, f"{planning} bytes a page",
                      transient=True),
                 Part("writing a tick's pages", writing, self.pages_field, "noise (8 bytes a token) and content",
                      transient=True),

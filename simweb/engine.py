@@ -194,15 +194,13 @@ class Engine:
             released, first_id, n_shards = self.released, self.n_pages, len(fleet.shards)
             parts, n = plan_sites(self.publishers, tick, self.graph.population, self.graph.topic, released, first_id,
                                   n_shards)
-        wanted = [ex.call(s, PublisherShard.plan, tick, part, released, first_id) for s, part in zip(fleet.shards, parts)]
+        planned = [ex.call(s, PublisherShard.plan, tick, part, released, first_id) for s, part in zip(fleet.shards, parts)]
         originals = []
         if self.copies and first_id:  # the pages copied: their rows and content, from the shards that hold them
-            wanted = np.unique(np.concatenate(ex.gather(wanted)))
-            if len(wanted):
-                originals = [ex.call(s, PublisherShard.fetch, wanted, True) for s in fleet.shards]
-        answers = ex.gather([ex.call(s, PublisherShard.publish, tick=tick, models=models, originals=originals)
-                             for s in fleet.shards] + [ex.call(s, Scraper.observe, graph_ref, {tick: n})
-                                                       for s in fleet.scrapers])[:n_shards]
+            originals = [ex.call(s, PublisherShard.originals, planned) for s in fleet.shards]
+        answers = ex.gather([ex.call(s, PublisherShard.publish, tick=tick, planned=p, models=models, originals=originals)
+                             for s, p in zip(fleet.shards, planned)]
+                            + [ex.call(s, Scraper.observe, graph_ref, {tick: n}) for s in fleet.scrapers])[:n_shards]
         self.n_pages = first_id + n
         counts = merge_counts([a["counts"] for a in answers], self.graph.n_sites)
         drift = human_drift([s for a in answers for s in a["drift"]], len(sc.publishers)) if self.humans else None

@@ -90,9 +90,11 @@ class Publisher:
     """One population's pages: how many each of its sites publishes in a tick (:meth:`counts`, on the driver:
     O(sites)), and what those pages are (:meth:`pages`, in the shard that holds the sites).
 
-    Each page draws a fixed number of uniforms (:meth:`slots`) from the stream of its (population, tick, site
+    Each page draws a fixed number of uniforms (:meth:`draws`) from the stream of its (population, tick, site
     block), in page-id order, and every column of its plan is a function of them: so a page is the same
-    whichever shard plans it, and planning costs one draw per block, not one per column."""
+    whichever shard plans it, and planning costs a few draws per block, not one per page and column. A block
+    draws its pages' five base uniforms first, then those of copies, then those of imitation, so turning either
+    on leaves every other draw of the block as it was."""
 
     def __init__(self, cfg, index: int, topic_probs: np.ndarray, lab_names: list[str], market_share: list[float],
                  seed: int, watermarking: list[bool] | None = None, width: int | None = None):
@@ -108,11 +110,12 @@ class Publisher:
         self._weights = np.array([w if name in uses else 0.0 for name, w in zip(lab_names, market_share)])
         self.imitates = width is not None and cfg.imitation is not None
 
-    def slots(self) -> int:
-        """Uniforms each page draws: its kind (copy, AI or human), its lab, whether it is on its site's topic, its
-        topic otherwise, its label; with ``copy_rate``, whether a copy keeps the label and which page it copies;
-        when the population imitates, how many of its tokens and from which lab."""
-        return 5 + (2 if self.cfg.copy_rate > 0 else 0) + (2 if self.imitates else 0)
+    def draws(self) -> dict[str, int]:
+        """Uniforms each page draws, by group, in the order a block draws them: ``base``, its kind (copy, AI or
+        human), its lab, whether it is on its site's topic, its topic otherwise, its label; ``copy`` (with
+        ``copy_rate``), whether the page is a copy, whether a copy keeps the label and which page it copies; ``imitate`` (when the population
+        imitates), how many of its tokens and from which lab."""
+        return {"base": 5, **({"copy": 3} if self.cfg.copy_rate > 0 else {}), **({"imitate": 2} if self.imitates else {})}
 
     def weights(self, released: Mapping[int, int]) -> np.ndarray:
         """Market shares of the labs whose models the population uses now (0 for a lab with no release)."""
@@ -143,28 +146,31 @@ class Publisher:
             n = int(rng.binomial(n, 1.0 - gone))
         return rng.multinomial(n, np.full(n_sites, 1.0 / n_sites)).astype(np.int64)
 
-    def pages(self, tick: int, u: np.ndarray, site: np.ndarray, site_topic: np.ndarray, released: Mapping[int, int],
-              pages_before: int, topic_probs: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    def pages(self, tick: int, u: dict[str, np.ndarray], site: np.ndarray, site_topic: np.ndarray,
+              released: Mapping[int, int], pages_before: int, topic_probs: np.ndarray | None = None) -> dict[str, np.ndarray]:
         """The plan of pages on ``site`` (one per row, with its site's topic ``site_topic``) from their uniforms
-        ``u`` (rows of :meth:`slots`): metadata columns, and for copies ``copy_keeps_label``; a copy's other
+        ``u`` (by group of :meth:`draws`, a row per page): metadata columns, and for copies ``copy_keeps_label``; a copy's other
         columns are its original's, filled in by the shard when it has the original's row (:meth:`PublisherShard.publish`).
         ``topic_probs``: the topic popularity of this tick, when the truth drifts (default: the one at start)."""
         cfg, n = self.cfg, len(site)
         share, copy_rate, gone = self.rates(tick, released, pages_before)
-        kind = u[:, 0] * (1.0 - gone)  # the displaced pages' share of the unit interval is never drawn
-        copy = kind < copy_rate
-        is_ai = ~copy & (kind < copy_rate + (1.0 - copy_rate) * share)
+        base = u["base"]
+        # the pages drawn are those not displaced: a copy with probability c / (1 − q), an original AI-written
+        # with (1 − c)s / (1 − q − c) — so (1 − c)s / (1 − q) in all, and s whatever c when nothing is displaced
+        rest = 1.0 - gone - copy_rate
+        copy = u["copy"][:, 0] < copy_rate / (1.0 - gone) if "copy" in u else np.zeros(n, dtype=bool)
+        is_ai = ~copy & (base[:, 0] < ((1.0 - copy_rate) * share / rest if rest > 0 else 0.0))
         weights = self.weights(released)
         lab = np.full(n, -1, dtype=np.int16)
         if is_ai.any():
-            lab[is_ai] = _inverse(weights, u[is_ai, 1])
+            lab[is_ai] = _inverse(weights, base[is_ai, 1])
         generation = np.full(n, -1, dtype=np.int16)
         for lab_index, gen in released.items():
             generation[lab == lab_index] = gen
         popularity = self.topic_probs if topic_probs is None else topic_probs
-        topic = np.where(u[:, 2] < cfg.topic_focus, site_topic, _inverse(popularity, u[:, 3]))
+        topic = np.where(base[:, 2] < cfg.topic_focus, site_topic, _inverse(popularity, base[:, 3]))
         topic = np.where(is_ai, -1, topic).astype(np.int16)
-        c2pa = np.where(u[:, 4] < cfg.c2pa_rate, np.where(is_ai, 2, 1), 0).astype(np.int8)  # 1 says human, 2 AI
+        c2pa = np.where(base[:, 4] < cfg.c2pa_rate, np.where(is_ai, 2, 1), 0).astype(np.int8)  # 1 says human, 2 AI
         copied_from = np.full(n, -1, dtype=np.int64)
         columns = {"site_id": site.astype(np.int32, copy=False), "tick": np.full(n, tick, dtype=np.int32),
                    "origin": np.where(is_ai, AI, HUMAN).astype(np.int8), "lab": lab, "generation": generation,
@@ -173,15 +179,16 @@ class Publisher:
                    "edited_fraction": np.where(is_ai, cfg.edit_fraction, 0.0).astype(np.float32),
                    "copied_from": copied_from}
         if cfg.copy_rate > 0:
-            copied_from[copy] = np.minimum((u[copy, 6] * pages_before).astype(np.int64), max(pages_before - 1, 0))
-            columns["copy_keeps_label"] = copy & (u[:, 5] >= cfg.strip_c2pa)
+            v = u["copy"]
+            copied_from[copy] = np.minimum((v[copy, 2] * pages_before).astype(np.int64), max(pages_before - 1, 0))
+            columns["copy_keeps_label"] = copy & (v[:, 1] >= cfg.strip_c2pa)
         if self.width is not None:
-            columns.update(self._humans(tick, u, ~is_ai & ~copy, weights))
+            columns.update(self._humans(tick, u.get("imitate"), ~is_ai & ~copy, weights))
         return columns
 
-    def _humans(self, tick: int, u: np.ndarray, written: np.ndarray, weights: np.ndarray) -> dict[str, np.ndarray]:
+    def _humans(self, tick: int, u: np.ndarray | None, written: np.ndarray, weights: np.ndarray) -> dict[str, np.ndarray]:
         """The imitation of the pages' human-written ones (:mod:`simweb.humans`): k ~ Binomial(L, κ_t) tokens from
-        a lab picked by market share, from the pages' last two uniforms."""
+        a lab picked by market share, from the pages' ``imitate`` uniforms ``u``."""
         from simweb.humans import imitation_share
 
         n = len(written)
@@ -189,8 +196,8 @@ class Publisher:
         lab = np.full(n, -1, dtype=np.int16)
         kappa = imitation_share(self.cfg.imitation, tick) if self.imitates and weights.sum() > 0 else 0.0
         if kappa > 0:
-            tokens = np.where(written, _inverse(_binomial(self.width, kappa), u[:, -2]), 0).astype(np.int32)
-            lab = np.where(tokens > 0, _inverse(weights, u[:, -1]), -1).astype(np.int16)
+            tokens = np.where(written, _inverse(_binomial(self.width, kappa), u[:, 0]), 0).astype(np.int32)
+            lab = np.where(tokens > 0, _inverse(weights, u[:, 1]), -1).astype(np.int16)
         return {"imitation": (tokens / self.width).astype(np.float32), "imitation_tokens": tokens,
                 "imitation_lab": lab}
 
@@ -333,8 +340,11 @@ class PublisherShard(Agent):
             if len(g) == 0:
                 continue
             lo, hi = int(bounds[g[0]]), int(bounds[g[-1] + 1])
-            slots = pub.slots()
-            u = np.concatenate([rngs_of[i].random((int(bounds[i + 1] - bounds[i]), slots)) for i in g])
+            u = {name: np.empty((hi - lo, width)) for name, width in pub.draws().items()}
+            for i in g:  # each block its base uniforms, then its copies', then its imitation's, in place
+                a, b = int(bounds[i]) - lo, int(bounds[i + 1]) - lo
+                for values in u.values():
+                    rngs_of[i].random(out=values[a:b])
             plans.append(pub.pages(tick, u, site[lo:hi], topic[lo:hi], released, pages_before, popularity))
         keys = dict.fromkeys(k for p in plans for k in p)
         pages = {k: np.concatenate([p[k] if k in p else np.zeros(len(p["tick"]), bool) for p in plans])
@@ -343,14 +353,24 @@ class PublisherShard(Agent):
         copied = self._plan["copied_from"]
         return np.unique(copied[copied >= 0])
 
-    @timed("publish")
-    def publish(self, tick: int, models: Mapping[int, tuple], originals: list) -> dict:
-        """Write the content of the pages :meth:`plan` planned, and hold them; returns what the driver records of
-        them (:func:`simweb.results.tick_counts`, and with imitating humans the sums of :meth:`drift_sums`).
+    def originals(self, wanted: list) -> tuple:
+        """(ids, content, index rows) of the pages this shard holds among ``wanted``, every shard's answer to
+        :meth:`plan` (the pages their copies republish): each shard takes the union itself, so no id passes
+        through the driver."""
+        ids = np.unique(np.concatenate([np.asarray(w, dtype=np.int64) for w in wanted]))
+        return self.fetch(ids, rows=True)
 
+    @timed("publish")
+    def publish(self, tick: int, planned: np.ndarray, models: Mapping[int, tuple], originals: list) -> dict:
+        """Write the content of the pages :meth:`plan` planned, and hold them; returns what the driver records of
+        them (:func:`simweb.results.tick_counts`, and with imitating humans the sums of :meth:`_drift_sums`).
+
+        ``planned`` is what :meth:`plan` returned (on Ray, its reference: so its error, if any, is raised here);
         ``models`` maps each released lab to (generation, model state); ``originals`` are the shards' (ids,
-        content, index rows) of the pages copied (:meth:`fetch` with rows), or empty when nothing is copied.
+        content, index rows) of the pages copied (:meth:`originals`), or empty when nothing is copied.
         """
+        if self._plan is None:
+            raise RuntimeError(f"shard {self.shard} was asked to publish tick {tick} without a plan")
         pages, self._plan = self._plan, None
         ids = pages.pop("page_id")
         keeps_label = pages.pop("copy_keeps_label", None)
@@ -359,7 +379,7 @@ class PublisherShard(Agent):
         content = np.empty((len(ids), self.language.width), dtype=self.language.dtype)
         found = None
         if copies.any():  # a copy keeps its original's authorship and content; its label unless stripped
-            wanted = np.unique(copied_from[copies])
+            wanted = np.asarray(planned, dtype=np.int64)  # np.unique(copied_from[copies]), as plan() returned
             rows = join_rows(wanted, [(o[0], o[2]) for o in originals])
             at = np.searchsorted(wanted, copied_from[copies])
             for k in ("lab", "generation", "topic", "watermarked", "edited_fraction", "origin"):
@@ -411,15 +431,6 @@ class PublisherShard(Agent):
                 out.append((int(pages["population"][a]), int(pages["site_id"][a]) // SITE_BLOCK, len(rows),
                             _exact_sum(pages["imitation"][rows]), _exact_sum(excess[rows])))
         return out
-
-    def drift(self) -> tuple[np.ndarray, np.ndarray]:
-        """(page ids, excess NLL) of the human pages the last ``publish`` wrote, when humans imitate: per token
-        (per sample for the gaussian and categorical families), the page's NLL under the truth of its tick minus
-        that of the truth-only page it would have been (the same noise, before the model's tokens went in)."""
-        parts = self._drift or []
-        if not parts:
-            return np.empty(0, dtype=np.int64), np.empty(0)
-        return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
     def _write(self, tick: int, content: np.ndarray, pages: dict[str, np.ndarray], block: np.ndarray,
                site: np.ndarray, bounds: np.ndarray, models: Mapping[int, tuple], ids_of=None) -> None:
@@ -527,12 +538,6 @@ class PublisherShard(Agent):
         from simweb.agents.scraper import candidates
 
         return candidates(plan, self.index)
-
-    def rows(self, ids: np.ndarray, columns=None) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-        """(ids, index rows) of those of ``ids`` this shard holds, in the order asked (``columns``: default all)."""
-        ids = np.asarray(ids, dtype=np.int64)
-        hit, at = self.index.find(ids)
-        return ids[hit], self.index.select(at, columns or self.columns[1:])
 
     def columns_of(self, names) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """(ids, ``names`` columns) of every page this shard holds, in id order: a scraper's replica after a

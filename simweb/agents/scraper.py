@@ -260,11 +260,8 @@ class Scraper(Agent):
         self.honoured = np.zeros(0, dtype=bool)
         self.observe(graph, {})
         self.forget_parts()
-        if "trained_log" in state:
-            self.trained_log = np.asarray(state["trained_log"], dtype=np.int64).copy()
-            self.trained = np.sort(self.trained_log)
-        else:  # a schema 4 checkpoint: the sorted ids only
-            self.trained = self.trained_log = np.asarray(state["trained"], dtype=np.int64).copy()
+        self.trained_log = np.asarray(state["trained_log"], dtype=np.int64).copy()
+        self.trained = np.sort(self.trained_log)
         self.tick_start = np.asarray(state["tick_start"], dtype=np.int64).copy()
         self.pages = int(state["pages"])
 

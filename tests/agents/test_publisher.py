@@ -138,8 +138,8 @@ def test_a_population_s_pages_are_spread_over_its_sites_as_a_multinomial():
 
 
 def test_a_page_s_kind_follows_copy_adoption_and_displacement_rates():
-    """Pages draw their kind from one uniform on [0, 1 − q): a copy with probability c/(1 − q), AI-written with
-    (1 − c)s/(1 − q), human otherwise, q = (1 − c)(1 − s)·d·s the displaced pages' share (never drawn)."""
+    """The pages drawn are those not displaced (q = (1 − c)(1 − s)·d·s of them never are): a copy with probability
+    c/(1 − q), AI-written with (1 − c)s/(1 − q), human otherwise."""
     from simweb.agents.publisher import AI
 
     sc = scenario(COLLAPSE, "publishers[0].copy_rate=0.2", "publishers[0].ai_adoption={start=0.6, end=0.6}",
@@ -149,7 +149,8 @@ def test_a_page_s_kind_follows_copy_adoption_and_displacement_rates():
     share, copy, q = pub.rates(5, {0: 1}, 100)
     assert (share, copy) == (s, c) and math.isclose(q, (1 - c) * (1 - s) * d * s)
     m = 200_000
-    u = np.random.default_rng(1).random((m, pub.slots()))
+    rng = np.random.default_rng(1)
+    u = {name: rng.random((m, width)) for name, width in pub.draws().items()}
     pages = pub.pages(5, u, np.zeros(m, np.int32), np.zeros(m, np.int16), {0: 1}, 100)
     copies = pages["copied_from"] >= 0
     ai = (pages["origin"] == AI) & ~copies
@@ -158,3 +159,31 @@ def test_a_page_s_kind_follows_copy_adoption_and_displacement_rates():
     assert pages["copied_from"][copies].min() >= 0 and pages["copied_from"][copies].max() < 100
     assert (pages["lab"][ai] == 0).all() and (pages["lab"][~ai & ~copies] == -1).all()
     assert pub.rates(0, {0: 1}, 100) == (0.0, 0.0, 0.0)  # tick 0: human pages only
+
+
+PLAN = ("site_id", "tick", "origin", "lab", "generation", "topic", "c2pa", "watermarked")
+
+
+def _plans(*overrides, ticks=4):
+    sim = Engine(scenario(COLLAPSE, f"run.ticks={ticks}", "publishers[0].pages_per_tick=3000",
+                          "publishers[0].ai_adoption={start=0.5, end=0.5}", *overrides))
+    for _ in range(ticks):
+        sim.step()
+    return sim.pages()
+
+
+def test_turning_on_copies_or_imitation_leaves_every_other_page_as_it_was():
+    """A block draws its pages' base uniforms first, then the copies', then the imitation's, and a page is a copy
+    by a uniform of its own: so (without displacement) a run with copies is the run without them but for the pages
+    that became copies, and imitation changes no page's kind, lab, topic or label — a sweep over either is paired
+    page by page."""
+    plain = _plans()
+    copying = _plans("publishers[0].copy_rate=0.3")
+    original = copying["copied_from"] < 0
+    assert 0.2 < 1 - original[plain["tick"] > 0].mean() < 0.4
+    for k in PLAN:
+        assert np.array_equal(copying[k][original], plain[k][original]), k
+    imitating = _plans("publishers[0].imitation={start=0.5, end=0.5}")
+    assert imitating["imitation"].max() > 0 and plain["origin"].mean() > 0.3
+    for k in PLAN:
+        assert np.array_equal(imitating[k], plain[k]), k
