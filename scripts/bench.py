@@ -93,7 +93,6 @@ import json
 import math
 import os
 import platform
-import resource
 import statistics
 import subprocess
 import sys
@@ -145,8 +144,9 @@ def child_quickstart(arg: str) -> None:
     results = simweb.run(scenario, executor=executor)
     cpu = time.process_time() - cpu  # this process's CPU seconds: the whole run under local, the driver's under Ray
     total = time.perf_counter() - start
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    rss_mb = rss / 2**20 if sys.platform == "darwin" else rss / 2**10  # bytes on macOS, KiB on Linux
+    from bench_scaling import own_peak_rss_mb
+
+    rss_mb = own_peak_rss_mb()
     print(json.dumps({"import_run_s": total, "sim_s": results.manifest["wall_time_s"], "cpu_s": cpu,
                       "peak_rss_mb": rss_mb,
                       "pages": results.manifest["pages"], "stage_time_s": results.manifest["stage_time_s"],
@@ -711,7 +711,9 @@ def child_web(arg: str) -> None:
         on_disk = sum(f.stat().st_size for f in (Path(tmp) / "run").rglob("*") if f.is_file())
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10
+    from bench_scaling import own_peak_rss_mb
+
+    rss = own_peak_rss_mb()
     print(json.dumps({"wall_s": wall, "sim_s": res.manifest["wall_time_s"], "peak_rss_mb": rss,
                       "pages": res.manifest["pages"], "stage_time_s": res.manifest["stage_time_s"],
                       "page_memory": res.manifest["page_memory"], "disk_mb": on_disk / 2**20,

@@ -7,7 +7,7 @@ each) and runs the scenario on it (2 shards, written to a run directory in ``$SI
 system's temporary directory, removed afterwards). A thread samples, every second, the resident memory of
 every process of the run — the driver and every process the cluster started (GCS, raylets, workers, host
 actors) — and keeps each one's peak. Reported: wall and simulation time, pages/s, the driver's peak RSS
-(``ru_maxrss``: every page it maps, Ray's shared object store included) and every process's sampled peak.
+(VmHWM, ``ru_maxrss`` without /proc: every page it maps, Ray's shared object store included) and every process's sampled peak.
 
 The nodes share this machine's cores, memory and disk (see ``scripts/bench_scaling.py``'s caveat).
 """
@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import shutil
 import sys
 import tempfile
@@ -113,12 +112,14 @@ def child(overrides: list[str]) -> None:
         ray.shutdown()
         cluster.shutdown()
         shutil.rmtree(tmp, ignore_errors=True)
+    from bench_scaling import own_peak_rss_mb
+
     m = res.manifest
     processes = sorted(({"pid": pid, "name": name, "peak_rss_mb": round(rss, 1)} for pid, (name, rss) in peaks.items()),
                        key=lambda p: -p["peak_rss_mb"])
     print(json.dumps({"pages": m["pages"], "sites": m["sites"], "ticks": m["ticks"], "shards": m["shards"],
                       "cluster": m["cluster"], "wall_s": wall, "sim_s": m["wall_time_s"],
-                      "driver_peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10,
+                      "driver_peak_rss_mb": own_peak_rss_mb(),
                       "processes": processes, "stage_time_s": m["stage_time_s"], "page_memory": m["page_memory"],
                       "disk_mb": disk / 2**20, "recoveries": m["recoveries"], "overrides": overrides}))
 
@@ -141,7 +142,7 @@ def bench_web_100m(cfg):
     rows = [["pages", f"{r['pages']:,}", "", "≥ 100,000,000" if not cfg.quick else "-"],
             ["wall time (run + writing)", f"{r['wall_s']:.0f}", "s", "≤ 1200 s"],
             ["pages/s, tokens/s (simulation)", f"{r['pages'] / r['sim_s']:,.0f} / {tokens / r['sim_s']:,.0f}", "1/s", "-"],
-            ["driver peak RSS (ru_maxrss)", f"{driver:.0f}", "MB", "≤ 500 MB"],
+            ["driver peak RSS (VmHWM)", f"{driver:.0f}", "MB", "≤ 500 MB"],
             ["run directory on disk", f"{r['disk_mb']:,.0f}", "MB", "-"]]
     rows += [[f"peak RSS: {p['name']} (pid {p['pid']})", f"{p['peak_rss_mb']:.0f}", "MB", "-"]
              for p in r["processes"] if p["peak_rss_mb"] >= 20]
