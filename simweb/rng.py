@@ -41,6 +41,9 @@ def stream(seed: int, *key: int | str) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=tuple(key_int(k) for k in key)))
 
 
+FEW_KEYS = 2  # up to this many, streams() makes each with numpy's SeedSequence: faster than the vectorised pass
+
+
 def streams(seed: int, keys) -> list[np.random.Generator]:
     """``[stream(seed, *key) for key in keys]``, bit for bit, at a fraction of the cost.
 
@@ -48,9 +51,13 @@ def streams(seed: int, keys) -> list[np.random.Generator]:
     ``mix_entropy`` over the assembled entropy, then ``generate_state(4, uint64)``, which PCG64 seeds from),
     computed for every key at once with uint32 arrays: its hash constants depend only on the position of a
     word, never on its value, so keys with as many entropy words go through one vectorised pass.
-    ``tests/test_rng.py`` compares the two on random keys and seeds.
+    ``tests/test_rng.py`` compares the two on random keys and seeds. A few keys go one by one: the vectorised
+    pass costs ~150 µs whatever the count, numpy's own SeedSequence ~50 µs a key.
     """
-    run = _seed_words(seed)
+    keys = list(keys)
+    run = _seed_words(seed)  # checks the seed as the vectorised pass would
+    if len(keys) <= FEW_KEYS:
+        return [stream(seed, *key) for key in keys]
     entropy = [_entropy(run, key) for key in keys]
     state = np.empty((len(entropy), 8), dtype=np.uint32)
     by_length: dict[int, list[int]] = {}

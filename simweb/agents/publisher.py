@@ -140,8 +140,10 @@ class Publisher:
         n = cfg.pages_per_tick + (cfg.initial_pages if tick == 0 else 0)
         if n == 0 or n_sites == 0:
             return np.zeros(n_sites, dtype=np.int64)
-        rng = rngs.stream(self.seed, "publish", cfg.name, tick)
         gone = self.rates(tick, released, pages_before)[2]
+        if gone == 0 and n_sites == 1:  # nothing to draw (a multinomial over one site draws nothing): no stream
+            return np.array([n], dtype=np.int64)
+        rng = rngs.stream(self.seed, "publish", cfg.name, tick)
         if gone > 0:
             n = int(rng.binomial(n, 1.0 - gone))
         return rng.multinomial(n, np.full(n_sites, 1.0 / n_sites)).astype(np.int64)
