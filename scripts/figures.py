@@ -267,7 +267,7 @@ def block_web_100m(s: dict) -> str:
             ["wall time (run and writing)", f"{num(r['wall_s'])} s", "≤ 1,200 s"],
             ["simulation throughput", f"{num(r['pages'] / r['sim_s'])} pages/s, "
                                       f"{num(r['pages'] * 64 / r['sim_s'] / 1e6)} M tokens/s", ""],
-            ["driver peak RSS (`ru_maxrss`)", f"{num(r['driver_peak_rss_mb'])} MB", "≤ 500 MB"],
+            ["driver peak RSS (VmHWM)", f"{num(r['driver_peak_rss_mb'])} MB", "≤ 500 MB"],
             ["run directory on disk", f"{num(r['disk_mb'])} MB", ""],
             ["stages: publish / crawl / filter / train / evaluate / checkpoint", stages(r["stage_time_s"]), ""]]
     procs = [[p["name"], str(p["pid"]), f"{num(p['peak_rss_mb'])} MB"] for p in r["processes"] if p["peak_rss_mb"] >= 20]
