@@ -173,6 +173,25 @@ def simweb_cli(*args, crash_at: int | None = None, env: dict | None = None, cwd=
                           env=environ, cwd=cwd, timeout=timeout)
 
 
+# a quickstart run to an object store (tests/test_storage.py: S3, tests/test_storage_gcs.py: GCS), and its files
+STORE_ARGS = ("--executor", "local", "--quiet", "--set", "run.ticks=9")
+STORE_FILES = ("generations.parquet", "ticks.parquet", "crawls.parquet", "contamination.parquet", "scenario.toml")
+
+
+def killed_on_store(store, name: str, *, env: dict | None = None) -> str:
+    """The quickstart run to ``store.uri(name)`` (a test's object store server, with ``uri`` and ``keys``) and
+    killed with SIGKILL at tick 6; its URI, once checked that the run left a committed checkpoint and no
+    manifest."""
+    import signal
+
+    uri = store.uri(name)
+    killed = simweb_cli("run", QUICKSTART, "--out", uri, *STORE_ARGS, crash_at=6, env=env)
+    assert killed.returncode == -signal.SIGKILL, (killed.returncode, killed.stderr)
+    keys = store.keys(name)
+    assert f"runs/{name}/manifest.json" not in keys and f"runs/{name}/checkpoint/CURRENT" in keys
+    return uri
+
+
 def finished_run(tmp_path_factory, *args, env: dict | None = None) -> Path:
     """The quickstart run to its end with ``args`` into a new directory: a test module's uninterrupted output."""
     out = tmp_path_factory.mktemp("whole") / "run"

@@ -23,12 +23,12 @@ import pytest
 import simweb
 from simweb import runlock, storage
 from simweb.errors import SimwebError
-from tests.helpers import COLLAPSE, QUICKSTART, finished_run, free_port, scenario, simweb_cli
+from tests.helpers import (COLLAPSE, QUICKSTART, STORE_ARGS, STORE_FILES, finished_run, free_port, killed_on_store,
+                           scenario, simweb_cli)
 
 pytest.importorskip("moto", reason="the object-storage tests need moto[server] (pip install -e '.[test]')")
 
-ARGS = ["--executor", "local", "--quiet", "--set", "run.ticks=9"]
-FRAMES = ("generations.parquet", "ticks.parquet", "crawls.parquet", "contamination.parquet", "scenario.toml")
+ARGS, FRAMES = STORE_ARGS, STORE_FILES
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
                "AWS_EC2_METADATA_DISABLED": "true"}
 
@@ -128,11 +128,7 @@ def test_a_run_to_s3_writes_the_bytes_of_a_local_run_and_reports_from_there(s3, 
 
 
 def test_kill_then_resume_from_s3_gives_the_uninterrupted_output(s3, whole):
-    uri = s3.uri("broken")
-    killed = _simweb("run", QUICKSTART, "--out", uri, *ARGS, crash_at=6)
-    assert killed.returncode == -signal.SIGKILL, (killed.returncode, killed.stderr)
-    keys = s3.keys("broken")
-    assert "runs/broken/manifest.json" not in keys and "runs/broken/checkpoint/CURRENT" in keys
+    uri = killed_on_store(s3, "broken", env=CREDENTIALS)
     meta = json.loads(_read(s3, uri, "checkpoint/" + _read(s3, uri, "checkpoint/CURRENT").decode().strip()
                             + "/meta.json"))
     assert 1 <= meta["meta"]["tick"] <= 6  # the last checkpoint is from before the kill

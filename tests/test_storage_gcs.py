@@ -10,16 +10,14 @@ from __future__ import annotations
 
 import json
 import logging
-import signal
 import urllib.request
 
 import pytest
 
 from simweb import storage
-from tests.helpers import QUICKSTART, finished_run, free_port, simweb_cli
+from tests.helpers import QUICKSTART, STORE_ARGS, STORE_FILES, finished_run, free_port, killed_on_store, simweb_cli
 
-ARGS = ["--executor", "local", "--quiet", "--set", "run.ticks=9"]
-FRAMES = ("generations.parquet", "ticks.parquet", "crawls.parquet", "contamination.parquet", "scenario.toml")
+ARGS, FRAMES = STORE_ARGS, STORE_FILES
 BUCKET = "runs"
 
 
@@ -87,11 +85,7 @@ def test_a_run_to_gcs_writes_the_bytes_of_a_local_run_and_keeps_one_checkpoint(g
 
 
 def test_kill_then_resume_from_gcs_gives_the_uninterrupted_output(gcs, whole):
-    uri = gcs.uri("broken")
-    killed = simweb_cli("run", QUICKSTART, "--out", uri, *ARGS, crash_at=6)
-    assert killed.returncode == -signal.SIGKILL, (killed.returncode, killed.stderr)
-    keys = gcs.keys("broken")
-    assert "runs/broken/manifest.json" not in keys and "runs/broken/checkpoint/CURRENT" in keys
+    uri = killed_on_store(gcs, "broken")
     resumed = simweb_cli("resume", uri, "--quiet")
     assert resumed.returncode == 0, resumed.stderr
     for name in FRAMES:
