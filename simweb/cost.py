@@ -349,8 +349,9 @@ class _World:
             content = int(budget * MiB) + self.tick_pages * per_page
             name, why = "run.page_memory_mb", "page_memory_mb, plus the newest tick's pages"
         n = -(-self.tick_pages // S)
-        uniforms = max((5 + 3 * (p.copy_rate > 0) + 2 * (p.imitation is not None) for p in self.sc.publishers),
-                       default=5)
+        from simweb.agents.publisher import page_draws
+
+        uniforms = max((sum(page_draws(p).values()) for p in self.sc.publishers), default=5)
         planning = PLAN_BYTES + 10 * uniforms
         writing = 16 * self.L * min(n, WRITE_BATCH) + n * per_page + 50 * n  # 50: the plan kept, with page ids
         from simweb.humans import humans_on

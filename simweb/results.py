@@ -7,6 +7,7 @@ model family are declared None by the evaluator, not left out.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -17,7 +18,7 @@ from simweb.schema import crawls_schema, generations_schema, ticks_schema
 from simweb.stages import GenerationReport
 from simweb.web.store import AI
 
-__all__ = ["Results", "RunRecorder", "strict_frame", "tick_counts", "merge_counts", "human_drift"]
+__all__ = ["Results", "RunRecorder", "strict_frame", "tick_counts", "merge_counts", "exact_sum", "human_drift"]
 
 
 
@@ -170,13 +171,19 @@ def merge_counts(parts: list[dict], n_sites: int) -> dict:
     return out
 
 
+def exact_sum(values) -> float:
+    """The sum of ``values``, correctly rounded whatever their order (``math.fsum``), so that sums of a tick's
+    pages made in any number of shards agree to the bit; with an inf or a nan among them, their plain sum (inf,
+    or nan, in any order)."""
+    values = np.asarray(values, dtype=np.float64)
+    return math.fsum(values.tolist()) if np.isfinite(values).all() else float(values.sum())
+
+
 def human_drift(sums: list[tuple], n_pop: int) -> list[dict]:
     """Per population, its new human pages of the tick (copies excluded): mean imitation and excess NLL, from
     the shards' (population, block, pages, sum of imitation, sum of excess NLL) groups
     (:meth:`simweb.agents.publisher.PublisherShard.publish`): exact sums of exact sums, so any number of
     shards gives the same means."""
-    import math
-
     out = []
     for p in range(n_pop):
         mine = [s for s in sums if s[0] == p]
@@ -184,10 +191,9 @@ def human_drift(sums: list[tuple], n_pop: int) -> list[dict]:
         if n == 0:
             out.append({"human_imitation": None, "human_excess_nll": None})
             continue
-        excess = [s[4] for s in mine]
-        total = math.fsum(excess) if all(math.isfinite(x) for x in excess) else sum(excess)  # inf, or nan
-        out.append({"human_imitation": math.fsum(s[3] for s in mine) / n,
-                    "human_excess_nll": None if math.isnan(total) else total / n})
+        excess = exact_sum([s[4] for s in mine])
+        out.append({"human_imitation": exact_sum([s[3] for s in mine]) / n,
+                    "human_excess_nll": None if math.isnan(excess) else excess / n})
     return out
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["AliasTable", "DRAW_CHUNK", "choice", "chunks", "shape_probs"]
+__all__ = ["AliasTable", "DRAW_CHUNK", "choice", "chunks", "inverse_cdf", "shape_probs"]
 
 
 def choice(p: np.ndarray, size: int, *, rng: np.random.Generator) -> np.ndarray:
@@ -22,9 +22,16 @@ def choice(p: np.ndarray, size: int, *, rng: np.random.Generator) -> np.ndarray:
     every tick). ``p`` must be a law: non-negative, summing to 1. tests/test_sampling.py checks the
     equality against numpy, draw for draw.
     """
-    cdf = np.cumsum(np.asarray(p, dtype=np.float64))
+    return inverse_cdf(p, rng.random(size))
+
+
+def inverse_cdf(weights: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """The outcomes of the law ∝ ``weights`` (non-negative, not all 0) at uniforms ``u`` in [0, 1): the inverse of
+    the normalised cumulative sum, as :func:`choice` and numpy's ``choice`` draw. An outcome of weight 0 is never
+    returned."""
+    cdf = np.cumsum(np.asarray(weights, dtype=np.float64))
     cdf /= cdf[-1]
-    return cdf.searchsorted(rng.random(size), side="right")
+    return cdf.searchsorted(u, side="right")
 
 
 def shape_probs(probs: np.ndarray, *, temperature: float = 1.0, top_p: float = 1.0) -> np.ndarray:

@@ -29,9 +29,10 @@ import numpy as np
 from simweb import rng as rngs
 from simweb.behaviours import Drafts
 from simweb.plugins import PluginError, registry
+from simweb.sampling import inverse_cdf
 from simweb.agents.base import Agent
 from simweb.timing import Busy, timed
-from simweb.results import tick_counts
+from simweb.results import exact_sum, tick_counts
 from simweb.web.store import AI, HUMAN, ContentStore, PageIndex, join_parts, join_rows, page_columns
 
 __all__ = ["Publisher", "PublisherShard", "adoption_share", "plan_sites", "publishers_of", "sampling_settings", "SITE_BLOCK",
@@ -86,6 +87,14 @@ def adoption_share(cfg, tick: int) -> float:
     return cfg.start + (cfg.end - cfg.start) * logistic
 
 
+def page_draws(cfg) -> dict[str, int]:
+    """Uniforms each page of population ``cfg`` draws, by group, in the order a block draws them: ``base``, its
+    kind (copy, AI or human), its lab, whether it is on its site's topic, its topic otherwise, its label; ``copy``
+    (with ``copy_rate``), whether the page is a copy, whether a copy keeps the label and which page it copies;
+    ``imitate`` (when the population imitates), how many of its tokens and from which lab."""
+    return {"base": 5, **({"copy": 3} if cfg.copy_rate > 0 else {}), **({"imitate": 2} if cfg.imitation is not None else {})}
+
+
 class Publisher:
     """One population's pages: how many each of its sites publishes in a tick (:meth:`counts`, on the driver:
     O(sites)), and what those pages are (:meth:`pages`, in the shard that holds the sites).
@@ -111,11 +120,8 @@ class Publisher:
         self.imitates = width is not None and cfg.imitation is not None
 
     def draws(self) -> dict[str, int]:
-        """Uniforms each page draws, by group, in the order a block draws them: ``base``, its kind (copy, AI or
-        human), its lab, whether it is on its site's topic, its topic otherwise, its label; ``copy`` (with
-        ``copy_rate``), whether the page is a copy, whether a copy keeps the label and which page it copies; ``imitate`` (when the population
-        imitates), how many of its tokens and from which lab."""
-        return {"base": 5, **({"copy": 3} if self.cfg.copy_rate > 0 else {}), **({"imitate": 2} if self.imitates else {})}
+        """Uniforms each page draws, by group (:func:`page_draws`)."""
+        return page_draws(self.cfg)
 
     def weights(self, released: Mapping[int, int]) -> np.ndarray:
         """Market shares of the labs whose models the population uses now (0 for a lab with no release)."""
@@ -165,12 +171,12 @@ class Publisher:
         weights = self.weights(released)
         lab = np.full(n, -1, dtype=np.int16)
         if is_ai.any():
-            lab[is_ai] = _inverse(weights, base[is_ai, 1])
+            lab[is_ai] = inverse_cdf(weights, base[is_ai, 1])
         generation = np.full(n, -1, dtype=np.int16)
         for lab_index, gen in released.items():
             generation[lab == lab_index] = gen
         popularity = self.topic_probs if topic_probs is None else topic_probs
-        topic = np.where(base[:, 2] < cfg.topic_focus, site_topic, _inverse(popularity, base[:, 3]))
+        topic = np.where(base[:, 2] < cfg.topic_focus, site_topic, inverse_cdf(popularity, base[:, 3]))
         topic = np.where(is_ai, -1, topic).astype(np.int16)
         c2pa = np.where(base[:, 4] < cfg.c2pa_rate, np.where(is_ai, 2, 1), 0).astype(np.int8)  # 1 says human, 2 AI
         copied_from = np.full(n, -1, dtype=np.int64)
@@ -198,17 +204,10 @@ class Publisher:
         lab = np.full(n, -1, dtype=np.int16)
         kappa = imitation_share(self.cfg.imitation, tick) if self.imitates and weights.sum() > 0 else 0.0
         if kappa > 0:
-            tokens = np.where(written, _inverse(_binomial(self.width, kappa), u[:, 0]), 0).astype(np.int32)
-            lab = np.where(tokens > 0, _inverse(weights, u[:, 1]), -1).astype(np.int16)
+            tokens = np.where(written, inverse_cdf(_binomial(self.width, kappa), u[:, 0]), 0).astype(np.int32)
+            lab = np.where(tokens > 0, inverse_cdf(weights, u[:, 1]), -1).astype(np.int16)
         return {"imitation": (tokens / self.width).astype(np.float32), "imitation_tokens": tokens,
                 "imitation_lab": lab}
-
-
-def _inverse(weights: np.ndarray, u: np.ndarray) -> np.ndarray:
-    """The outcomes of the law ∝ ``weights`` at uniforms ``u`` (its inverse CDF; :func:`simweb.sampling.choice`
-    draws the same way)."""
-    cdf = np.cumsum(np.asarray(weights, dtype=np.float64))
-    return cdf.searchsorted(u * cdf[-1], side="right").clip(max=len(cdf) - 1)
 
 
 def _binomial(n: int, p: float) -> np.ndarray:
@@ -221,10 +220,14 @@ def _binomial(n: int, p: float) -> np.ndarray:
     return np.exp(log - log.max())
 
 
-def _exact_sum(values: np.ndarray) -> float:
-    """The sum of ``values``, correctly rounded whatever their order (non-finite values: numpy's sum)."""
-    values = np.asarray(values, dtype=np.float64)
-    return math.fsum(values.tolist()) if np.isfinite(values).all() else float(values.sum())
+def _groups(population: np.ndarray, site: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(block of each page, bounds of its (population, block) groups) for pages in id order: a shard's unit of
+    random streams, in planning and in writing."""
+    block = site.astype(np.int64) // SITE_BLOCK
+    if len(site) == 0:
+        return block, np.zeros(1, dtype=np.int64)
+    change = (population[1:] != population[:-1]) | (block[1:] != block[:-1])
+    return block, np.concatenate(([0], np.flatnonzero(change) + 1, [len(site)])).astype(np.int64)
 
 
 def publishers_of(context) -> list[Publisher]:
@@ -325,11 +328,9 @@ class PublisherShard(Agent):
         ids = np.repeat(np.asarray(part["first"], dtype=np.int64) - starts, count) + np.arange(n, dtype=np.int64)
         site = np.repeat(part["site_id"], count)
         population = np.repeat(part["population"], count)
-        block = site.astype(np.int64) // SITE_BLOCK
         if self.n_shards > 1 and np.any(shard_of(site, self.n_shards) != self.shard):
             raise ValueError(f"shard {self.shard} of {self.n_shards} was given pages of another shard's sites")
-        change = (population[1:] != population[:-1]) | (block[1:] != block[:-1])
-        bounds = np.concatenate(([0], np.flatnonzero(change) + 1, [n])).astype(np.int64) if n else np.zeros(1, np.int64)
+        block, bounds = _groups(population, site)
         names = [self.scenario.publishers[int(p)].name for p in population[bounds[:-1]]]
         rngs_of = rngs.streams(self.context.seed, [("plan", name, tick, int(b))
                                                   for name, b in zip(names, block[bounds[:-1]])])
@@ -399,11 +400,8 @@ class PublisherShard(Agent):
         self.index.extend({"page_id": ids, **{k: pages[k] for k in self.columns[1:]}})
         site = pages["site_id"].view()
         site.flags.writeable = False  # the plan's (behaviours see it): read, never written
-        block = site.astype(np.int64) // SITE_BLOCK
         # one noise block per (population, block): its rows drive its pages in page-id order
-        population = pages["population"]
-        change = (population[1:] != population[:-1]) | (block[1:] != block[:-1])
-        bounds = np.concatenate(([0], np.flatnonzero(change) + 1, [len(ids)]))
+        block, bounds = _groups(pages["population"], site)
         # whole groups at a time, about BATCH pages each, so the noise (8 bytes a token) stays small
         cuts = [0]
         for g in range(1, len(bounds)):
@@ -431,7 +429,7 @@ class PublisherShard(Agent):
             rows = np.flatnonzero(written[a:b]) + a
             if len(rows):
                 out.append((int(pages["population"][a]), int(pages["site_id"][a]) // SITE_BLOCK, len(rows),
-                            _exact_sum(pages["imitation"][rows]), _exact_sum(excess[rows])))
+                            exact_sum(pages["imitation"][rows]), exact_sum(excess[rows])))
         return out
 
     def _write(self, tick: int, content: np.ndarray, pages: dict[str, np.ndarray], block: np.ndarray,
