@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from simweb.sampling import AliasTable, shape_probs
+from simweb.sampling import AliasTable, alias_dtype, shape_probs
 from tests.helpers import brute_shape
 
 Z = 5.0  # standard errors allowed per cell
@@ -316,10 +316,23 @@ def test_a_zero_probability_outcome_is_never_drawn_even_on_a_uniform_at_its_cdf_
     assert table.draw(np.zeros(4, dtype=np.int64), edges).tolist() == [1, 1, 1, 1]
 
 
-def test_alias_tables_store_float64_thresholds_and_int32_aliases():
+def test_alias_tables_store_float64_thresholds_and_the_narrowest_aliases():
     table = AliasTable(random_rows(np.random.default_rng(0), 3, 7))
-    assert table._threshold.dtype == np.float64 and table._alias.dtype == np.int32
-    assert table.nbytes() == 3 * 7 * (8 + 4)
+    assert table._threshold.dtype == np.float64 and table._alias.dtype == np.uint16
+    assert table.nbytes() == 3 * 7 * (8 + 2)
+    assert [alias_dtype(w) for w in (1, 2**16, 2**16 + 1, 2**32, 2**32 + 1)] == [
+        np.uint16, np.uint16, np.uint32, np.uint32, np.int64]
+
+
+def test_an_alias_past_65535_survives_its_dtype():
+    # one row of 70,000 columns, all its mass on the last: every other column's alias is 69,999, which a uint16
+    # would wrap to 4,463
+    p = np.zeros(70_000)
+    p[-1] = 1.0
+    table = AliasTable(p)
+    assert table._alias.dtype == np.uint32
+    drawn = table.draw(np.zeros(1000, dtype=np.int64), np.random.default_rng(1).random(1000))
+    assert set(drawn.tolist()) == {69_999}
 
 
 def test_shape_probs_returns_float64_rows_whatever_the_input_dtype():

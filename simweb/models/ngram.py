@@ -43,7 +43,7 @@ class NgramModel:
     def memory_bytes(cls, cfg, scenario) -> int:
         """Peak bytes of one model (for :mod:`simweb.cost`): per table cell, its probabilities and two held
         states (24), plus the larger of fitting (32: counts, float counts, a temporary) and building one set of
-        alias tables (76: 12 kept, 64 while building)."""
+        alias tables (76: up to 12 kept — 8 a threshold, 2 to 4 an alias — and 64 while building)."""
         V = scenario.language.vocab_size
         return 100 * (V + 1) ** cfg.order * V
 
