@@ -187,8 +187,8 @@ def _build(p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def alias_dtype(width: int) -> np.dtype:
     """The narrowest unsigned integer that holds a column of a row ``width`` wide: uint16 for every vocabulary up to
-    65,536 tokens. The alias array is half of a table's gathers, so a narrower one keeps more of a row in the core's
-    cache (the first-order draws of ``scripts/bench_single_core.py``'s web ran ~7 % faster than with int32)."""
+    65,536 tokens, so a table is 10 bytes a cell (an 8-byte threshold and the alias), not 12 with int32 aliases.
+    Draws are the same either way (:meth:`AliasTable.draw_split` returns int64)."""
     for dtype in (np.uint16, np.uint32):
         if width <= np.iinfo(dtype).max + 1:
             return np.dtype(dtype)

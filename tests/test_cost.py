@@ -209,3 +209,17 @@ def test_the_shards_page_index_is_counted_at_the_bytes_a_page_it_holds(extra):
     shard = next(p for p in procs if "shard" in p.role)
     index = next(part for part in shard.parts if part.what == "page index")
     assert index.bytes == per_page * cost._World(sc, 2).pages // 2
+
+
+def test_the_languages_sampling_tables_are_counted_at_their_bytes():
+    # the truth's alias tables (its start and transition rows, one stacked pass) as built: a threshold and an
+    # alias per cell, the alias in the narrowest unsigned integer that holds a column
+    from simweb.engine import Engine
+    from simweb.executors import LocalExecutor
+
+    sc = simweb.load_scenario(QUICKSTART, ["run.ticks=1"])
+    language = Engine(sc, executor=LocalExecutor()).context.language
+    built = sum(table.nbytes() for table in language._alias())
+    parts = [part for proc in cost.estimate(sc, executor="local").processes for part in proc.parts
+             if part.what == "language sampling tables"]
+    assert parts and all(part.bytes == built for part in parts)

@@ -324,15 +324,16 @@ def test_alias_tables_store_float64_thresholds_and_the_narrowest_aliases():
         np.uint16, np.uint16, np.uint32, np.uint32, np.int64]
 
 
-def test_an_alias_past_65535_survives_its_dtype():
-    # one row of 70,000 columns, all its mass on the last: every other column's alias is 69,999, which a uint16
-    # would wrap to 4,463
-    p = np.zeros(70_000)
+@pytest.mark.parametrize("width, dtype", [(2**16, np.uint16), (70_000, np.uint32)])
+def test_the_last_column_survives_its_aliases_dtype(width, dtype):
+    # one row, all its mass on the last column: every other column's alias is that column, width − 1 (65,535
+    # fills a uint16; 69,999 would wrap to 4,463 in one)
+    p = np.zeros(width)
     p[-1] = 1.0
     table = AliasTable(p)
-    assert table._alias.dtype == np.uint32
+    assert table._alias.dtype == dtype
     drawn = table.draw(np.zeros(1000, dtype=np.int64), np.random.default_rng(1).random(1000))
-    assert set(drawn.tolist()) == {69_999}
+    assert drawn.dtype == np.int64 and set(drawn.tolist()) == {width - 1}
 
 
 def test_shape_probs_returns_float64_rows_whatever_the_input_dtype():

@@ -43,9 +43,9 @@ class NgramModel:
     def memory_bytes(cls, cfg, scenario) -> int:
         """Peak bytes of one model (for :mod:`simweb.cost`): per table cell, its probabilities and two held
         states (24), plus the larger of fitting (32: counts, float counts, a temporary) and building one set of
-        alias tables (76: up to 12 kept — 8 a threshold, 2 to 4 an alias — and 64 while building)."""
+        alias tables (74: 10 kept — an 8-byte threshold, a uint16 alias — and 64 while building)."""
         V = scenario.language.vocab_size
-        return 100 * (V + 1) ** cfg.order * V
+        return 98 * (V + 1) ** cfg.order * V
 
     def __init__(self, *, vocab_size: int, doc_length: int, order: int = 1, alpha: float = 0.0):
         self.vocab_size = int(vocab_size)

@@ -348,7 +348,7 @@ def test_defaults_memory_and_next_token_probs():
     from types import SimpleNamespace
 
     cfg, sc = SimpleNamespace(order=2), SimpleNamespace(language=SimpleNamespace(vocab_size=10))
-    assert NgramModel.memory_bytes(cfg, sc) == 100 * 11 ** 2 * 10  # 100 bytes per cell of (V+1)^order × V
+    assert NgramModel.memory_bytes(cfg, sc) == 98 * 11 ** 2 * 10  # 98 bytes per cell of (V+1)^order × V
     probs = np.random.default_rng(0).dirichlet(np.ones(5), size=6)
     model.load_state_dict({"probs": probs})
     docs = np.array([[3, 1, 4, 0]])
