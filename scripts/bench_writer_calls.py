@@ -17,9 +17,9 @@ number of documents), and then, alternating, best of ``--repeats`` each, on one 
 So 4 / 3 is the goal's ratio, 2 / 3 what the call sizes alone cost the bare sampler, 1 / 2 simweb's writers against
 the bare sampler at equal calls (both drawing their uniforms), and 4 / 1 how much of the stage is neither: planning,
 each (population, block)'s stream, copying its uniforms into the writers' order, grouping pages by writer,
-storing, and the writers' draws running slower among the stage's other work than replayed. The web publishes no
-copies (``copy_rate`` is 0), so every page counted in 4 was drawn. Only the token families this web uses are
-recorded (the ngram models and the Markov truth). One JSON line at the end.
+storing, and the truth's sampling tables, built in its first draw of a run (the replay finds them built). The web
+publishes no copies (``copy_rate`` is 0), so every page counted in 4 was drawn. Only the token families this web
+uses are recorded (the ngram models and the Markov truth). One JSON line at the end.
 """
 
 from __future__ import annotations
