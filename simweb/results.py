@@ -181,18 +181,18 @@ def exact_sum(values) -> float:
 
 def human_drift(sums: list[tuple], n_pop: int) -> list[dict]:
     """Per population, its new human pages of the tick (copies excluded): mean imitation and excess NLL, from
-    the shards' (population, block, pages, sum of imitation, sum of excess NLL) groups
+    the shards' (population, pages, sum of imitation, sum of excess NLL) per (population, site block) group
     (:meth:`simweb.agents.publisher.PublisherShard.publish`): exact sums of exact sums, so any number of
     shards gives the same means."""
     out = []
     for p in range(n_pop):
         mine = [s for s in sums if s[0] == p]
-        n = sum(s[2] for s in mine)
+        n = sum(s[1] for s in mine)
         if n == 0:
             out.append({"human_imitation": None, "human_excess_nll": None})
             continue
-        excess = exact_sum([s[4] for s in mine])
-        out.append({"human_imitation": exact_sum([s[3] for s in mine]) / n,
+        excess = exact_sum([s[3] for s in mine])
+        out.append({"human_imitation": exact_sum([s[2] for s in mine]) / n,
                     "human_excess_nll": None if math.isnan(excess) else excess / n})
     return out
 

@@ -415,9 +415,9 @@ class PublisherShard(Agent):
         return {"counts": counts, "drift": self._drift_sums(ids, pages, bounds)}
 
     def _drift_sums(self, ids: np.ndarray, pages: dict, bounds: np.ndarray) -> list[tuple]:
-        """Per (population, block) group of the tick's pages with human-written ones: (population, block,
-        pages, sum of imitation, sum of excess NLL), each sum exact (``math.fsum``), so the driver's means do
-        not depend on which shard held which block (:func:`simweb.results.human_drift`)."""
+        """Per (population, block) group of the tick's pages with human-written ones: (population, pages, sum of
+        imitation, sum of excess NLL), each sum exact (``math.fsum``), so the driver's means do not depend on which
+        shard held which block (:func:`simweb.results.human_drift`)."""
         if self._drift is None:
             return []
         excess = np.full(len(ids), np.nan)
@@ -428,8 +428,8 @@ class PublisherShard(Agent):
         for a, b in zip(bounds[:-1], bounds[1:]):
             rows = np.flatnonzero(written[a:b]) + a
             if len(rows):
-                out.append((int(pages["population"][a]), int(pages["site_id"][a]) // SITE_BLOCK, len(rows),
-                            exact_sum(pages["imitation"][rows]), exact_sum(excess[rows])))
+                out.append((int(pages["population"][a]), len(rows), exact_sum(pages["imitation"][rows]),
+                            exact_sum(excess[rows])))
         return out
 
     def _write(self, tick: int, content: np.ndarray, pages: dict[str, np.ndarray], block: np.ndarray,
