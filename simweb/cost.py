@@ -20,7 +20,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from simweb.errors import SimwebError
-from simweb.sampling import alias_dtype
 
 __all__ = ["Estimate", "Part", "Process", "estimate", "available_memory", "check", "human_bytes"]
 
@@ -306,6 +305,8 @@ class _World:
         shape, group = "topics × classes × vocab_size", "language tables"
         parts = [Part("language tables", 16 * cells, name, shape, group=group)]
         if samples:
+            from simweb.sampling import alias_dtype
+
             parts += [Part("language sampling tables", (8 + alias_dtype(V).itemsize) * cells, name, shape,
                            group=group),
                       Part("building the language's sampling tables", 64 * cells, name, shape, transient=True,
